@@ -1,0 +1,5 @@
+"""Allow ``python -m teachbot``."""
+
+from teachbot.cli import main
+
+main()
