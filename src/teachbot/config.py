@@ -1,0 +1,215 @@
+"""Settings: parsed once from the environment, ``.env`` and ``teachbot.toml``, then passed down.
+
+Precedence, highest first: constructor arguments, ``TEACHBOT_*`` environment variables, ``.env``,
+the TOML file (``teachbot.toml`` or the path in ``TEACHBOT_CONFIG``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from teachbot.errors import ConfigError
+
+CONFIG_ENV = "TEACHBOT_CONFIG"
+DEFAULT_CONFIG_FILE = "teachbot.toml"
+
+
+class Backend(StrEnum):
+    LOCAL = "local"
+    OPENAI = "openai"
+    HYBRID = "hybrid"
+
+
+class SttEngine(StrEnum):
+    SPHINX = "sphinx"
+    WHISPER = "whisper"
+    GOOGLE = "google"
+    OPENAI = "openai"
+
+
+class TtsEngine(StrEnum):
+    ESPEAK = "espeak"
+    FLITE = "flite"
+    GTTS = "gtts"
+    OPENAI = "openai"
+
+
+class VoiceReplies(StrEnum):
+    SAME_CHANNEL = "same_channel"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class ActivationPolicy(StrEnum):
+    IF_NOT_WORSE = "if_not_worse"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class Settings(BaseSettings):
+    """Every setting teachbot reads. Field descriptions are the documentation (see ``teachbot config``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TEACHBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # -- storage and logging
+    data_dir: Path = Field(Path("teachbot-data"), description="Folder holding the database, models, datasets, exports and archives.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite (WAL) in the data folder.")
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
+    scope: str = Field("global", description="Knowledge scope the console and CLI work in.")
+
+    # -- answering
+    backend: Backend = Field(Backend.LOCAL, description="Model backend: local, openai or hybrid.")
+    confidence_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Below this confidence the local model gives the fallback answer.")
+    fallback_answer: str = Field(
+        "I don't know that yet. Reply to this message with `!correct <the right answer>` to teach me.",
+        description="What the bot says when it does not know.",
+    )
+    instruction_file: Path | None = Field(None, description="Markdown guide shown by !instruction (default: the bundled guide).")
+    command_prefix: str = Field("!", min_length=1, max_length=5, description="Prefix of text commands.")
+
+    # -- training
+    activation: ActivationPolicy = Field(ActivationPolicy.IF_NOT_WORSE, description="After training: if_not_worse, always or never activate.")
+    holdout_fraction: float = Field(0.1, ge=0.0, le=0.5, description="Share of examples held out to evaluate a new version.")
+    max_upload_bytes: int = Field(20_000_000, gt=0, description="Largest dataset or audio attachment accepted, in bytes.")
+    max_send_bytes: int = Field(8_000_000, gt=0, description="Largest file the bot sends, in bytes.")
+
+    # -- discord
+    discord_token: SecretStr | None = Field(None, description="Discord bot token; without one, `teachbot run` chats in the terminal.")
+    discord_api_base: str = Field("https://discord.com/api/v10", description="Discord REST base URL (for Discord-compatible servers and tests).")
+    discord_gateway_url: str = Field("wss://gateway.discord.gg/", description="Discord gateway URL.")
+    chat_channels: list[int] = Field(default_factory=list, description="Channel ids where the bot answers every message.")
+    owner_ids: list[int] = Field(default_factory=list, description="User ids with every privilege (the application owner is added).")
+    trainer_roles: list[str] = Field(default_factory=lambda: ["trainer"], description="Role ids or names allowed to train, test, archive, select datasets and get files.")
+    trusted_roles: list[str] = Field(default_factory=list, description="Role ids or names whose corrections apply at once without review.")
+    allowed_users: list[int] = Field(default_factory=list, description="If set, only these users may use the bot.")
+    blocked_users: list[int] = Field(default_factory=list, description="Users the bot ignores.")
+    allowed_roles: list[str] = Field(default_factory=list, description="If set, only members with one of these roles may use the bot.")
+    blocked_roles: list[str] = Field(default_factory=list, description="Members with one of these roles are ignored.")
+    allowed_channels: list[int] = Field(default_factory=list, description="If set, the bot works only in these channels.")
+    blocked_channels: list[int] = Field(default_factory=list, description="Channels the bot ignores.")
+    allow_dms: bool = Field(True, description="Answer direct messages.")
+    chat_cooldown_seconds: float = Field(1.0, ge=0, description="Per-user pause between chat answers.")
+    heavy_cooldown_seconds: float = Field(30.0, ge=0, description="Per-user pause between heavy commands (train, test, archive).")
+
+    # -- LLM (openai-compatible)
+    llm_base_url: str = Field("https://api.openai.com/v1", description="Base URL of an OpenAI-compatible server.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the OpenAI-compatible server.")
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name.")
+    llm_system_prompt: str = Field("You are teachbot, a helpful assistant that learns from its community.", description="System instruction.")
+    llm_system_prompt_file: Path | None = Field(None, description="File holding the system instruction (overrides llm_system_prompt).")
+    llm_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    llm_max_tokens: int = Field(512, gt=0, description="Largest answer, in tokens.")
+    llm_context_tokens: int = Field(4000, gt=0, description="Token budget for the prompt (memory, examples, files).")
+    llm_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one LLM request.")
+    llm_max_retries: int = Field(2, ge=0, description="Retries on 429 and 5xx, with backoff.")
+    llm_vision_models: list[str] = Field(default_factory=list, description="Models that accept image inputs.")
+    user_token_quota: int = Field(0, ge=0, description="Tokens one user may spend per day (0: unlimited).")
+    guild_token_quota: int = Field(0, ge=0, description="Tokens one server may spend per day (0: unlimited).")
+
+    # -- speech
+    stt_engine: SttEngine | None = Field(None, description="Speech-to-text engine; empty: whisper if installed and configured, else sphinx.")
+    tts_engine: TtsEngine = Field(TtsEngine.ESPEAK, description="Text-to-speech engine.")
+    whisper_model: str = Field("", description="faster-whisper model: a local path or a model name.")
+    speech_language: str = Field("en", description="Language of speech in (BCP-47 / ISO code).")
+    tts_language: str = Field("en", description="Language of speech out.")
+    tts_voice: str = Field("", description="Voice name for the TTS engine (engine default if empty).")
+    max_audio_seconds: float = Field(120.0, gt=0, description="Longest audio clip transcribed.")
+    voice_replies: VoiceReplies = Field(VoiceReplies.SAME_CHANNEL, description="Speak answers in voice: same_channel, always or never.")
+    voice_idle_seconds: float = Field(300.0, gt=0, description="Leave a voice channel after this long idle.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        elif CONFIG_ENV in os.environ:
+            raise ConfigError(f"{CONFIG_ENV}: no such file: {toml_path}")
+        return tuple(sources)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_name(cls, value: str) -> str:
+        if not value or len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError("must be 1-64 letters, digits, '-' or '_'")
+        return value
+
+    # -- derived paths (one place decides the layout of the data folder)
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "teachbot.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    def public_view(self) -> dict[str, Any]:
+        """Every setting with secrets masked, for ``teachbot config`` and logs."""
+        view: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            elif name == "database_url" and value:
+                value = _mask_url_password(value)
+            elif isinstance(value, StrEnum):
+                value = value.value
+            elif isinstance(value, Path):
+                value = str(value)
+            view[name] = value
+        return view
+
+
+def _mask_url_password(url: str) -> str:
+    """Hide the password part of a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "********"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build ``Settings``; a bad value becomes one ``ConfigError`` line naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        problem = first["msg"]
+        raise ConfigError(f"setting '{name}' (TEACHBOT_{name.upper()}): {problem}") from None
+    except (OSError, ValueError) as exc:  # unreadable TOML or .env
+        raise ConfigError(f"cannot read settings: {exc.__class__.__name__}: {exc}") from None
