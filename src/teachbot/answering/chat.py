@@ -1,0 +1,151 @@
+"""The chat service: answer a message, remember the exchange, and find earlier answers again."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from teachbot.answering.protocols import Answer, ChatModel, Question, Turn
+from teachbot.store.db import Database
+from teachbot.store.tables import Message
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a message was said: the scope (server or global), the channel and the author."""
+
+    scope: str
+    channel: str
+    author: str
+    author_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer and the ids under which the question and the answer were stored."""
+
+    answer: Answer
+    question_id: int
+    answer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """A bot answer found again (for corrections and feedback)."""
+
+    message_id: int
+    scope: str
+    question: str
+    answer: str
+
+
+class ChatService:
+    """Answers questions through the configured ``ChatModel`` and records every exchange."""
+
+    def __init__(self, db: Database, model: ChatModel) -> None:
+        self.db = db
+        self.model = model
+
+    async def ask(
+        self,
+        text: str,
+        where: Where,
+        *,
+        external_id: str | None = None,
+        history: tuple[Turn, ...] = (),
+        question: Question | None = None,
+    ) -> Reply:
+        """Answer ``text`` and store the question and the answer before returning."""
+        text = text.strip()[:MAX_QUESTION_CHARS]
+        question = question or Question(text=text, scope=where.scope, user_id=where.author, history=history)
+        answer = await self.model.answer(question)
+        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id))
+        log.info(
+            "answered scope=%s channel=%s author=%s message=%s version=%s confidence=%.2f fallback=%s",
+            where.scope, where.channel, where.author, reply.answer_id, answer.model_version,
+            answer.confidence, answer.is_fallback,
+        )
+        return reply
+
+    @staticmethod
+    def _store_exchange(s: Session, text: str, answer: Answer, where: Where, external_id: str | None) -> Reply:
+        asked = Message(
+            scope=where.scope, channel=where.channel, author=where.author, author_name=where.author_name,
+            text=text, external_id=external_id,
+        )
+        s.add(asked)
+        s.flush()
+        said = Message(
+            scope=where.scope, channel=where.channel, author="bot", is_bot=True, text=answer.text,
+            reply_to_id=asked.id, confidence=answer.confidence, model_version=answer.model_version,
+            example_id=answer.matched_example_id,
+        )
+        s.add(said)
+        s.flush()
+        return Reply(answer=answer, question_id=asked.id, answer_id=said.id)
+
+    async def link_external(self, answer_id: int, external_id: str) -> None:
+        """Remember the transport's id (a Discord message id) of a stored answer."""
+
+        def link(s: Session) -> None:
+            message = s.get(Message, answer_id)
+            if message is not None:
+                message.external_id = external_id
+
+        await self.db.run(link)
+
+    async def find_answer(self, scope: str, *, answer_id: int | None = None, external_id: str | None = None) -> StoredAnswer | None:
+        """A bot answer in ``scope`` by stored id or transport id, with the question it answered."""
+
+        def find(s: Session) -> StoredAnswer | None:
+            query = select(Message).where(Message.scope == scope, Message.is_bot.is_(True))
+            if answer_id is not None:
+                query = query.where(Message.id == answer_id)
+            elif external_id is not None:
+                query = query.where(Message.external_id == external_id)
+            else:
+                return None
+            message = s.scalars(query.limit(1)).first()
+            if message is None:
+                return None
+            asked = s.get(Message, message.reply_to_id) if message.reply_to_id else None
+            return StoredAnswer(message.id, message.scope, asked.text if asked else "", message.text)
+
+        return await self.db.run(find)
+
+    async def last_answer(self, scope: str, channel: str) -> StoredAnswer | None:
+        """The newest bot answer in a channel (what the console's ``!correct`` corrects)."""
+
+        def newest(s: Session) -> int | None:
+            query = (
+                select(Message.id)
+                .where(Message.scope == scope, Message.channel == channel, Message.is_bot.is_(True))
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+            return s.scalars(query).first()
+
+        message_id = await self.db.run(newest)
+        return None if message_id is None else await self.find_answer(scope, answer_id=message_id)
+
+    async def recent_turns(self, scope: str, channel: str, limit: int = 10) -> tuple[Turn, ...]:
+        """The last ``limit`` messages of a channel as conversation turns, oldest first."""
+
+        def recent(s: Session) -> list[Message]:
+            query = (
+                select(Message)
+                .where(Message.scope == scope, Message.channel == channel)
+                .order_by(Message.id.desc())
+                .limit(limit)
+            )
+            return list(s.scalars(query))
+
+        messages = await self.db.run(recent)
+        return tuple(Turn("assistant" if m.is_bot else "user", m.text) for m in reversed(messages))

@@ -1,0 +1,123 @@
+"""What the bot knows right now, per scope: the active trained model plus what was taught since.
+
+Taught answers (accepted corrections) and taught refusals (answers marked bad) live in small
+nearest-neighbour indexes that change at once, so teaching never waits for training. A server's
+scope sees its own knowledge first, then the global knowledge; other servers' never.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from teachbot.answering.local_model import LocalModel, Prediction
+from teachbot.answering.nearest import NearestIndex
+from teachbot.answering.protocols import GLOBAL_SCOPE, Answer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveModel:
+    version: str
+    model: LocalModel
+    prompt_ids: tuple[int | None, ...]  # example id of each training prompt (None: starter / file)
+
+
+class Knowledge:
+    """Thread-safe store of per-scope models and taught overlays; ``answer`` is CPU work, call it off-loop."""
+
+    def __init__(self, *, threshold: float, taught_threshold: float, fallback: str) -> None:
+        self.threshold = threshold
+        self.taught_threshold = taught_threshold
+        self.fallback = fallback
+        self._models: dict[str, ActiveModel] = {}
+        self._taught: dict[str, NearestIndex] = {}
+        self._refused: dict[str, NearestIndex] = {}
+        self._lock = threading.RLock()
+
+    # -- changes
+    def set_model(self, scope: str, active: ActiveModel | None) -> None:
+        with self._lock:
+            if active is None:
+                self._models.pop(scope, None)
+            else:
+                self._models[scope] = active
+
+    def model_version(self, scope: str) -> str | None:
+        active = self._models.get(scope) or self._models.get(GLOBAL_SCOPE)
+        return active.version if active else None
+
+    def has_model(self, scope: str) -> bool:
+        return scope in self._models
+
+    def teach(self, scope: str, example_id: int, prompt: str, answer: str, *, negative: bool = False) -> None:
+        """Make a taught answer (or a refusal) take effect now."""
+        indexes = self._refused if negative else self._taught
+        with self._lock:
+            indexes.setdefault(scope, NearestIndex()).add(example_id, prompt, answer)
+
+    def forget(self, scope: str, example_id: int) -> None:
+        with self._lock:
+            for indexes in (self._taught, self._refused):
+                if scope in indexes:
+                    indexes[scope].remove(example_id)
+
+    # -- answering
+    def _scopes(self, scope: str) -> list[str]:
+        return [scope] if scope == GLOBAL_SCOPE else [scope, GLOBAL_SCOPE]
+
+    def _refused_here(self, scopes: list[str], text: str, answer: str) -> bool:
+        for s in scopes:
+            index = self._refused.get(s)
+            if index is None or not len(index):
+                continue
+            for hit in index.search(text, k=5, min_score=self.taught_threshold):
+                if hit.answer == answer:
+                    return True
+        return False
+
+    def answer(self, text: str, scope: str = GLOBAL_SCOPE) -> Answer:
+        """The best answer for ``text`` in ``scope``: taught first, then the model, else the fallback."""
+        scopes = self._scopes(scope)
+        with self._lock:
+            for s in scopes:
+                index = self._taught.get(s)
+                if index is None or not len(index):
+                    continue
+                hits = index.search(text, k=3, min_score=self.taught_threshold)
+                for hit in hits:
+                    if not self._refused_here(scopes, text, hit.answer):
+                        version = self.model_version(scope) or "untrained"
+                        return Answer(
+                            text=hit.answer,
+                            confidence=float(hit.score),
+                            model_version=f"{version}+taught",
+                            matched_prompt=hit.prompt,
+                            matched_example_id=hit.key,
+                        )
+            active = next((self._models[s] for s in scopes if s in self._models), None)
+            if active is not None:
+                prediction = active.model.predict(text)
+                if (
+                    prediction.answer is not None
+                    and prediction.confidence >= self.threshold
+                    and not self._refused_here(scopes, text, prediction.answer)
+                ):
+                    return self._from_prediction(active, prediction)
+            version = active.version if active else "untrained"
+            return Answer(text=self.fallback, confidence=0.0, model_version=version, is_fallback=True)
+
+    @staticmethod
+    def _from_prediction(active: ActiveModel, prediction: Prediction) -> Answer:
+        example_id = None
+        if prediction.example_index is not None and prediction.example_index < len(active.prompt_ids):
+            example_id = active.prompt_ids[prediction.example_index]
+        return Answer(
+            text=prediction.answer or "",
+            confidence=float(prediction.confidence),
+            model_version=active.version,
+            matched_prompt=prediction.matched_prompt,
+            matched_example_id=example_id,
+        )

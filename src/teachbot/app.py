@@ -1,0 +1,93 @@
+"""The composition root: builds every service once from ``Settings`` and hands them to the transports."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from teachbot.answering.chat import ChatService
+from teachbot.answering.knowledge import Knowledge
+from teachbot.answering.local import LocalChatModel
+from teachbot.answering.nearest import TAUGHT_THRESHOLD
+from teachbot.answering.protocols import GLOBAL_SCOPE, ChatModel
+from teachbot.config import Settings
+from teachbot.datasets.service import DatasetService
+from teachbot.store.db import Database
+from teachbot.store.tables import Example, ExampleSource, ExampleStatus, Polarity
+from teachbot.teaching.service import TeachingService
+from teachbot.training.service import TrainingService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    """Everything a transport needs; built by ``App.start`` and released by ``close``."""
+
+    settings: Settings
+    db: Database
+    knowledge: Knowledge
+    model: ChatModel
+    chat: ChatService
+    teaching: TeachingService
+    datasets: DatasetService
+    training: TrainingService
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    @classmethod
+    async def start(cls, settings: Settings) -> App:
+        """Open the database (migrating it), load the active models and taught answers."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+        try:
+            await db.run_blocking(db.migrate)
+            knowledge = Knowledge(
+                threshold=settings.confidence_threshold,
+                taught_threshold=TAUGHT_THRESHOLD,
+                fallback=settings.fallback_answer,
+            )
+            model: ChatModel = LocalChatModel(knowledge)
+            datasets = DatasetService(db)
+            training = TrainingService(
+                db, datasets, knowledge, settings.data_dir / "models",
+                holdout_fraction=settings.holdout_fraction, activation=settings.activation,
+            )
+            app = cls(
+                settings=settings, db=db, knowledge=knowledge, model=model,
+                chat=ChatService(db, model), teaching=TeachingService(db, knowledge),
+                datasets=datasets, training=training,
+            )
+            await app._load_knowledge()
+        except BaseException:
+            db.close()
+            raise
+        return app
+
+    async def _load_knowledge(self) -> None:
+        loaded = await self.training.load_active()
+        if not self.knowledge.has_model(GLOBAL_SCOPE):
+            log.info("no trained model yet: training the starter version")
+            await self.training.train(GLOBAL_SCOPE, author="teachbot")
+
+        def taught(s) -> list[tuple[str, int, str, str, bool]]:  # type: ignore[no-untyped-def]
+            rows = s.execute(
+                select(Example.scope, Example.id, Example.prompt, Example.answer, Example.polarity).where(
+                    Example.status == ExampleStatus.ACTIVE,
+                    Example.source.in_([ExampleSource.CORRECTION, ExampleSource.FEEDBACK]),
+                )
+            )
+            return [(scope, i, p, a, pol == Polarity.NEGATIVE) for scope, i, p, a, pol in rows]
+
+        rows = await self.db.run(taught)
+        for scope, example_id, prompt, answer, negative in rows:
+            self.knowledge.teach(scope, example_id, prompt, answer, negative=negative)
+        log.info("knowledge loaded: %s active model(s), %s taught item(s)", loaded, len(rows))
+
+    async def close(self) -> None:
+        self.db.close()

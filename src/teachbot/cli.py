@@ -1,0 +1,211 @@
+"""The ``teachbot`` command line: run the bot, chat in the terminal, train, test and manage models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from teachbot.config import Settings, load_settings
+from teachbot.errors import ConfigError, UserError
+from teachbot.logs import configure_logging
+
+T = TypeVar("T")
+EXIT_USAGE = 2
+
+app = typer.Typer(help="teachbot: a Discord bot you talk to and teach.", no_args_is_help=True, add_completion=False)
+models_app = typer.Typer(help="List, activate and roll back model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+err = Console(stderr=True)
+
+ScopeOption = Annotated[str | None, typer.Option("--scope", help="Knowledge scope (default: the `scope` setting).")]
+
+
+def _error(message: str) -> None:
+    """One plain line on stderr (no wrapping, no traceback)."""
+    typer.echo(f"error: {message}", err=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [s.get_secret_value() for s in (settings.discord_token, settings.llm_api_key) if s is not None]
+
+
+def _with_app(settings: Settings, work: Callable[[Any], Awaitable[T]], *, console_logs: bool = False) -> T:
+    """Start the app, run ``work(app)``, close it; a ``UserError`` becomes one line and exit 1."""
+    from teachbot.app import App
+
+    configure_logging(settings.log_level, settings.data_dir, _secrets(settings), console=console_logs)
+
+    async def main() -> T:
+        application = await App.start(settings)
+        try:
+            return await work(application)
+        finally:
+            await application.close()
+
+    try:
+        return asyncio.run(main())
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+
+
+def _scope(settings: Settings, scope: str | None) -> str:
+    if scope is None:
+        return settings.scope
+    try:
+        return load_settings(scope=scope).scope
+    except ConfigError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@app.command()
+def run(scope: ScopeOption = None) -> None:
+    """Run the bot: on Discord when a token is configured, else as a chat in this terminal."""
+    settings = _settings()
+    if settings.discord_token is not None and settings.discord_token.get_secret_value():
+        _run_discord(settings)
+        return
+    err.print("No Discord token configured (TEACHBOT_DISCORD_TOKEN): chatting in the terminal on the embedded local model.")
+    _chat(settings, _scope(settings, scope))
+
+
+def _run_discord(settings: Settings) -> None:
+    try:
+        from teachbot.transports.discord.bot import run_bot
+    except ImportError:
+        _error("the Discord transport is not part of this build yet; unset TEACHBOT_DISCORD_TOKEN to chat in the terminal.")
+        raise typer.Exit(EXIT_USAGE) from None
+    configure_logging(settings.log_level, settings.data_dir, _secrets(settings), console=True)
+    try:
+        asyncio.run(run_bot(settings))
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def chat(scope: ScopeOption = None) -> None:
+    """Chat with the bot in this terminal (lines starting with the prefix are commands)."""
+    settings = _settings()
+    _chat(settings, _scope(settings, scope))
+
+
+def _chat(settings: Settings, scope: str) -> None:
+    from teachbot.transports.console import run_console
+
+    _with_app(settings, lambda application: run_console(application, scope))
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings, secrets masked."""
+    settings = _settings()
+    for name, value in settings.public_view().items():
+        typer.echo(f"{name} = {json.dumps(value, ensure_ascii=False)}")
+
+
+@app.command()
+def train(
+    paths: Annotated[list[Path], typer.Argument(help="Dataset files to import before training.")] = [],  # noqa: B006
+    scope: ScopeOption = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: each file's name).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, yaml or text (default: guessed).")] = None,
+    prompt_column: Annotated[str | None, typer.Option(help="CSV column holding the prompts.")] = None,
+    answer_column: Annotated[str | None, typer.Option(help="CSV column holding the answers.")] = None,
+) -> None:
+    """Import dataset files, train a new model version and activate it."""
+    settings = _settings()
+    chosen = _scope(settings, scope)
+
+    async def work(application: Any) -> None:
+        for path in paths:
+            info = await application.datasets.import_file(
+                chosen, path, author="cli", name=name, fmt=fmt, prompt_column=prompt_column,
+                answer_column=answer_column, max_bytes=settings.max_upload_bytes,
+            )
+            typer.echo(info.describe())
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
+            task = bar.add_task("training", total=1.0)
+            outcome = await application.training.train(
+                chosen, author="cli", progress=lambda stage, done: bar.update(task, description=stage, completed=done)
+            )
+        typer.echo(outcome.describe())
+
+    _with_app(settings, work)
+
+
+@app.command()
+def test(
+    path: Annotated[Path, typer.Argument(help="Test set: prompts with their expected answers.")],
+    scope: ScopeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as one JSON object.")] = False,
+    version: Annotated[str | None, typer.Option(help="Test this stored version instead of the active one.")] = None,
+) -> None:
+    """Ask the model every prompt of a test set and report accuracy; trains nothing."""
+    from teachbot.datasets.formats import read_examples
+
+    settings = _settings()
+    chosen = _scope(settings, scope)
+
+    async def work(application: Any) -> None:
+        examples = await asyncio.to_thread(read_examples, path, max_bytes=settings.max_upload_bytes)
+        report = await application.training.test(chosen, examples, version=version)
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.summary())
+
+    _with_app(settings, work)
+
+
+@models_app.command("list")
+def models_list(scope: ScopeOption = None) -> None:
+    """List the model versions of a scope."""
+    settings = _settings()
+    chosen = _scope(settings, scope)
+
+    async def work(application: Any) -> None:
+        for version in await application.training.versions(chosen):
+            typer.echo(version.describe())
+
+    _with_app(settings, work)
+
+
+@models_app.command("activate")
+def models_activate(version: str, scope: ScopeOption = None) -> None:
+    """Make a stored model version the active one."""
+    settings = _settings()
+    chosen = _scope(settings, scope)
+    typer.echo(_with_app(settings, lambda a: a.training.activate(chosen, version, author="cli")))
+
+
+@models_app.command("rollback")
+def models_rollback(scope: ScopeOption = None) -> None:
+    """Activate the version before the active one."""
+    settings = _settings()
+    chosen = _scope(settings, scope)
+    typer.echo(_with_app(settings, lambda a: a.training.rollback(chosen, author="cli")))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ConfigError as exc:  # raised while parsing settings inside a command
+        _error(str(exc))
+        sys.exit(EXIT_USAGE)
+

@@ -1,0 +1,247 @@
+"""Named datasets with immutable versions, and the choice of what feeds training."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from teachbot.answering.protocols import GLOBAL_SCOPE
+from teachbot.datasets.examples import Example
+from teachbot.datasets.formats import read_examples
+from teachbot.errors import UserError
+from teachbot.store.db import Database
+from teachbot.store.tables import Dataset, DatasetVersion, ExampleSource, ExampleStatus, Polarity
+from teachbot.store.tables import Example as ExampleRow
+
+log = logging.getLogger(__name__)
+
+SELECTIONS = ("positive", "negative", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    name: str
+    scope: str
+    version: int
+    rows: int
+    content_hash: str
+    selected: str | None
+    created_by: str
+    created_at: datetime
+    new_version: bool = True
+
+    def describe(self) -> str:
+        use = {"positive": "answers to give", "negative": "answers never to give", None: "not used for training"}
+        state = "new version" if self.new_version else "unchanged, same content as"
+        return (f"Dataset `{self.name}` ({state} v{self.version}): {self.rows} examples, "
+                f"hash {self.content_hash[:12]}, {use.get(self.selected, self.selected)}.")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSet:
+    """What one training run learns from. ``example_ids`` align with ``positives`` (None: not stored)."""
+
+    positives: list[Example]
+    example_ids: list[int | None]
+    negatives: list[tuple[str, str]]
+    holdout_candidates: list[bool]  # True where the example may be held out for evaluation
+
+
+def content_hash(examples: Sequence[Example]) -> str:
+    """A stable hash of a dataset's content, independent of the file it came from."""
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(json.dumps([e.prompt, e.answer, e.system, e.rejected, e.weight], ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def dataset_name_for(filename: str) -> str:
+    """A dataset name derived from a file name: its stem with unusable characters replaced."""
+    stem = Path(filename).stem or "dataset"
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in stem).strip(".-")[:64]
+    return cleaned or "dataset"
+
+
+def check_dataset_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise UserError("A dataset name is 1-64 letters, digits, '-', '_' or '.'.")
+    return name
+
+
+class DatasetService:
+    """Stores datasets as versions of rows; everything else reads them from here."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def import_examples(
+        self, scope: str, name: str, examples: Sequence[Example], *, source_name: str, author: str
+    ) -> DatasetInfo:
+        """Store ``examples`` as the next version of dataset ``name`` (no new version if unchanged)."""
+        name = check_dataset_name(name)
+        if not examples:
+            raise UserError(f"{source_name}: no examples to import.")
+        digest = content_hash(examples)
+
+        def store(s: Session) -> DatasetInfo:
+            dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
+            if dataset is None:
+                dataset = Dataset(scope=scope, name=name, selected="positive")
+                s.add(dataset)
+                s.flush()
+            latest = _latest_version(s, dataset.id)
+            if latest is not None and latest.content_hash == digest:
+                return _info(dataset, latest, new_version=False)
+            version = DatasetVersion(
+                dataset_id=dataset.id, version=(latest.version + 1) if latest else 1, content_hash=digest,
+                source_name=source_name[:255], rows=len(examples), created_by=author,
+            )
+            s.add(version)
+            s.flush()
+            s.add_all(
+                ExampleRow(
+                    scope=scope, prompt=e.prompt, answer=e.answer, source=ExampleSource.DATASET, author=author,
+                    dataset_version_id=version.id,
+                )
+                for e in examples
+            )
+            s.add_all(
+                ExampleRow(
+                    scope=scope, prompt=e.prompt, answer=e.rejected, source=ExampleSource.DATASET, author=author,
+                    polarity=Polarity.NEGATIVE, dataset_version_id=version.id,
+                )
+                for e in examples
+                if e.rejected
+            )
+            return _info(dataset, version, new_version=True)
+
+        info = await self.db.run(store)
+        log.info("dataset %s v%s scope=%s rows=%s author=%s new=%s", name, info.version, scope, info.rows, author, info.new_version)
+        return info
+
+    async def import_file(
+        self, scope: str, path: Path, *, author: str, name: str | None = None, fmt: str | None = None,
+        prompt_column: str | None = None, answer_column: str | None = None, max_bytes: int | None = None,
+    ) -> DatasetInfo:
+        """Read a dataset file (all or nothing) and store it as the next version of ``name``."""
+        examples = await asyncio.to_thread(
+            read_examples, path, fmt=fmt, prompt_column=prompt_column, answer_column=answer_column, max_bytes=max_bytes
+        )
+        return await self.import_examples(
+            scope, name or dataset_name_for(path.name), examples, source_name=path.name, author=author
+        )
+
+    async def list(self, scope: str) -> list[DatasetInfo]:
+        def load(s: Session) -> list[DatasetInfo]:
+            infos = []
+            for dataset in s.scalars(select(Dataset).where(Dataset.scope.in_(_visible(scope))).order_by(Dataset.name)):
+                latest = _latest_version(s, dataset.id)
+                if latest is not None:
+                    infos.append(_info(dataset, latest, new_version=False))
+            return infos
+
+        return await self.db.run(load)
+
+    async def select(self, scope: str, name: str, use: str) -> DatasetInfo:
+        """Choose how dataset ``name`` feeds training: positive, negative or off."""
+        if use not in SELECTIONS:
+            raise UserError(f"Use one of: {', '.join(SELECTIONS)}.")
+
+        def change(s: Session) -> DatasetInfo:
+            dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
+            latest = _latest_version(s, dataset.id) if dataset else None
+            if dataset is None or latest is None:
+                raise UserError(f"There is no dataset `{name}` here. `!datasets` lists them.")
+            dataset.selected = None if use == "off" else use
+            return _info(dataset, latest, new_version=False)
+
+        return await self.db.run(change)
+
+    async def examples(self, scope: str, name: str, version: int | None = None) -> list[Example]:
+        """The rows of one dataset version (the latest by default)."""
+
+        def load(s: Session) -> list[Example]:
+            dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
+            if dataset is None:
+                raise UserError(f"There is no dataset `{name}` here.")
+            query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
+            row = (s.scalars(query.where(DatasetVersion.version == version)).first() if version
+                   else _latest_version(s, dataset.id))
+            if row is None:
+                raise UserError(f"Dataset `{name}` has no version {version}.")
+            rows = s.scalars(select(ExampleRow).where(ExampleRow.dataset_version_id == row.id).order_by(ExampleRow.id))
+            positives = [r for r in rows]
+            rejected = {r.prompt: r.answer for r in positives if r.polarity == Polarity.NEGATIVE}
+            return [Example(r.prompt, r.answer, rejected=rejected.get(r.prompt)) for r in positives
+                    if r.polarity == Polarity.POSITIVE]
+
+        return await self.db.run(load)
+
+    def training_set(self, s: Session, scope: str) -> TrainingSet:
+        """Selected datasets' latest versions plus accepted teaching, for ``scope`` and global."""
+        visible = _visible(scope)
+        latest = (
+            select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("version"))
+            .group_by(DatasetVersion.dataset_id).subquery()
+        )
+        chosen = (
+            select(DatasetVersion.id, Dataset.selected)
+            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+            .join(latest, (latest.c.dataset_id == DatasetVersion.dataset_id) & (latest.c.version == DatasetVersion.version))
+            .where(Dataset.scope.in_(visible), Dataset.selected.is_not(None))
+        )
+        selection = {version_id: selected for version_id, selected in s.execute(chosen)}
+        positives: list[Example] = []
+        ids: list[int | None] = []
+        negatives: list[tuple[str, str]] = []
+        holdout: list[bool] = []
+        rows = s.execute(
+            select(ExampleRow.id, ExampleRow.prompt, ExampleRow.answer, ExampleRow.polarity,
+                   ExampleRow.dataset_version_id, ExampleRow.source)
+            .where(ExampleRow.scope.in_(visible), ExampleRow.status == ExampleStatus.ACTIVE)
+            .order_by(ExampleRow.id)
+        )
+        for example_id, prompt, answer, polarity, version_id, source in rows:
+            if source == ExampleSource.DATASET:
+                use = selection.get(version_id)
+                if use is None:
+                    continue
+                negative = use == "negative" or polarity == Polarity.NEGATIVE
+            else:
+                negative = polarity == Polarity.NEGATIVE
+            if negative:
+                negatives.append((prompt, answer))
+            else:
+                positives.append(Example(prompt, answer))
+                ids.append(example_id)
+                holdout.append(source == ExampleSource.DATASET)
+        return TrainingSet(positives, ids, negatives, holdout)
+
+
+def _visible(scope: str) -> list[str]:
+    return [GLOBAL_SCOPE] if scope == GLOBAL_SCOPE else [GLOBAL_SCOPE, scope]
+
+
+def _latest_version(s: Session, dataset_id: int) -> DatasetVersion | None:
+    return s.scalars(
+        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.version.desc()).limit(1)
+    ).first()
+
+
+def _info(dataset: Dataset, version: DatasetVersion, *, new_version: bool) -> DatasetInfo:
+    return DatasetInfo(
+        name=dataset.name, scope=dataset.scope, version=version.version, rows=version.rows,
+        content_hash=version.content_hash, selected=dataset.selected, created_by=version.created_by,
+        created_at=version.created_at, new_version=new_version,
+    )

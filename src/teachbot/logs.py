@@ -1,0 +1,80 @@
+"""Logging, configured in one place: rich on the console, a rotating file in the data folder.
+
+A filter on every handler masks secrets: the configured ones by value and anything shaped like a
+Discord token or an API key, so no log line can leak one.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+SECRET_PATTERNS = re.compile(
+    r"(?:[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,40})"  # Discord bot token
+    r"|(?:sk-[A-Za-z0-9_-]{16,})"  # OpenAI-style keys
+    r"|(?:AKIA[0-9A-Z]{16})"  # AWS access key id
+    r"|(?:gh[pousr]_[A-Za-z0-9]{30,})"  # GitHub tokens
+    r"|(?:xox[abposr]-[A-Za-z0-9-]{10,})"  # Slack tokens
+)
+MASK = "********"
+LOG_FILE = "teachbot.log"
+
+
+class SecretFilter(logging.Filter):
+    """Replace secrets in the rendered message; never drops a record."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 6]
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return SECRET_PATTERNS.sub(MASK, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(level: str, data_dir: Path | None, secrets: Iterable[str] = (), *, console: bool = True) -> None:
+    """Install teachbot's handlers on the root logger (idempotent: replaces earlier ones)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_teachbot", False):
+            root.removeHandler(handler)
+            handler.close()
+    secret_filter = SecretFilter(secrets)
+    handlers: list[logging.Handler] = []
+    if console:
+        rich_handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
+        rich_handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handlers.append(rich_handler)
+    if data_dir is not None:
+        logs = data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            logs / LOG_FILE, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
+        )
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers.append(file_handler)
+    for handler in handlers:
+        handler.addFilter(secret_filter)
+        handler._teachbot = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("discord.gateway", "discord.http", "alembic.runtime.migration", "httpx", "openai"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -1,0 +1,318 @@
+"""Training runs: build a new immutable model version, evaluate it, activate it, roll back.
+
+Training never touches the active model: the new version is written to its own folder (atomically),
+evaluated on a held-out split that is the same for every version, and activated only when the policy
+allows. Earlier versions stay on disk, so activation and rollback are instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from teachbot.answering.knowledge import ActiveModel, Knowledge
+from teachbot.answering.local_model import LocalModel
+from teachbot.answering.protocols import GLOBAL_SCOPE
+from teachbot.config import ActivationPolicy
+from teachbot.datasets.examples import Example
+from teachbot.datasets.formats import parse_examples
+from teachbot.datasets.service import DatasetService, TrainingSet
+from teachbot.errors import TeachbotError, UserError
+from teachbot.store.db import Database
+from teachbot.store.tables import ModelVersion
+from teachbot.training.evaluation import EvaluationReport, Outcome, build_report
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+MIN_HOLDOUT_EXAMPLES = 20
+EXAMPLE_IDS_FILE = "example_ids.json"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    name: str
+    scope: str
+    examples: int
+    answers: int
+    active: bool
+    created_by: str
+    created_at: str
+    metrics: dict[str, object]
+
+    def describe(self) -> str:
+        accuracy = self.metrics.get("accuracy")
+        score = f", holdout accuracy {float(accuracy):.1%}" if isinstance(accuracy, int | float) else ""
+        mark = " (active)" if self.active else ""
+        return f"{self.name}{mark}: {self.examples} examples, {self.answers} answers{score}, {self.created_at} by {self.created_by}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOutcome:
+    version: VersionInfo
+    activated: bool
+    report: EvaluationReport | None
+    previous: str | None
+
+    def describe(self) -> str:
+        lines = [f"Trained {self.version.name} on {self.version.examples} examples ({self.version.answers} answers)."]
+        if self.report is not None:
+            lines.append(self.report.summary(max_lines=3))
+        lines.append(f"{self.version.name} is now active." if self.activated
+                     else f"Kept {self.previous} active; `!models activate {self.version.name}` switches.")
+        return "\n".join(lines)
+
+
+def starter_examples() -> list[Example]:
+    """The bundled knowledge about teachbot itself."""
+    data = resources.files("teachbot.resources").joinpath("starter.yaml").read_bytes()
+    return parse_examples(data, source="starter.yaml", fmt="yaml")
+
+
+def is_held_out(prompt: str, fraction: float) -> bool:
+    """Deterministic split by prompt, so every version is evaluated on the same questions."""
+    if fraction <= 0:
+        return False
+    bucket = int.from_bytes(hashlib.sha256(prompt.strip().lower().encode()).digest()[:4], "big") / 2**32
+    return bucket < fraction
+
+
+class TrainingService:
+    """Builds, stores, evaluates and activates local model versions."""
+
+    def __init__(
+        self, db: Database, datasets: DatasetService, knowledge: Knowledge, models_dir: Path, *,
+        holdout_fraction: float, activation: ActivationPolicy,
+    ) -> None:
+        self.db = db
+        self.datasets = datasets
+        self.knowledge = knowledge
+        self.models_dir = models_dir
+        self.holdout_fraction = holdout_fraction
+        self.activation = activation
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- training
+    async def train(
+        self, scope: str, *, author: str, progress: Progress | None = None, activation: ActivationPolicy | None = None
+    ) -> TrainOutcome:
+        """Train a new version for ``scope`` from everything selected, then evaluate and maybe activate."""
+        lock = self._locks.setdefault(scope, asyncio.Lock())
+        if lock.locked():
+            raise UserError("A training run for this scope is already going; wait for it to finish.")
+        async with lock:
+            report = progress or (lambda _stage, _fraction: None)
+            report("collecting examples", 0.05)
+            training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
+            starter = starter_examples() if scope == GLOBAL_SCOPE else []
+            train, train_ids, held = self._split(training, starter)
+            report(f"training on {len(train)} examples", 0.2)
+            model = await asyncio.to_thread(
+                LocalModel.fit, [e.prompt for e in train], [e.answer for e in train], negatives=training.negatives
+            )
+            report("saving the new version", 0.7)
+            name = await self.db.run(lambda s: _next_name(s, scope))
+            path = await asyncio.to_thread(self._save, model, name, train_ids)
+            answers = len({e.answer for e in train})
+            version = await self.db.run(lambda s: _insert_version(s, name, scope, path, len(train), answers, author))
+            evaluation, previous_report = None, None
+            if held:
+                report(f"evaluating on {len(held)} held-out examples", 0.8)
+                candidate = ActiveModel(name, model, tuple(train_ids))
+                evaluation = await asyncio.to_thread(self._evaluate_model, candidate, held)
+                current = await self._active_model(scope)
+                if current is not None:
+                    previous_report = await asyncio.to_thread(self._evaluate_model, current, held)
+                    evaluation.previous = {"model_version": current.version, "accuracy": previous_report.accuracy}
+                await self.db.run(lambda s: _store_metrics(s, name, evaluation.to_json()))
+            policy = activation or self.activation
+            previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
+            activate = policy is ActivationPolicy.ALWAYS or (
+                policy is ActivationPolicy.IF_NOT_WORSE
+                and (previous_report is None or evaluation is None or evaluation.accuracy >= previous_report.accuracy)
+            )
+            if activate:
+                await self.db.run(lambda s: _set_active(s, scope, name))
+                self.knowledge.set_model(scope, ActiveModel(name, model, tuple(train_ids)))
+            report("done", 1.0)
+            log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, len(train), activate, author)
+            info = VersionInfo(**{**version.__dict__, "active": activate,
+                                  "metrics": evaluation.to_json() if evaluation else {}})
+            return TrainOutcome(info, activate, evaluation, previous)
+
+    def _split(self, training: TrainingSet, starter: list[Example]) -> tuple[list[Example], list[int | None], list[Example]]:
+        train: list[Example] = list(starter)
+        ids: list[int | None] = [None] * len(starter)
+        held: list[Example] = []
+        candidates = sum(training.holdout_candidates)
+        fraction = self.holdout_fraction if candidates >= MIN_HOLDOUT_EXAMPLES else 0.0
+        for example, example_id, may_hold in zip(training.positives, training.example_ids, training.holdout_candidates, strict=True):
+            if may_hold and is_held_out(example.prompt, fraction):
+                held.append(example)
+            else:
+                train.append(example)
+                ids.append(example_id)
+        if not train:
+            raise UserError("There is nothing to train on: import a dataset or teach me something first.")
+        return train, ids, held
+
+    def _save(self, model: LocalModel, name: str, example_ids: Sequence[int | None]) -> str:
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        final = self.models_dir / name
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.models_dir))
+        try:
+            model.save(staging)
+            (staging / EXAMPLE_IDS_FILE).write_text(json.dumps(list(example_ids)), encoding="utf-8")
+            staging.rename(final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return name
+
+    @staticmethod
+    def _evaluate_model(active: ActiveModel, examples: Sequence[Example]) -> EvaluationReport:
+        predictions = active.model.predict_many([e.prompt for e in examples])
+        outcomes = [Outcome(e.prompt, e.answer, p.answer, p.confidence) for e, p in zip(examples, predictions, strict=True)]
+        return build_report(active.version, outcomes)
+
+    # -- testing
+    async def test(self, scope: str, examples: Sequence[Example], *, version: str | None = None) -> EvaluationReport:
+        """Ask every prompt and score the answers; trains nothing.
+
+        Without ``version`` this tests what users get now: the active model plus taught answers.
+        """
+        if not examples:
+            raise UserError("The test set has no examples.")
+        if version is not None:
+            chosen = await self.load_version(scope, version)
+            return await asyncio.to_thread(self._evaluate_model, chosen, examples)
+        report = await asyncio.to_thread(self._evaluate_knowledge, scope, examples)
+        earlier = await self._previous_version(scope)
+        if earlier is not None:
+            previous = await asyncio.to_thread(self._evaluate_model, earlier, examples)
+            report.previous = {"model_version": previous.model_version, "accuracy": previous.accuracy}
+        return report
+
+    def _evaluate_knowledge(self, scope: str, examples: Sequence[Example]) -> EvaluationReport:
+        outcomes = []
+        for e in examples:
+            answer = self.knowledge.answer(e.prompt, scope)
+            outcomes.append(Outcome(e.prompt, e.answer, None if answer.is_fallback else answer.text, answer.confidence))
+        return build_report(self.knowledge.model_version(scope) or "untrained", outcomes)
+
+    async def _previous_version(self, scope: str) -> ActiveModel | None:
+        def previous(s: Session) -> str | None:
+            rows = list(s.scalars(select(ModelVersion).where(ModelVersion.scope == scope).order_by(ModelVersion.id)))
+            current = next((i for i, r in enumerate(rows) if r.active), None)
+            return rows[current - 1].name if current else None
+
+        name = await self.db.run(previous)
+        if name is None:
+            return None
+        try:
+            return await self.load_version(scope, name)
+        except TeachbotError:
+            return None
+
+    # -- versions
+    async def _active_model(self, scope: str) -> ActiveModel | None:
+        if not self.knowledge.has_model(scope):
+            return None
+        name = self.knowledge.model_version(scope)
+        return await self.load_version(scope, name) if name else None
+
+    async def load_version(self, scope: str, name: str) -> ActiveModel:
+        """Load stored version ``name`` (visible from ``scope``) from disk."""
+        row = await self.db.run(lambda s: s.scalars(select(ModelVersion).where(ModelVersion.name == name)).first())
+        if row is None or row.scope not in (scope, GLOBAL_SCOPE):
+            raise UserError(f"There is no model version `{name}` here. `!models` lists them.")
+        return await asyncio.to_thread(self._load, row.name, row.path)
+
+    def _load(self, name: str, path: str) -> ActiveModel:
+        folder = self.models_dir / path
+        model = LocalModel.load(folder)
+        try:
+            ids = json.loads((folder / EXAMPLE_IDS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TeachbotError(f"model {name}: unreadable {EXAMPLE_IDS_FILE}: {exc}") from None
+        return ActiveModel(name, model, tuple(i if isinstance(i, int) else None for i in ids))
+
+    async def load_active(self) -> int:
+        """Load every scope's active version into the knowledge (at start). Returns how many loaded."""
+        rows = await self.db.run(lambda s: list(s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))))
+        loaded = 0
+        for row in rows:
+            try:
+                active = await asyncio.to_thread(self._load, row.name, row.path)
+            except TeachbotError as exc:
+                log.error("cannot load model %s for scope %s: %s", row.name, row.scope, exc)
+                continue
+            self.knowledge.set_model(row.scope, active)
+            loaded += 1
+        return loaded
+
+    async def versions(self, scope: str) -> list[VersionInfo]:
+        def load(s: Session) -> list[VersionInfo]:
+            rows = s.scalars(select(ModelVersion).where(ModelVersion.scope == scope).order_by(ModelVersion.id))
+            return [_version_info(r) for r in rows]
+
+        return await self.db.run(load)
+
+    async def activate(self, scope: str, name: str, *, author: str) -> str:
+        """Make stored version ``name`` the active one for ``scope``."""
+        active = await self.load_version(scope, name)
+        row_scope = await self.db.run(lambda s: s.scalars(select(ModelVersion.scope).where(ModelVersion.name == name)).one())
+        if row_scope != scope:
+            raise UserError(f"`{name}` belongs to the global scope; train this server's own version first.")
+        await self.db.run(lambda s: _set_active(s, scope, name))
+        self.knowledge.set_model(scope, active)
+        log.info("activated %s scope=%s author=%s", name, scope, author)
+        return f"{name} is now active."
+
+    async def rollback(self, scope: str, *, author: str) -> str:
+        """Activate the version before the active one."""
+        earlier = await self._previous_version(scope)
+        if earlier is None:
+            raise UserError("There is no earlier version to roll back to.")
+        return await self.activate(scope, earlier.version, author=author)
+
+
+def _next_name(s: Session, scope: str) -> str:
+    count = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.scope == scope)) or 0
+    prefix = "v" if scope == GLOBAL_SCOPE else f"{scope}-v"
+    return f"{prefix}{count + 1}"
+
+
+def _insert_version(s: Session, name: str, scope: str, path: str, examples: int, answers: int, author: str) -> VersionInfo:
+    row = ModelVersion(name=name, scope=scope, path=path, examples=examples, answers=answers, created_by=author)
+    s.add(row)
+    s.flush()
+    return _version_info(row)
+
+
+def _store_metrics(s: Session, name: str, metrics: dict[str, object]) -> None:
+    s.execute(update(ModelVersion).where(ModelVersion.name == name).values(metrics=metrics))
+
+
+def _set_active(s: Session, scope: str, name: str) -> None:
+    s.execute(update(ModelVersion).where(ModelVersion.scope == scope).values(active=False))
+    s.execute(update(ModelVersion).where(ModelVersion.name == name).values(active=True))
+
+
+def _version_info(row: ModelVersion) -> VersionInfo:
+    return VersionInfo(
+        name=row.name, scope=row.scope, examples=row.examples, answers=row.answers, active=row.active,
+        created_by=row.created_by, created_at=row.created_at.strftime("%Y-%m-%d %H:%M"),
+        metrics=dict(row.metrics or {}),
+    )
