@@ -15,6 +15,7 @@ from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.answering.protocols import GLOBAL_SCOPE, ChatModel
 from teachbot.config import Settings
 from teachbot.datasets.service import DatasetService
+from teachbot.files import FileService
 from teachbot.store.db import Database
 from teachbot.store.tables import Example, ExampleSource, ExampleStatus, Polarity
 from teachbot.teaching.service import TeachingService
@@ -35,6 +36,7 @@ class App:
     teaching: TeachingService
     datasets: DatasetService
     training: TrainingService
+    files: FileService
 
     @property
     def data_dir(self) -> Path:
@@ -62,6 +64,7 @@ class App:
                 settings=settings, db=db, knowledge=knowledge, model=model,
                 chat=ChatService(db, model), teaching=TeachingService(db, knowledge),
                 datasets=datasets, training=training,
+                files=FileService(settings.data_dir, max_send_bytes=settings.max_send_bytes),
             )
             await app._load_knowledge()
         except BaseException:
@@ -70,6 +73,9 @@ class App:
         return app
 
     async def _load_knowledge(self) -> None:
+        interrupted = await self.training.mark_interrupted()
+        if interrupted:
+            log.warning("%s training run(s) were interrupted by a stop; the active models are unchanged", interrupted)
         loaded = await self.training.load_active()
         if not self.knowledge.has_model(GLOBAL_SCOPE):
             log.info("no trained model yet: training the starter version")

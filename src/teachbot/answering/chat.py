@@ -44,6 +44,7 @@ class StoredAnswer:
     scope: str
     question: str
     answer: str
+    example_id: int | None = None
 
 
 class ChatService:
@@ -116,7 +117,7 @@ class ChatService:
             if message is None:
                 return None
             asked = s.get(Message, message.reply_to_id) if message.reply_to_id else None
-            return StoredAnswer(message.id, message.scope, asked.text if asked else "", message.text)
+            return StoredAnswer(message.id, message.scope, asked.text if asked else "", message.text, message.example_id)
 
         return await self.db.run(find)
 

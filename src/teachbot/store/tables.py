@@ -155,3 +155,33 @@ class ModelVersion(Base):
     active: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRun(Base):
+    """One training run (local) or fine-tuning job (remote), with its state for ``!jobs``."""
+
+    __tablename__ = "training_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="local")
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    progress: Mapped[float] = mapped_column(default=0.0)
+    author: Mapped[str] = mapped_column(String(64), default="")
+    version_name: Mapped[str | None] = mapped_column(String(64))
+    remote_job_id: Mapped[str | None] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class TokenUsage(Base):
+    """Tokens an LLM answer used, for per-user and per-server quotas."""
+
+    __tablename__ = "token_usage"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(String(64))
+    tokens: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (Index("ix_token_usage_scope_created", "scope", "created_at"),)

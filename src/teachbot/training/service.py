@@ -14,7 +14,8 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from teachbot.datasets.formats import parse_examples
 from teachbot.datasets.service import DatasetService, TrainingSet
 from teachbot.errors import TeachbotError, UserError
 from teachbot.store.db import Database
-from teachbot.store.tables import ModelVersion
+from teachbot.store.tables import ModelVersion, TrainingRun, utcnow
 from teachbot.training.evaluation import EvaluationReport, Outcome, build_report
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,35 @@ class VersionInfo:
         score = f", holdout accuracy {float(accuracy):.1%}" if isinstance(accuracy, int | float) else ""
         mark = " (active)" if self.active else ""
         return f"{self.name}{mark}: {self.examples} examples, {self.answers} answers{score}, {self.created_at} by {self.created_by}"
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+class RunCancelled(UserError):
+    """A trainer cancelled the run; nothing was activated."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    run_id: int
+    kind: str
+    state: str
+    stage: str
+    progress: float
+    author: str
+    version: str | None
+    message: str
+
+    def describe(self) -> str:
+        version = f" → {self.version}" if self.version else ""
+        detail = self.stage if self.state == RunState.RUNNING else self.message.splitlines()[0] if self.message else ""
+        return f"#{self.run_id} {self.kind} {self.state} {self.progress:.0%}{version} by {self.author}: {detail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,54 +132,118 @@ class TrainingService:
         self.holdout_fraction = holdout_fraction
         self.activation = activation
         self._locks: dict[str, asyncio.Lock] = {}
+        self._cancelled: set[int] = set()
 
     # -- training
     async def train(
         self, scope: str, *, author: str, progress: Progress | None = None, activation: ActivationPolicy | None = None
     ) -> TrainOutcome:
-        """Train a new version for ``scope`` from everything selected, then evaluate and maybe activate."""
+        """Train a new version for ``scope`` from everything selected, then evaluate and maybe activate.
+
+        The run is recorded for ``!jobs``; chat keeps answering meanwhile (fitting runs in a thread).
+        """
         lock = self._locks.setdefault(scope, asyncio.Lock())
         if lock.locked():
-            raise UserError("A training run for this scope is already going; wait for it to finish.")
+            raise UserError("A training run for this scope is already going; wait for it or cancel it (`!jobs`).")
         async with lock:
-            report = progress or (lambda _stage, _fraction: None)
-            report("collecting examples", 0.05)
-            training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
-            starter = starter_examples() if scope == GLOBAL_SCOPE else []
-            train, train_ids, held = self._split(training, starter)
-            report(f"training on {len(train)} examples", 0.2)
-            model = await asyncio.to_thread(
-                LocalModel.fit, [e.prompt for e in train], [e.answer for e in train], negatives=training.negatives
+            run_id = await self.db.run(lambda s: _start_run(s, scope, author))
+            try:
+                outcome = await self._train(scope, run_id, author, progress, activation)
+            except asyncio.CancelledError:
+                await self.db.run(lambda s: _finish_run(s, run_id, RunState.CANCELLED, "cancelled"))
+                raise
+            except UserError as exc:
+                state = RunState.CANCELLED if isinstance(exc, RunCancelled) else RunState.FAILED
+                await self.db.run(lambda s: _finish_run(s, run_id, state, str(exc)))
+                raise
+            except Exception as exc:
+                await self.db.run(lambda s: _finish_run(s, run_id, RunState.FAILED, type(exc).__name__))
+                raise
+            finally:
+                self._cancelled.discard(run_id)
+            await self.db.run(lambda s: _finish_run(s, run_id, RunState.SUCCEEDED, outcome.describe(), outcome.version.name))
+            return outcome
+
+    async def _train(
+        self, scope: str, run_id: int, author: str, progress: Progress | None, activation: ActivationPolicy | None
+    ) -> TrainOutcome:
+        async def stage(text: str, fraction: float) -> None:
+            if run_id in self._cancelled:
+                raise RunCancelled(f"Run #{run_id} was cancelled; nothing changed.")
+            if progress is not None:
+                progress(text, fraction)
+            await self.db.run(lambda s: _progress_run(s, run_id, text, fraction))
+
+        await stage("collecting examples", 0.05)
+        training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
+        starter = starter_examples() if scope == GLOBAL_SCOPE else []
+        train, train_ids, held = self._split(training, starter)
+        await stage(f"training on {len(train)} examples", 0.2)
+        model = await asyncio.to_thread(
+            LocalModel.fit, [e.prompt for e in train], [e.answer for e in train], negatives=training.negatives
+        )
+        await stage("saving the new version", 0.7)
+        name = await self.db.run(lambda s: _next_name(s, scope))
+        path = await asyncio.to_thread(self._save, model, name, train_ids)
+        answers = len({e.answer for e in train})
+        version = await self.db.run(lambda s: _insert_version(s, name, scope, path, len(train), answers, author))
+        evaluation, previous_report = None, None
+        if held:
+            await stage(f"evaluating on {len(held)} held-out examples", 0.8)
+            candidate = ActiveModel(name, model, tuple(train_ids))
+            evaluation = await asyncio.to_thread(self._evaluate_model, candidate, held)
+            current = await self._active_model(scope)
+            if current is not None:
+                previous_report = await asyncio.to_thread(self._evaluate_model, current, held)
+                evaluation.previous = {"model_version": current.version, "accuracy": previous_report.accuracy}
+            metrics = evaluation.to_json()
+            await self.db.run(lambda s: _store_metrics(s, name, metrics))
+        policy = activation or self.activation
+        previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
+        activate = policy is ActivationPolicy.ALWAYS or (
+            policy is ActivationPolicy.IF_NOT_WORSE
+            and (previous_report is None or evaluation is None or evaluation.accuracy >= previous_report.accuracy)
+        )
+        if activate:
+            await self.db.run(lambda s: _set_active(s, scope, name))
+            self.knowledge.set_model(scope, ActiveModel(name, model, tuple(train_ids)))
+        if progress is not None:
+            progress("done", 1.0)
+        log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, len(train), activate, author)
+        info = replace(version, active=activate, metrics=evaluation.to_json() if evaluation else {})
+        return TrainOutcome(info, activate, evaluation, previous)
+
+    # -- runs
+    async def runs(self, scope: str, limit: int = 10) -> list[RunInfo]:
+        """The newest training runs of ``scope``."""
+
+        def load(s: Session) -> list[RunInfo]:
+            rows = s.scalars(select(TrainingRun).where(TrainingRun.scope == scope).order_by(TrainingRun.id.desc()).limit(limit))
+            return [RunInfo(r.id, r.kind, r.state, r.stage, r.progress, r.author, r.version_name, r.message) for r in rows]
+
+        return await self.db.run(load)
+
+    async def cancel(self, scope: str, run_id: int) -> str:
+        """Ask a running run to stop at its next stage; the active model is never touched."""
+        state = await self.db.run(lambda s: _run_state(s, scope, run_id))
+        if state is None:
+            raise UserError(f"There is no run #{run_id} here.")
+        if state != RunState.RUNNING:
+            raise UserError(f"Run #{run_id} is {state}; only a running run can be cancelled.")
+        self._cancelled.add(run_id)
+        return f"Run #{run_id} will stop at its next step."
+
+    async def mark_interrupted(self) -> int:
+        """Runs left 'running' by a process that died are marked interrupted (at start)."""
+
+        def mark(s: Session) -> int:
+            result = s.execute(
+                update(TrainingRun).where(TrainingRun.state == RunState.RUNNING)
+                .values(state=RunState.INTERRUPTED, finished_at=utcnow(), message="the process stopped during the run")
             )
-            report("saving the new version", 0.7)
-            name = await self.db.run(lambda s: _next_name(s, scope))
-            path = await asyncio.to_thread(self._save, model, name, train_ids)
-            answers = len({e.answer for e in train})
-            version = await self.db.run(lambda s: _insert_version(s, name, scope, path, len(train), answers, author))
-            evaluation, previous_report = None, None
-            if held:
-                report(f"evaluating on {len(held)} held-out examples", 0.8)
-                candidate = ActiveModel(name, model, tuple(train_ids))
-                evaluation = await asyncio.to_thread(self._evaluate_model, candidate, held)
-                current = await self._active_model(scope)
-                if current is not None:
-                    previous_report = await asyncio.to_thread(self._evaluate_model, current, held)
-                    evaluation.previous = {"model_version": current.version, "accuracy": previous_report.accuracy}
-                await self.db.run(lambda s: _store_metrics(s, name, evaluation.to_json()))
-            policy = activation or self.activation
-            previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
-            activate = policy is ActivationPolicy.ALWAYS or (
-                policy is ActivationPolicy.IF_NOT_WORSE
-                and (previous_report is None or evaluation is None or evaluation.accuracy >= previous_report.accuracy)
-            )
-            if activate:
-                await self.db.run(lambda s: _set_active(s, scope, name))
-                self.knowledge.set_model(scope, ActiveModel(name, model, tuple(train_ids)))
-            report("done", 1.0)
-            log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, len(train), activate, author)
-            info = VersionInfo(**{**version.__dict__, "active": activate,
-                                  "metrics": evaluation.to_json() if evaluation else {}})
-            return TrainOutcome(info, activate, evaluation, previous)
+            return int(getattr(result, "rowcount", 0) or 0)
+
+        return await self.db.run(mark)
 
     def _split(self, training: TrainingSet, starter: list[Example]) -> tuple[list[Example], list[int | None], list[Example]]:
         train: list[Example] = list(starter)
@@ -286,6 +380,29 @@ class TrainingService:
         if earlier is None:
             raise UserError("There is no earlier version to roll back to.")
         return await self.activate(scope, earlier.version, author=author)
+
+
+def _start_run(s: Session, scope: str, author: str) -> int:
+    run = TrainingRun(scope=scope, author=author, state=RunState.RUNNING, stage="starting")
+    s.add(run)
+    s.flush()
+    return run.id
+
+
+def _progress_run(s: Session, run_id: int, stage: str, fraction: float) -> None:
+    s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(stage=stage[:200], progress=fraction))
+
+
+def _finish_run(s: Session, run_id: int, state: RunState, message: str, version: str | None = None) -> None:
+    values: dict[str, object] = {"state": state, "message": message[:2000], "finished_at": utcnow()}
+    if state == RunState.SUCCEEDED:
+        values["progress"] = 1.0
+        values["version_name"] = version
+    s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(**values))
+
+
+def _run_state(s: Session, scope: str, run_id: int) -> str | None:
+    return s.scalars(select(TrainingRun.state).where(TrainingRun.id == run_id, TrainingRun.scope == scope)).first()
 
 
 def _next_name(s: Session, scope: str) -> str:

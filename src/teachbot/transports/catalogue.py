@@ -46,6 +46,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("validate", "[file]", "Check a dataset file without importing it.", Privilege.TRAINER),
     CommandSpec("datasets", "", "List the datasets and how each feeds training.", Privilege.TRAINER),
     CommandSpec("select_dataset", "<name> [positive|negative|off]", "Choose what feeds training: answers to give, never to give, or nothing.", Privilege.TRAINER),
+    CommandSpec("jobs", "[cancel <run id>]", "List training runs with their state, or cancel one.", Privilege.TRAINER),
     CommandSpec("models", "[activate <version> | rollback]", "List model versions, activate one, or roll back.", Privilege.TRAINER),
     CommandSpec("archive", "[datasets|exports|logs|all]", "Zip data into the archives folder.", Privilege.TRAINER),
     CommandSpec("getfile", "<name>", "Send a file from the exports or archives folder.", Privilege.TRAINER),

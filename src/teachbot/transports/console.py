@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from teachbot.answering.chat import Where
+from teachbot.answering.chat import StoredAnswer, Where
 from teachbot.app import App
 from teachbot.errors import UserError
 from teachbot.paths import resolve_inside
-from teachbot.teaching.service import FeedbackKind
-from teachbot.transports.catalogue import BY_NAME, Privilege, help_text, instruction_text
+from teachbot.transports.actions import Actions, Upload, split_leading_id, usage
+from teachbot.transports.catalogue import Privilege, help_text, instruction_text
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +36,14 @@ class ConsoleChat:
         self.app = app
         self.scope = scope
         self.prefix = app.settings.command_prefix
+        self.actions = Actions(app)
         self.where = Where(scope=scope, channel=CONSOLE_CHANNEL, author=CONSOLE_USER, author_name="console")
         self.handlers: dict[str, Handler] = {
             "hi": self._hi, "help": self._help, "instruction": self._instruction, "correct": self._correct,
             "feedback": self._feedback, "undo": self._undo, "forget": self._forget, "review": self._review,
             "approve": self._approve, "reject": self._reject, "train": self._train, "test": self._test,
             "datasets": self._datasets, "select_dataset": self._select_dataset, "models": self._models,
+            "archive": self._archive, "getfile": self._getfile, "jobs": self._jobs,
         }
 
     async def handle(self, line: str) -> str:
@@ -76,95 +77,75 @@ class ConsoleChat:
     async def _instruction(self, _: str) -> str:
         return await asyncio.to_thread(instruction_text, self.app.settings.instruction_file)
 
+    async def _last(self) -> StoredAnswer | None:
+        return await self.app.chat.last_answer(self.scope, CONSOLE_CHANNEL)
+
     async def _correct(self, rest: str) -> str:
-        target_id, better = _split_leading_id(rest)
+        target_id, better = split_leading_id(rest)
         if target_id is not None:
             target = await self.app.chat.find_answer(self.scope, answer_id=target_id)
         else:
-            target = await self.app.chat.last_answer(self.scope, CONSOLE_CHANNEL)
-        result = await self.app.teaching.correct(self.where, target, better, trusted=True)
-        return result.describe()
+            target = await self._last()
+        return await self.actions.correct(self.where, target, better, trusted=True)
 
     async def _feedback(self, rest: str) -> str:
-        kind = {"+": FeedbackKind.UP, "👍": FeedbackKind.UP, "-": FeedbackKind.DOWN, "👎": FeedbackKind.DOWN}.get(rest)
-        if kind is None:
-            result = await self.app.teaching.feedback(self.where, FeedbackKind.TEXT, text=rest, trusted=True)
-            return f"Thanks, feedback {result.item_id} is stored."
-        target = await self.app.chat.last_answer(self.scope, CONSOLE_CHANNEL)
-        result = await self.app.teaching.feedback(self.where, kind, target=target, trusted=True)
-        return f"Thanks, feedback {result.item_id} is stored."
+        if rest in ("+", "👍", "-", "👎"):
+            return await self.actions.rate(self.where, await self._last(), good=rest in ("+", "👍"), trusted=True)
+        return await self.actions.feedback(self.where, rest, trusted=True)
 
     async def _undo(self, _: str) -> str:
-        return await self.app.teaching.undo_last(self.scope, CONSOLE_USER)
+        return await self.actions.undo(self.where)
 
     async def _forget(self, rest: str) -> str:
-        if not rest.lstrip("#").isdigit():
-            raise UserError(f"Usage: {self.prefix}forget {BY_NAME['forget'].usage}")
-        return await self.app.teaching.forget(self.scope, int(rest.lstrip("#")), author=CONSOLE_USER)
+        return await self.actions.forget(self.where, await self._last(), rest)
 
     async def _review(self, _: str) -> str:
-        items = await self.app.teaching.pending(self.scope)
-        if not items:
-            return "Nothing waits for review."
-        return "\n".join(item.describe() for item in items)
+        return await self.actions.review_list(self.scope)
 
     async def _approve(self, rest: str) -> str:
-        return (await self.app.teaching.review(self.scope, rest, approve=True, reviewer=CONSOLE_USER)).describe()
+        return await self.actions.review(self.where, rest, approve=True)
 
     async def _reject(self, rest: str) -> str:
-        return (await self.app.teaching.review(self.scope, rest, approve=False, reviewer=CONSOLE_USER)).describe()
+        return await self.actions.review(self.where, rest, approve=False)
+
+    async def _upload(self, name: str) -> Upload:
+        """A file inside the data folder, read like an attachment (size checked first)."""
+        path = resolve_inside(self.app.data_dir, name)
+        if not path.is_file():
+            raise UserError(f"There is no file `{name}` in the data folder ({self.app.data_dir}).")
+        if path.stat().st_size > self.app.settings.max_upload_bytes:
+            raise UserError(f"`{name}` is larger than the upload limit ({self.app.settings.max_upload_bytes:,} bytes).")
+        return Upload(path.name, await asyncio.to_thread(path.read_bytes))
 
     async def _train(self, rest: str) -> str:
-        lines = []
-        if rest:
-            path = resolve_inside(self.app.data_dir, rest)
-            info = await self.app.datasets.import_file(
-                self.scope, path, author=CONSOLE_USER, max_bytes=self.app.settings.max_upload_bytes
-            )
-            lines.append(info.describe())
-        outcome = await self.app.training.train(self.scope, author=CONSOLE_USER)
-        lines.append(outcome.describe())
-        return "\n".join(lines)
+        return await self.actions.train(self.where, await self._upload(rest) if rest else None)
 
     async def _test(self, rest: str) -> str:
-        from teachbot.datasets.formats import read_examples
-
-        if not rest:
-            raise UserError(f"Usage: {self.prefix}test <file inside the data folder>")
-        path = resolve_inside(self.app.data_dir, rest)
-        examples = await asyncio.to_thread(read_examples, path, max_bytes=self.app.settings.max_upload_bytes)
-        report = await self.app.training.test(self.scope, examples)
-        return report.summary()
+        if rest.startswith(("[", "{")):
+            summary, _ = await self.actions.test(self.where, None, rest)
+        elif rest:
+            summary, _ = await self.actions.test(self.where, await self._upload(rest))
+        else:
+            raise usage(self.prefix, "test")
+        return summary
 
     async def _datasets(self, _: str) -> str:
-        infos = await self.app.datasets.list(self.scope)
-        return "\n".join(i.describe() for i in infos) if infos else "No datasets yet."
+        return await self.actions.datasets(self.scope)
 
     async def _select_dataset(self, rest: str) -> str:
-        parts = rest.split()
-        if not parts or len(parts) > 2:
-            raise UserError(f"Usage: {self.prefix}select_dataset {BY_NAME['select_dataset'].usage}")
-        info = await self.app.datasets.select(self.scope, parts[0], parts[1] if len(parts) > 1 else "positive")
-        return info.describe()
+        return await self.actions.select_dataset(self.scope, rest)
 
     async def _models(self, rest: str) -> str:
-        parts = shlex.split(rest) if rest else []
-        if parts[:1] == ["activate"] and len(parts) == 2:
-            return await self.app.training.activate(self.scope, parts[1], author=CONSOLE_USER)
-        if parts == ["rollback"]:
-            return await self.app.training.rollback(self.scope, author=CONSOLE_USER)
-        if parts:
-            raise UserError(f"Usage: {self.prefix}models {BY_NAME['models'].usage}")
-        versions = await self.app.training.versions(self.scope)
-        return "\n".join(v.describe() for v in versions) if versions else "No model versions yet."
+        return await self.actions.models(self.where, rest)
 
+    async def _jobs(self, rest: str) -> str:
+        return await self.actions.jobs(self.where, rest)
 
-def _split_leading_id(text: str) -> tuple[int | None, str]:
-    """``"12 better answer"`` → ``(12, "better answer")``; no leading number → ``(None, text)``."""
-    head, _, tail = text.partition(" ")
-    if head.isdigit() and tail.strip():
-        return int(head), tail.strip()
-    return None, text
+    async def _archive(self, rest: str) -> str:
+        return await self.actions.archive(self.where, rest or "all")
+
+    async def _getfile(self, rest: str) -> str:
+        return f"The file is at {await self.actions.file_to_send(rest)}"
 
 
 async def run_console(app: App, scope: str, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:

@@ -1,0 +1,213 @@
+"""What each bot command does, once, for every transport: a service call and the text to show.
+
+The console and the Discord cogs only find the arguments (a replied-to message, an attachment, a
+console line) and deliver the returned text; the wording of replies lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from teachbot.answering.chat import StoredAnswer, Where
+from teachbot.answering.protocols import Question
+from teachbot.app import App
+from teachbot.config import ActivationPolicy
+from teachbot.datasets.examples import Example
+from teachbot.datasets.formats import parse_examples
+from teachbot.datasets.service import dataset_name_for
+from teachbot.errors import UserError
+from teachbot.teaching.service import FeedbackKind
+from teachbot.training.evaluation import EvaluationReport
+from teachbot.training.service import Progress
+from teachbot.transports.catalogue import BY_NAME
+
+MAX_JSON_TEST_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A dataset file handed to a command (a Discord attachment, or a file read by the console)."""
+
+    filename: str
+    data: bytes
+
+
+def usage(prefix: str, name: str) -> UserError:
+    spec = BY_NAME[name]
+    return UserError(f"Usage: `{f'{prefix}{spec.name} {spec.usage}'.strip()}`")
+
+
+def split_leading_id(text: str) -> tuple[int | None, str]:
+    """``"12 better answer"`` → ``(12, "better answer")``; no leading number → ``(None, text)``."""
+    head, _, tail = text.strip().partition(" ")
+    if head.isdigit() and tail.strip():
+        return int(head), tail.strip()
+    return None, text.strip()
+
+
+class Actions:
+    """Transport-neutral command behaviour over the app's services."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @property
+    def prefix(self) -> str:
+        return self.app.settings.command_prefix
+
+    # -- teaching
+    async def correct(self, where: Where, target: StoredAnswer | None, better: str, *, trusted: bool) -> str:
+        return (await self.app.teaching.correct(where, target, better, trusted=trusted)).describe()
+
+    async def feedback(self, where: Where, text: str, *, trusted: bool) -> str:
+        result = await self.app.teaching.feedback(where, FeedbackKind.TEXT, text=text, trusted=trusted)
+        return f"Thanks, your feedback {result.item_id} is stored."
+
+    async def rate(self, where: Where, target: StoredAnswer | None, *, good: bool, trusted: bool) -> str:
+        kind = FeedbackKind.UP if good else FeedbackKind.DOWN
+        result = await self.app.teaching.feedback(where, kind, target=target, trusted=trusted)
+        return f"Thanks, your {'👍' if good else '👎'} ({result.item_id}) is stored."
+
+    async def undo(self, where: Where) -> str:
+        return await self.app.teaching.undo_last(where.scope, where.author)
+
+    async def forget(self, where: Where, target: StoredAnswer | None, argument: str) -> str:
+        text = argument.strip().lstrip("#")
+        if text.isdigit():
+            example_id = int(text)
+        elif target is not None and target.example_id is not None:
+            example_id = target.example_id
+        else:
+            raise UserError("Reply to the answer to forget, or give its example id (`!forget 12`).")
+        return await self.app.teaching.forget(where.scope, example_id, author=where.author)
+
+    async def review_list(self, scope: str) -> str:
+        items = await self.app.teaching.pending(scope)
+        if not items:
+            return "Nothing waits for review."
+        lines = [item.describe() for item in items]
+        lines.append(f"Approve or reject with `{self.prefix}approve ID` / `{self.prefix}reject ID`.")
+        return "\n".join(lines)
+
+    async def review(self, where: Where, item_id: str, *, approve: bool) -> str:
+        if not item_id.strip():
+            raise usage(self.prefix, "approve" if approve else "reject")
+        result = await self.app.teaching.review(where.scope, item_id, approve=approve, reviewer=where.author)
+        return result.describe()
+
+    # -- datasets and training
+    async def import_upload(self, where: Where, upload: Upload, name: str | None = None) -> str:
+        if len(upload.data) > self.app.settings.max_upload_bytes:
+            raise UserError(f"{upload.filename} is {len(upload.data):,} bytes; the limit is {self.app.settings.max_upload_bytes:,}.")
+        examples = await asyncio.to_thread(parse_examples, upload.data, source=upload.filename)
+        info = await self.app.datasets.import_examples(
+            where.scope, name or dataset_name_for(upload.filename), examples, source_name=upload.filename,
+            author=where.author,
+        )
+        return info.describe()
+
+    async def train(
+        self, where: Where, upload: Upload | None = None, *, name: str | None = None, progress: Progress | None = None,
+        activation: ActivationPolicy | None = None,
+    ) -> str:
+        """Import ``upload`` (if any), then train a new version of ``where.scope``."""
+        lines = []
+        if upload is not None:
+            lines.append(await self.import_upload(where, upload, name))
+        elif name:
+            await self.app.datasets.select(where.scope, name, "positive")
+            lines.append(f"Training with dataset `{name}` selected.")
+        outcome = await self.app.training.train(where.scope, author=where.author, progress=progress, activation=activation)
+        lines.append(outcome.describe())
+        return "\n".join(lines)
+
+    async def test(self, where: Where, upload: Upload | None, text: str = "") -> tuple[str, EvaluationReport | None]:
+        """Test on an uploaded file, or on JSON given inline (a list of prompts or of {prompt, answer})."""
+        if upload is not None:
+            if len(upload.data) > self.app.settings.max_upload_bytes:
+                raise UserError(f"{upload.filename} is over the upload limit.")
+            examples = await asyncio.to_thread(parse_examples, upload.data, source=upload.filename)
+        elif text.strip():
+            prompts, examples = parse_inline_test(text)
+            if prompts:
+                return await self._answers_for(where, prompts), None
+        else:
+            raise UserError(f"Attach a test set, or give JSON: `{self.prefix}test [\"question\", …]`.")
+        report = await self.app.training.test(where.scope, examples)
+        return report.summary(), report
+
+    async def _answers_for(self, where: Where, prompts: Sequence[str]) -> str:
+        lines = []
+        for prompt in prompts:
+            reply = await self.app.model.answer(Question(text=prompt, scope=where.scope, user_id=where.author))
+            lines.append(f"• {prompt} → {reply.text} ({reply.confidence:.0%})")
+        return "\n".join(lines)
+
+    async def datasets(self, scope: str) -> str:
+        infos = await self.app.datasets.list(scope)
+        return "\n".join(i.describe() for i in infos) if infos else "No datasets yet."
+
+    async def select_dataset(self, scope: str, argument: str) -> str:
+        parts = argument.split()
+        if not parts or len(parts) > 2:
+            raise usage(self.prefix, "select_dataset")
+        info = await self.app.datasets.select(scope, parts[0], parts[1].lower() if len(parts) > 1 else "positive")
+        return info.describe()
+
+    async def jobs(self, where: Where, argument: str) -> str:
+        parts = argument.split()
+        if len(parts) == 2 and parts[0] == "cancel" and parts[1].lstrip("#").isdigit():
+            return await self.app.training.cancel(where.scope, int(parts[1].lstrip("#")))
+        if parts:
+            raise usage(self.prefix, "jobs")
+        runs = await self.app.training.runs(where.scope)
+        return "\n".join(r.describe() for r in runs) if runs else "No training runs yet."
+
+    # -- files
+    async def archive(self, where: Where, what: str) -> str:
+        path = await asyncio.to_thread(self.app.files.archive, what, author=where.author)
+        return f"Archive written: `{path.name}` ({path.stat().st_size:,} bytes). `{self.prefix}getfile {path.name}` sends it."
+
+    async def file_to_send(self, name: str) -> Path:
+        if not name.strip():
+            raise usage(self.prefix, "getfile")
+        return await asyncio.to_thread(self.app.files.file_to_send, name.strip())
+
+    async def models(self, where: Where, argument: str) -> str:
+        parts = argument.split()
+        if parts[:1] == ["activate"] and len(parts) == 2:
+            return await self.app.training.activate(where.scope, parts[1], author=where.author)
+        if parts == ["rollback"]:
+            return await self.app.training.rollback(where.scope, author=where.author)
+        if parts:
+            raise usage(self.prefix, "models")
+        versions = await self.app.training.versions(where.scope)
+        if not versions and where.scope != "global":
+            return "This server has no model version of its own yet; it uses the global one. `!train` makes one."
+        return "\n".join(v.describe() for v in versions) if versions else "No model versions yet."
+
+
+def parse_inline_test(text: str) -> tuple[list[str], list[Example]]:
+    """JSON test input: a list of prompts (answers are just shown) or of {prompt, answer} objects."""
+    if len(text) > MAX_JSON_TEST_CHARS:
+        raise UserError("That test JSON is too long; attach it as a file instead.")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"That is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+    if not isinstance(data, list) or not data:
+        raise UserError("Give a non-empty JSON list of prompts, or of {\"prompt\": …, \"answer\": …} objects.")
+    if all(isinstance(item, str) and item.strip() for item in data):
+        return [item.strip() for item in data[:50]], []
+    examples = []
+    for number, item in enumerate(data, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str) or not isinstance(item.get("answer"), str):
+            raise UserError(f"Item {number} is not a {{\"prompt\": …, \"answer\": …}} object of strings.")
+        if not item["prompt"].strip() or not item["answer"].strip():
+            raise UserError(f"Item {number} has an empty prompt or answer.")
+        examples.append(Example(item["prompt"].strip(), item["answer"].strip()))
+    return [], examples

@@ -1,0 +1,1 @@
+"""The Discord transport: discord.py cogs that translate Discord events into service calls."""

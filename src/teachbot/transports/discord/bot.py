@@ -1,0 +1,186 @@
+"""The Discord bot: a ``commands.Bot`` holding the app, its cogs, and one error handler."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from teachbot.app import App
+from teachbot.config import Settings
+from teachbot.errors import PermissionDenied, UserError
+from teachbot.paths import atomic_write_bytes
+from teachbot.transports.catalogue import Privilege
+from teachbot.transports.discord.permissions import Permissions
+from teachbot.transports.discord.voice import VoiceManager
+
+log = logging.getLogger(__name__)
+
+GENERIC_ERROR = "Something went wrong on my side; it has been logged."
+COMMANDS_HASH_FILE = "discord-commands.sha256"
+
+
+def scope_of(guild: discord.abc.Snowflake | None) -> str:
+    """A server's knowledge scope is its id; direct messages use the global scope."""
+    return "global" if guild is None else str(guild.id)
+
+
+class TeachBot(commands.Bot):
+    """The bot; services live in ``self.app``, permission rules in ``self.permissions``."""
+
+    def __init__(self, app: App, **options: Any) -> None:
+        settings = app.settings
+        intents = discord.Intents.default()
+        intents.message_content = True
+        intents.members = False
+        super().__init__(
+            command_prefix=commands.when_mentioned_or(settings.command_prefix),
+            intents=intents,
+            help_command=None,
+            owner_ids=set(settings.owner_ids) or None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False),
+            **options,
+        )
+        self.app = app
+        self.settings: Settings = settings
+        self.permissions = Permissions(settings)
+        self.voice = VoiceManager(self)
+        self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
+
+    async def setup_hook(self) -> None:
+        from teachbot.transports.discord.cogs import COGS
+
+        for cog in COGS:
+            await self.add_cog(cog(self))
+        await self._sync_commands_if_changed()
+
+    async def _sync_commands_if_changed(self) -> None:
+        """Sync slash commands only when their definitions changed since the last sync."""
+        payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True, default=str)
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        marker = self.settings.data_dir / COMMANDS_HASH_FILE
+        if marker.is_file() and marker.read_text().strip() == digest:
+            log.info("application commands unchanged; not syncing")
+            return
+        await self.tree.sync()
+        atomic_write_bytes(marker, digest.encode())
+        log.info("application commands synced (%s)", len(self.tree.get_commands()))
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (%s) to %s server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+
+    # -- voice, used by the chat and voice cogs
+    async def join_voice(self, channel: discord.VoiceChannel | discord.StageChannel) -> str:
+        return await self.voice.join(channel)
+
+    async def leave_voice(self, guild: discord.Guild) -> str:
+        return await self.voice.leave(guild)
+
+    async def transcribe(self, attachment: discord.Attachment) -> str:
+        raise UserError("I can't listen to voice messages yet: speech recognition is not set up in this build.")
+
+    async def speak_reply(self, message: discord.Message, text: str) -> None:
+        return None
+
+    async def privilege(self, user: discord.abc.User) -> Privilege:
+        return self.permissions.level(user, is_owner=await self.is_owner(user))
+
+    async def trusted(self, user: discord.abc.User) -> bool:
+        return self.permissions.trusted(user, is_owner=await self.is_owner(user))
+
+    # -- errors: a short line for the user, the traceback in the log, and the bot keeps running
+    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:  # type: ignore[override]
+        original = getattr(error, "original", error)
+        if isinstance(error, commands.CommandNotFound):
+            return
+        if isinstance(original, UserError):
+            text = str(original)
+        elif isinstance(error, PermissionDeniedCheck):
+            text = str(error)
+        elif isinstance(error, commands.CommandOnCooldown):
+            text = f"Slow down: try again in {error.retry_after:.0f} s."
+        elif isinstance(error, commands.CheckFailure):
+            text = "You can't use this command here."
+        elif isinstance(error, commands.UserInputError):
+            usage = f"{self.settings.command_prefix}{ctx.command} {ctx.command.signature}" if ctx.command else ""
+            text = f"{error} Usage: `{usage.strip()}`"
+        else:
+            log.error("command %s failed", ctx.command, exc_info=original)
+            text = GENERIC_ERROR
+        await self._reply_safely(ctx, text)
+
+    async def _reply_safely(self, ctx: commands.Context[Any], text: str) -> None:
+        try:
+            await ctx.send(text[:1900], ephemeral=ctx.interaction is not None)
+        except discord.HTTPException:
+            log.warning("could not send an error reply in channel %s", getattr(ctx.channel, "id", "?"))
+
+    async def _on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        log.error("application command failed", exc_info=error)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(GENERIC_ERROR, ephemeral=True)
+            else:
+                await interaction.response.send_message(GENERIC_ERROR, ephemeral=True)
+        except discord.HTTPException:
+            pass
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        log.exception("error in event %s", event_method)
+
+
+class PermissionDeniedCheck(commands.CheckFailure):
+    """A command refused for lack of privilege; its text is shown to the user."""
+
+
+def requires(level: Privilege) -> Any:
+    """Command check: the caller must be at least ``level`` and pass the allow/block lists."""
+
+    async def predicate(ctx: commands.Context[Any]) -> bool:
+        bot: TeachBot = ctx.bot
+        refusal = bot.permissions.refusal(ctx.author, ctx.channel)
+        if refusal:
+            raise PermissionDeniedCheck(refusal)
+        if level > Privilege.MEMBER and await bot.privilege(ctx.author) < level:
+            raise PermissionDeniedCheck(f"`{ctx.command}` needs the {level.name.lower()} role.")
+        return True
+
+    return commands.check(predicate)
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point discord.py at the configured REST base and gateway (Discord-compatible servers, tests)."""
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    Route.BASE = settings.discord_api_base.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = settings.discord_gateway_url  # type: ignore[assignment]
+
+
+async def run_bot(settings: Settings) -> None:
+    """Start the app and the bot and run until stopped."""
+    if settings.discord_token is None:
+        raise UserError("No Discord token configured (TEACHBOT_DISCORD_TOKEN).")
+    configure_endpoints(settings)
+    app = await App.start(settings)
+    try:
+        async with TeachBot(app) as bot:
+            try:
+                await bot.start(settings.discord_token.get_secret_value())
+            except discord.LoginFailure:
+                raise UserError("Discord refused the token (TEACHBOT_DISCORD_TOKEN): check it in the developer portal.") from None
+            except discord.PrivilegedIntentsRequired:
+                raise UserError(
+                    "Discord refused the Message Content intent: enable it for this bot in the developer portal "
+                    "(Bot → Privileged Gateway Intents)."
+                ) from None
+    finally:
+        await app.close()
+
+
+__all__ = ["PermissionDenied", "TeachBot", "configure_endpoints", "requires", "run_bot", "scope_of"]

@@ -1,0 +1,111 @@
+"""Chat: answer DMs, mentions, replies to the bot and every message in the chat channels."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import discord
+from discord.ext import commands
+
+from teachbot.errors import UserError
+from teachbot.transports.discord.cogs.base import BaseCog, where_of
+from teachbot.transports.discord.rendering import plan_reply
+
+log = logging.getLogger(__name__)
+
+AUDIO_TYPES = ("audio/",)
+GENERIC_ERROR = "Something went wrong on my side; it has been logged."
+
+
+def is_audio(attachment: discord.Attachment) -> bool:
+    """Voice messages and audio files (by content type, or by extension when the type is missing)."""
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    if content_type.startswith(AUDIO_TYPES) or content_type == "video/ogg":
+        return True
+    return not content_type and attachment.filename.lower().endswith((".ogg", ".opus", ".mp3", ".wav", ".m4a", ".flac"))
+
+
+class ChatCog(BaseCog):
+    """The conversation itself; commands live in the other cogs."""
+
+    def __init__(self, bot) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(bot)
+        seconds = self.app.settings.chat_cooldown_seconds
+        self.cooldowns = commands.CooldownMapping.from_cooldown(1, seconds, commands.BucketType.user) if seconds else None
+
+    def _addressed(self, message: discord.Message) -> bool:
+        me = self.bot.user
+        if message.guild is None:
+            return True
+        if me is not None and me in message.mentions:
+            return True
+        resolved = message.reference.resolved if message.reference else None
+        if isinstance(resolved, discord.Message) and me is not None and resolved.author.id == me.id:
+            return True
+        return message.channel.id in self.app.settings.chat_channels
+
+    def _text(self, message: discord.Message) -> str:
+        me = self.bot.user
+        text = message.content
+        if me is not None:
+            text = re.sub(rf"<@!?{me.id}>", "", text)
+        return text.strip()
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or not self._addressed(message):
+            return
+        ctx = await self.bot.get_context(message)
+        if ctx.valid or (ctx.invoked_with and message.content.startswith(self.app.settings.command_prefix)):
+            return  # a command (or an unknown one): the command handlers deal with it
+        refusal = self.bot.permissions.refusal(message.author, message.channel)
+        if refusal:
+            if message.guild is None or self.bot.user in message.mentions:
+                await self._reply(message, refusal)
+            return
+        if self.cooldowns is not None:
+            retry = self.cooldowns.update_rate_limit(message)
+            if retry:
+                log.info("cooldown author=%s retry=%.1fs", message.author.id, retry)
+                return
+        try:
+            await self._answer(message)
+        except UserError as exc:
+            await self._reply(message, str(exc))
+        except Exception:
+            log.exception("answering message %s failed", message.id)
+            await self._reply(message, GENERIC_ERROR)
+
+    async def _answer(self, message: discord.Message) -> None:
+        audio = next((a for a in message.attachments if is_audio(a)), None)
+        text = self._text(message)
+        spoken = False
+        if audio is not None:
+            text = await self.bot.transcribe(audio)
+            spoken = True
+        if not text:
+            return
+        where = where_of(message.author, message.channel, message.guild)
+        async with message.channel.typing():
+            reply = await self.app.chat.ask(text, where, external_id=str(message.id))
+        shown = f"> 🎤 {text}\n{reply.answer.text}" if spoken else reply.answer.text
+        sent = await self._reply(message, shown)
+        if sent is not None:
+            await self.app.chat.link_external(reply.answer_id, str(sent.id))
+        await self.bot.speak_reply(message, reply.answer.text)
+
+    async def _reply(self, message: discord.Message, text: str) -> discord.Message | None:
+        chunks, attachment = plan_reply(text)
+        first: discord.Message | None = None
+        try:
+            for index, chunk in enumerate(chunks):
+                last = index == len(chunks) - 1
+                file = attachment if last and attachment else discord.utils.MISSING
+                if index == 0:
+                    first = await message.reply(chunk, file=file, mention_author=False)
+                else:
+                    await message.channel.send(chunk, file=file)
+        except discord.HTTPException:
+            log.warning("could not reply in channel %s", message.channel.id, exc_info=True)
+        return first

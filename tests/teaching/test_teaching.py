@@ -1,0 +1,127 @@
+"""Teaching through the services: corrections apply at once or after review, scopes stay apart."""
+
+from __future__ import annotations
+
+import pytest
+
+from teachbot.answering.chat import Where
+from teachbot.app import App
+from teachbot.errors import UserError
+from teachbot.teaching.service import FeedbackKind, TeachStatus
+
+QUESTION = "what is the capital of the planet zorblax"
+PARAPHRASE = "what's the capital of planet zorblax?"
+UNRELATED = "hello"
+
+
+def where(scope: str = "global", author: str = "u1") -> Where:
+    return Where(scope=scope, channel="c1", author=author)
+
+
+async def ask(app: App, text: str, scope: str = "global") -> str:
+    return (await app.chat.ask(text, where(scope))).answer.text
+
+
+async def test_trusted_correction_applies_at_once_to_question_and_paraphrase(app: App) -> None:
+    before_unrelated = await ask(app, UNRELATED)
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    result = await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+    assert result.status is TeachStatus.APPLIED
+    assert await ask(app, QUESTION) == "Zorbopolis"
+    assert await ask(app, PARAPHRASE) == "Zorbopolis"
+    assert await ask(app, UNRELATED) == before_unrelated
+
+
+async def test_untrusted_correction_waits_for_review_then_applies(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    result = await app.teaching.correct(where(author="member"), target, "Zorbopolis", trusted=False)
+    assert result.status is TeachStatus.PENDING
+    assert await ask(app, QUESTION) != "Zorbopolis"
+    pending = await app.teaching.pending("global")
+    assert [item.item_id for item in pending] == [result.item_id]
+    await app.teaching.review("global", result.item_id, approve=True, reviewer="trainer")
+    assert await ask(app, QUESTION) == "Zorbopolis"
+    with pytest.raises(UserError, match="already"):
+        await app.teaching.review("global", result.item_id, approve=True, reviewer="trainer")
+
+
+async def test_rejected_correction_never_applies(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    result = await app.teaching.correct(where(author="member"), target, "Wrongville", trusted=False)
+    await app.teaching.review("global", result.item_id, approve=False, reviewer="trainer")
+    assert await ask(app, QUESTION) != "Wrongville"
+    assert await app.teaching.pending("global") == []
+
+
+async def test_a_server_correction_does_not_change_another_server(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where("111"))
+    target = await app.chat.find_answer("111", answer_id=reply.answer_id)
+    await app.teaching.correct(where("111"), target, "Zorbopolis", trusted=True)
+    assert await ask(app, QUESTION, "111") == "Zorbopolis"
+    assert await ask(app, QUESTION, "222") != "Zorbopolis"
+    assert await ask(app, QUESTION, "global") != "Zorbopolis"
+
+
+async def test_global_knowledge_reaches_every_server(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+    assert await ask(app, QUESTION, "333") == "Zorbopolis"
+
+
+async def test_undo_and_forget_remove_what_was_taught(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+    assert "Undone" in await app.teaching.undo_last("global", "u1")
+    assert await ask(app, QUESTION) != "Zorbopolis"
+    await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+    taught = await app.chat.ask(QUESTION, where())
+    stored = await app.chat.find_answer("global", answer_id=taught.answer_id)
+    assert stored is not None and stored.example_id is not None
+    await app.teaching.forget("global", stored.example_id, author="u1")
+    assert await ask(app, QUESTION) != "Zorbopolis"
+    with pytest.raises(UserError):
+        await app.teaching.forget("global", stored.example_id, author="u1")
+
+
+async def test_trusted_thumbs_down_stops_that_answer(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+    taught = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=taught.answer_id)
+    await app.teaching.feedback(where(), FeedbackKind.DOWN, target=target, trusted=True)
+    assert await ask(app, QUESTION) != "Zorbopolis"
+
+
+async def test_teaching_survives_a_restart(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+    again = await App.start(app.settings)
+    try:
+        assert (await again.chat.ask(QUESTION, where())).answer.text == "Zorbopolis"
+    finally:
+        await again.close()
+
+
+@pytest.mark.parametrize("better", ["", "   ", "x" * 5000])
+async def test_bad_corrections_are_refused_and_store_nothing(app: App, better: str) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    with pytest.raises(UserError):
+        await app.teaching.correct(where(), target, better, trusted=True)
+    assert await app.teaching.pending("global") == []
+    with pytest.raises(UserError, match="can't find"):
+        await app.teaching.correct(where(), None, "answer", trusted=True)
+
+
+async def test_text_feedback_is_stored_and_empty_refused(app: App) -> None:
+    result = await app.teaching.feedback(where(), FeedbackKind.TEXT, text="more about cats please", trusted=False)
+    assert result.item_id.startswith("F")
+    with pytest.raises(UserError):
+        await app.teaching.feedback(where(), FeedbackKind.TEXT, text="  ", trusted=False)

@@ -1,0 +1,117 @@
+"""Training runs and versions through the services, on small generated datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from teachbot.answering.chat import Where
+from teachbot.app import App
+from teachbot.config import ActivationPolicy
+from teachbot.errors import DataFormatError
+from teachbot.training.service import starter_examples
+
+TOPICS = {
+    "The shop opens at nine.": ["when does the shop open", "what time do you open", "opening hours of the shop",
+                                "is the shop open in the morning", "when can I come to the shop"],
+    "Delivery takes two days.": ["how long is delivery", "when will my parcel arrive", "delivery time please",
+                                 "how many days to ship", "how fast do you deliver"],
+    "We accept cards and cash.": ["can I pay by card", "which payment methods do you take", "do you take cash",
+                                  "how can I pay", "is paying with a credit card possible"],
+}
+
+
+def write_csv(path: Path, rows: dict[str, list[str]]) -> Path:
+    lines = ["question,answer"]
+    for answer, prompts in rows.items():
+        lines += [f'"{p}","{answer}"' for p in prompts]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def ask(app: App, text: str, scope: str = "global") -> str:
+    return (await app.chat.ask(text, Where(scope, "c", "u"))).answer.text
+
+
+async def test_starter_version_exists_and_knows_about_itself(app: App) -> None:
+    versions = await app.training.versions("global")
+    assert [v.name for v in versions] == ["v1"] and versions[0].active
+    assert "teachbot" in (await ask(app, "who are you?")).lower()
+    assert len(starter_examples()) >= 10
+
+
+async def test_train_on_a_file_answers_its_questions(app: App, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "shop.csv", TOPICS)
+    info = await app.datasets.import_file("global", path, author="t")
+    assert info.rows == 15 and info.name == "shop"
+    outcome = await app.training.train("global", author="t")
+    assert outcome.activated and outcome.version.name == "v2"
+    assert await ask(app, "what time does the shop open") == "The shop opens at nine."
+    assert await ask(app, "how long does delivery take") == "Delivery takes two days."
+
+
+async def test_same_content_makes_no_new_dataset_version(app: App, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "shop.csv", TOPICS)
+    first = await app.datasets.import_file("global", path, author="t")
+    again = await app.datasets.import_file("global", path, author="t")
+    assert (first.version, again.version, again.new_version) == (1, 1, False)
+
+
+async def test_malformed_file_imports_nothing(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "a", "answer": "b"}\n{"prompt": "c", "answer": \n', encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"bad.jsonl:2"):
+        await app.datasets.import_file("global", path, author="t")
+    assert await app.datasets.list("global") == []
+
+
+async def test_activate_and_rollback_switch_answers(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("global", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    await app.training.train("global", author="t")
+    assert await ask(app, "how can I pay") == "We accept cards and cash."
+    await app.training.rollback("global", author="t")
+    assert await ask(app, "how can I pay") != "We accept cards and cash."
+    await app.training.activate("global", "v2", author="t")
+    assert await ask(app, "how can I pay") == "We accept cards and cash."
+
+
+async def test_server_trains_its_own_version_without_changing_others(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("42", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    outcome = await app.training.train("42", author="t")
+    assert outcome.version.name == "42-v1"
+    assert await ask(app, "how can I pay", "42") == "We accept cards and cash."
+    assert await ask(app, "how can I pay", "43") != "We accept cards and cash."
+    assert await ask(app, "who are you", "42") == await ask(app, "who are you", "global")
+
+
+async def test_never_policy_keeps_the_active_version(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("global", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    outcome = await app.training.train("global", author="t", activation=ActivationPolicy.NEVER)
+    assert not outcome.activated
+    assert app.knowledge.model_version("global") == "v1"
+
+
+async def test_test_report_scores_the_active_model(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("global", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    await app.training.train("global", author="t")
+    from teachbot.datasets.examples import Example
+
+    report = await app.training.test(
+        "global", [Example("when do you open the shop", "The shop opens at nine."), Example("zzzz qqqq", "Unknown.")]
+    )
+    assert report.examples == 2
+    assert report.accuracy == pytest.approx(0.5)
+    assert report.fallback_rate == pytest.approx(0.5)
+    assert report.previous is not None and report.previous["model_version"] == "v1"
+
+
+async def test_selected_negative_dataset_stops_answers(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("global", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    await app.training.train("global", author="t")
+    assert await ask(app, "how can I pay") == "We accept cards and cash."
+    bad = {"We accept cards and cash.": ["how can I pay", "which payment methods do you take"]}
+    await app.datasets.import_file("global", write_csv(tmp_path / "never.csv", bad), author="t")
+    await app.datasets.select("global", "never", "negative")
+    await app.training.train("global", author="t", activation=ActivationPolicy.ALWAYS)
+    assert await ask(app, "how can I pay") != "We accept cards and cash."

@@ -1,0 +1,101 @@
+"""The console through a real subprocess with piped stdin, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env["TEACHBOT_DATA_DIR"] = str(tmp_path / "data")
+    env.update(extra)
+    return env
+
+
+def teachbot(tmp_path: Path, *args: str, stdin: str = "", **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "teachbot", *args], input=stdin, capture_output=True, text=True,
+        env=env_for(tmp_path, **extra), cwd=tmp_path, timeout=180,
+    )
+
+
+def test_hi_through_piped_stdin(tmp_path: Path) -> None:
+    result = teachbot(tmp_path, "chat", stdin="!hi\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "HI!\n"
+
+
+def test_run_without_token_chats_in_the_terminal_and_says_so(tmp_path: Path) -> None:
+    result = teachbot(tmp_path, "run", stdin="!hi\n")
+    assert result.returncode == 0, result.stderr
+    assert "HI!" in result.stdout
+    assert "No Discord token" in result.stderr
+
+
+def test_correction_applies_to_the_question_and_a_paraphrase(tmp_path: Path) -> None:
+    lines = [
+        "what is the capital of the planet zorblax",
+        "!correct Zorbopolis is the capital.",
+        "what is the capital of the planet zorblax",
+        "whats the capital of planet zorblax?",
+        "hello",
+    ]
+    result = teachbot(tmp_path, "chat", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.strip().splitlines()
+    assert out[0] != "Zorbopolis is the capital."
+    assert out[1].startswith("Learned")
+    assert out[2] == "Zorbopolis is the capital."
+    assert out[3] == "Zorbopolis is the capital."
+    assert out[4] != "Zorbopolis is the capital."
+
+
+def test_help_instruction_and_bad_commands(tmp_path: Path) -> None:
+    result = teachbot(tmp_path, "chat", stdin="!help\n!instruction\n!nope\n!correct\n!train ../../etc/passwd\n!test\n")
+    assert result.returncode == 0, result.stderr
+    assert "!correct" in result.stdout and "How to use teachbot" in result.stdout
+    assert "Unknown command `!nope`" in result.stdout
+    assert "leaves the data folder" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_scope_option_keeps_knowledge_apart(tmp_path: Path) -> None:
+    teach = "what is the capital of the planet zorblax\n!correct Zorbopolis.\n"
+    assert teachbot(tmp_path, "chat", "--scope", "lab", stdin=teach).returncode == 0
+    lab = teachbot(tmp_path, "chat", "--scope", "lab", stdin="what is the capital of the planet zorblax\n")
+    other = teachbot(tmp_path, "chat", stdin="what is the capital of the planet zorblax\n")
+    assert lab.stdout.strip() == "Zorbopolis."
+    assert other.stdout.strip() != "Zorbopolis."
+
+
+def test_cli_train_and_test_json(tmp_path: Path) -> None:
+    data = tmp_path / "faq.jsonl"
+    rows = [
+        {"prompt": p, "answer": a}
+        for a, ps in {"Nine o'clock.": ["when do you open", "opening time", "what time do you open"],
+                      "Two days.": ["how long is delivery", "delivery time", "how fast is shipping"]}.items()
+        for p in ps
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    trained = teachbot(tmp_path, "train", str(data))
+    assert trained.returncode == 0, trained.stderr
+    assert "Trained v2" in trained.stdout
+    tested = teachbot(tmp_path, "test", str(data), "--json")
+    assert tested.returncode == 0, tested.stderr
+    report = json.loads(tested.stdout)
+    assert {"accuracy", "fallback_rate", "examples", "per_answer"} <= report.keys()
+    assert report["examples"] == 6 and report["accuracy"] == 1.0
+    listed = teachbot(tmp_path, "models", "list")
+    assert "v1" in listed.stdout and "v2 (active)" in listed.stdout
+
+
+def test_cli_train_malformed_file_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"question,answer\n\xff\xfe\x00garbage\n")
+    result = teachbot(tmp_path, "train", str(bad))
+    assert result.returncode == 1
+    assert "bad.csv" in result.stderr and "Traceback" not in result.stderr
