@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -23,6 +24,8 @@ EXIT_USAGE = 2
 app = typer.Typer(help="teachbot: a Discord bot you talk to and teach.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List, activate and roll back model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+datasets_app = typer.Typer(help="Datasets: list, show, diff, export, delete, select, validate.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 err = Console(stderr=True)
 
 ScopeOption = Annotated[str | None, typer.Option("--scope", help="Knowledge scope (default: the `scope` setting).")]
@@ -157,6 +160,7 @@ def test(
     scope: ScopeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as one JSON object.")] = False,
     version: Annotated[str | None, typer.Option(help="Test this stored version instead of the active one.")] = None,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart (confusions, confidence) here.")] = None,
 ) -> None:
     """Ask the model every prompt of a test set and report accuracy; trains nothing."""
     from teachbot.datasets.formats import read_examples
@@ -167,6 +171,11 @@ def test(
     async def work(application: Any) -> None:
         examples = await asyncio.to_thread(read_examples, path, max_bytes=settings.max_upload_bytes)
         report = await application.training.test(chosen, examples, version=version)
+        if chart is not None:
+            from teachbot.paths import atomic_write_bytes
+            from teachbot.training.charts import render_chart
+
+            await asyncio.to_thread(lambda: atomic_write_bytes(chart, render_chart(report)))
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.summary())
 
     _with_app(settings, work)
@@ -199,6 +208,125 @@ def models_rollback(scope: ScopeOption = None) -> None:
     settings = _settings()
     chosen = _scope(settings, scope)
     typer.echo(_with_app(settings, lambda a: a.training.rollback(chosen, author="cli")))
+
+
+def _act(scope: str | None, work: Callable[[Any, Any], Awaitable[str]]) -> None:
+    """Run one shared command action as the CLI user and print its reply."""
+    from teachbot.answering.chat import Where
+    from teachbot.transports.actions import Actions
+
+    settings = _settings()
+    where = Where(scope=_scope(settings, scope), channel="cli", author="cli", author_name="cli")
+    typer.echo(_with_app(settings, lambda application: work(Actions(application), where)))
+
+
+@datasets_app.command("list")
+def datasets_list(scope: ScopeOption = None) -> None:
+    """List the datasets and how each feeds training."""
+    _act(scope, lambda actions, where: actions.datasets(where, "list"))
+
+
+@datasets_app.command("show")
+def datasets_show(name: str, version: int | None = None, scope: ScopeOption = None) -> None:
+    """Show a dataset version's size and first examples."""
+    _act(scope, lambda actions, where: actions.datasets(where, f"show {name} {version or ''}".strip()))
+
+
+@datasets_app.command("diff")
+def datasets_diff(name: str, old: int, new: int, scope: ScopeOption = None) -> None:
+    """Compare two versions of a dataset."""
+    _act(scope, lambda actions, where: actions.datasets(where, f"diff {name} {old} {new}"))
+
+
+@datasets_app.command("export")
+def datasets_export(
+    name: Annotated[str, typer.Argument(help="Dataset name, or `corrections` for preference pairs.")],
+    fmt: Annotated[str, typer.Argument(help="openai-chat, preference, csv or yaml.")] = "openai-chat",
+    scope: ScopeOption = None,
+) -> None:
+    """Write a dataset into the data folder's exports/."""
+    _act(scope, lambda actions, where: actions.export(where, name, fmt))
+
+
+@datasets_app.command("delete")
+def datasets_delete(name: str, scope: ScopeOption = None) -> None:
+    """Delete a dataset and all its versions."""
+    _act(scope, lambda actions, where: actions.datasets(where, f"delete {name}"))
+
+
+@datasets_app.command("select")
+def datasets_select(
+    name: str, use: Annotated[str, typer.Argument(help="positive, negative or off.")] = "positive", scope: ScopeOption = None
+) -> None:
+    """Choose how a dataset feeds training."""
+    _act(scope, lambda actions, where: actions.select_dataset(where.scope, f"{name} {use}"))
+
+
+@datasets_app.command("from-chat")
+def datasets_from_chat(
+    name: str,
+    channel: Annotated[str | None, typer.Option(help="Only this channel id.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only messages since (UTC).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Only messages before (UTC).")] = None,
+    liked: Annotated[bool, typer.Option(help="Only answers with a 👍 (and corrected ones).")] = False,
+    scope: ScopeOption = None,
+) -> None:
+    """Turn stored conversations into a new dataset version (corrections applied)."""
+
+    async def work(actions: Any, where: Any) -> str:
+        info = await actions.app.datasets.from_conversations(
+            where.scope, name, author="cli", channel=channel, since=since, until=until, only_liked=liked
+        )
+        return str(info.describe())
+
+    _act(scope, work)
+
+
+@datasets_app.command("validate")
+def datasets_validate(
+    path: Path,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    validation: Annotated[Path | None, typer.Option(help="Validation set to check for overlap.")] = None,
+) -> None:
+    """Check a dataset file without importing it; exit 1 when it has errors."""
+    from teachbot.datasets.validation import validate_file
+
+    settings = _settings()
+    try:
+        report = validate_file(path, validation=validation, max_bytes=settings.max_upload_bytes)
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.to_text())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def review(
+    approve: Annotated[list[str], typer.Option(help="Item ids to approve.")] = [],  # noqa: B006
+    reject: Annotated[list[str], typer.Option(help="Item ids to reject.")] = [],  # noqa: B006
+    scope: ScopeOption = None,
+) -> None:
+    """List corrections and 👎 waiting for review; approve or reject them."""
+
+    async def work(actions: Any, where: Any) -> str:
+        lines = [await actions.review(where, item, approve=True) for item in approve]
+        lines += [await actions.review(where, item, approve=False) for item in reject]
+        return "\n".join(lines) if lines else str(await actions.review_list(where.scope))
+
+    _act(scope, work)
+
+
+@app.command()
+def jobs(scope: ScopeOption = None) -> None:
+    """List training runs with their state."""
+    _act(scope, lambda actions, where: actions.jobs(where, ""))
+
+
+@app.command()
+def archive(what: Annotated[str, typer.Argument(help="datasets, exports, logs or all.")] = "all", scope: ScopeOption = None) -> None:
+    """Zip part of the data folder into archives/."""
+    _act(scope, lambda actions, where: actions.archive(where, what))
 
 
 def main() -> None:

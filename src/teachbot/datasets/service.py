@@ -11,15 +11,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, aliased
 
 from teachbot.answering.protocols import GLOBAL_SCOPE
 from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import read_examples
 from teachbot.errors import UserError
 from teachbot.store.db import Database
-from teachbot.store.tables import Dataset, DatasetVersion, ExampleSource, ExampleStatus, Polarity
+from teachbot.store.tables import (
+    Correction,
+    Dataset,
+    DatasetVersion,
+    ExampleSource,
+    ExampleStatus,
+    Feedback,
+    Message,
+    Polarity,
+)
 from teachbot.store.tables import Example as ExampleRow
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,22 @@ class DatasetInfo:
         state = "new version" if self.new_version else "unchanged, same content as"
         return (f"Dataset `{self.name}` ({state} v{self.version}): {self.rows} examples, "
                 f"hash {self.content_hash[:12]}, {use.get(self.selected, self.selected)}.")
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetDiff:
+    name: str
+    old: int
+    new: int
+    added: list[tuple[str, str]]
+    removed: list[tuple[str, str]]
+    unchanged: int
+
+    def describe(self, limit: int = 10) -> str:
+        lines = [f"`{self.name}` v{self.old} → v{self.new}: +{len(self.added)} −{len(self.removed)}, {self.unchanged} unchanged."]
+        lines += [f"+ {p} → {a}" for p, a in self.added[:limit]]
+        lines += [f"− {p} → {a}" for p, a in self.removed[:limit]]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +212,78 @@ class DatasetService:
                     if r.polarity == Polarity.POSITIVE]
 
         return await self.db.run(load)
+
+    async def diff(self, scope: str, name: str, old: int, new: int) -> DatasetDiff:
+        """What changed between two versions of a dataset (by prompt/answer pair)."""
+        before = {(e.prompt, e.answer) for e in await self.examples(scope, name, old)}
+        after = {(e.prompt, e.answer) for e in await self.examples(scope, name, new)}
+        return DatasetDiff(name, old, new, sorted(after - before), sorted(before - after), len(before & after))
+
+    async def delete(self, scope: str, name: str, *, author: str) -> str:
+        """Delete a dataset and all its versions (its examples leave the next training)."""
+
+        def remove(s: Session) -> None:
+            dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
+            if dataset is None:
+                raise UserError(f"There is no dataset `{name}` here.")
+            version_ids = list(s.scalars(select(DatasetVersion.id).where(DatasetVersion.dataset_id == dataset.id)))
+            s.execute(delete(ExampleRow).where(ExampleRow.dataset_version_id.in_(version_ids)))
+            s.execute(delete(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id))
+            s.delete(dataset)
+
+        await self.db.run(remove)
+        log.info("dataset %s deleted scope=%s author=%s", name, scope, author)
+        return f"Deleted dataset `{name}` and all its versions."
+
+    async def preference_pairs(self, scope: str) -> list[Example]:
+        """Every applied correction as a preference pair: the better answer over the one corrected."""
+
+        def load(s: Session) -> list[Example]:
+            rows = s.scalars(
+                select(Correction).where(Correction.scope.in_(_visible(scope)), Correction.status == "applied")
+                .order_by(Correction.id)
+            )
+            return [Example(c.question, c.better_answer, rejected=c.wrong_answer or None) for c in rows]
+
+        return await self.db.run(load)
+
+    async def from_conversations(
+        self, scope: str, name: str, *, author: str, channel: str | None = None, since: datetime | None = None,
+        until: datetime | None = None, only_liked: bool = False, corrected: bool = True,
+    ) -> DatasetInfo:
+        """Turn stored conversations into a dataset version: question → the bot's answer, or the
+        correction given for it. ``only_liked`` keeps answers with a 👍 (and corrected ones)."""
+
+        def collect(s: Session) -> list[Example]:
+            answer_row = aliased(Message)
+            query = (
+                select(Message.text, answer_row.text, answer_row.id)
+                .join(answer_row, answer_row.reply_to_id == Message.id)
+                .where(Message.scope == scope, answer_row.is_bot.is_(True), Message.is_bot.is_(False))
+            )
+            if channel:
+                query = query.where(Message.channel == channel)
+            if since:
+                query = query.where(Message.created_at >= since)
+            if until:
+                query = query.where(Message.created_at < until)
+            liked = set(s.scalars(select(Feedback.message_id).where(Feedback.scope == scope, Feedback.kind == "up")))
+            better = {
+                c.message_id: c.better_answer
+                for c in s.scalars(select(Correction).where(Correction.scope == scope, Correction.status == "applied"))
+            }
+            examples = []
+            for question, answer, answer_id in s.execute(query.order_by(Message.id)):
+                if corrected and answer_id in better:
+                    examples.append(Example(question, better[answer_id]))
+                elif not only_liked or answer_id in liked:
+                    examples.append(Example(question, answer))
+            return examples
+
+        examples = await self.db.run(collect)
+        if not examples:
+            raise UserError("No stored conversations match; nothing to turn into a dataset.")
+        return await self.import_examples(scope, name, examples, source_name="conversations", author=author)
 
     def training_set(self, s: Session, scope: str) -> TrainingSet:
         """Selected datasets' latest versions plus accepted teaching, for ``scope`` and global."""

@@ -166,6 +166,29 @@ class TeachingService:
         log.info("feedback F%s scope=%s author=%s kind=%s status=%s", item_id, where.scope, where.author, kind.value, status.value)
         return TeachResult(f"F{item_id}", status, target.question if target else "", target.answer if target else "")
 
+    async def suggest(self, scope: str, mistakes: list[tuple[str, str, str]], *, author: str, limit: int = 50) -> int:
+        """Queue (question, wrong answer, expected answer) found by a test as review items; returns how many
+        new items were queued (a suggestion already pending is not queued twice)."""
+
+        def store(s: Session) -> int:
+            pending = {
+                (c.question, c.better_answer)
+                for c in s.scalars(select(Correction).where(Correction.scope == scope, Correction.status == TeachStatus.PENDING))
+            }
+            added = 0
+            for question, wrong, expected in mistakes[:limit]:
+                if (question, expected) in pending:
+                    continue
+                s.add(Correction(scope=scope, question=question, wrong_answer=wrong, better_answer=expected,
+                                 author=author, status=TeachStatus.PENDING))
+                pending.add((question, expected))
+                added += 1
+            return added
+
+        added = await self.db.run(store)
+        log.info("test suggestions scope=%s queued=%s author=%s", scope, added, author)
+        return added
+
     # -- review queue
     async def pending(self, scope: str, limit: int = 20) -> list[ReviewItem]:
         """Corrections and 👎 waiting for a trainer, oldest first."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,11 @@ from teachbot.answering.protocols import Question
 from teachbot.app import App
 from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
-from teachbot.datasets.formats import parse_examples
+from teachbot.datasets.formats import parse_examples, write_examples
+from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.datasets.service import dataset_name_for
 from teachbot.errors import UserError
+from teachbot.paths import safe_filename
 from teachbot.teaching.service import FeedbackKind
 from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.service import Progress
@@ -117,6 +120,9 @@ class Actions:
         """Import ``upload`` (if any), then train a new version of ``where.scope``."""
         lines = []
         if upload is not None:
+            report = await self.validate(upload)
+            if not report.ok:
+                raise UserError("The dataset has errors, so nothing was imported or trained:\n" + report.to_text())
             lines.append(await self.import_upload(where, upload, name))
         elif name:
             await self.app.datasets.select(where.scope, name, "positive")
@@ -138,7 +144,12 @@ class Actions:
         else:
             raise UserError(f"Attach a test set, or give JSON: `{self.prefix}test [\"question\", …]`.")
         report = await self.app.training.test(where.scope, examples)
-        return report.summary(), report
+        mistakes = [(o.prompt, o.answer or "", o.expected) for o in report.errors]
+        queued = await self.app.teaching.suggest(where.scope, mistakes, author=f"test:{where.author}")
+        summary = report.summary()
+        if queued:
+            summary += f"\n{queued} wrong answer(s) queued for review with the expected answer (`{self.prefix}review`)."
+        return summary, report
 
     async def _answers_for(self, where: Where, prompts: Sequence[str]) -> str:
         lines = []
@@ -147,9 +158,67 @@ class Actions:
             lines.append(f"• {prompt} → {reply.text} ({reply.confidence:.0%})")
         return "\n".join(lines)
 
-    async def datasets(self, scope: str) -> str:
-        infos = await self.app.datasets.list(scope)
-        return "\n".join(i.describe() for i in infos) if infos else "No datasets yet."
+    async def validate(self, upload: Upload) -> ValidationReport:
+        """Validate an uploaded file as a file (line numbers, raw-JSON checks), then delete the copy."""
+        if len(upload.data) > self.app.settings.max_upload_bytes:
+            raise UserError(f"{upload.filename} is over the upload limit ({self.app.settings.max_upload_bytes:,} bytes).")
+        folder = self.app.data_dir / "uploads"
+        path = folder / f".{uuid.uuid4().hex}-{safe_filename(upload.filename)}"
+
+        def check() -> ValidationReport:
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                path.write_bytes(upload.data)
+                report = validate_file(path, max_bytes=self.app.settings.max_upload_bytes)
+            finally:
+                path.unlink(missing_ok=True)
+            report.source = upload.filename
+            return report
+
+        return await asyncio.to_thread(check)
+
+    async def datasets(self, where: Where, argument: str = "") -> str:
+        """``list`` | ``show NAME [V]`` | ``diff NAME V1 V2`` | ``export NAME FORMAT`` | ``delete NAME`` |
+        ``from_chat NAME [liked]``."""
+        parts = argument.split()
+        verb, args = (parts[0].lower(), parts[1:]) if parts else ("list", [])
+        scope = where.scope
+        if verb == "list" and not args:
+            infos = await self.app.datasets.list(scope)
+            return "\n".join(i.describe() for i in infos) if infos else "No datasets yet."
+        if verb == "show" and len(args) in (1, 2):
+            version = _number(args[1]) if len(args) == 2 else None
+            examples = await self.app.datasets.examples(scope, args[0], version)
+            shown = "\n".join(f"• {e.prompt} → {e.answer}" for e in examples[:10])
+            return f"`{args[0]}`: {len(examples)} examples.\n{shown}"
+        if verb == "diff" and len(args) == 3:
+            return (await self.app.datasets.diff(scope, args[0], _number(args[1]), _number(args[2]))).describe()
+        if verb == "export" and len(args) in (1, 2):
+            return await self.export(where, args[0], args[1] if len(args) == 2 else "openai-chat")
+        if verb == "delete" and len(args) == 1:
+            return await self.app.datasets.delete(scope, args[0], author=where.author)
+        if verb == "from_chat" and len(args) in (1, 2):
+            info = await self.app.datasets.from_conversations(
+                scope, args[0], author=where.author, only_liked=args[1:] == ["liked"]
+            )
+            return info.describe()
+        raise UserError(
+            f"Usage: `{self.prefix}datasets [list | show NAME [V] | diff NAME V1 V2 | export NAME FORMAT | "
+            f"delete NAME | from_chat NAME [liked]]`"
+        )
+
+    async def export(self, where: Where, name: str, fmt: str) -> str:
+        """Write a dataset (or ``corrections`` as preference pairs) into ``exports/``."""
+        if name == "corrections":
+            examples = await self.app.datasets.preference_pairs(where.scope)
+            fmt = "preference" if fmt == "openai-chat" else fmt
+        else:
+            examples = await self.app.datasets.examples(where.scope, name)
+        extension = {"csv": "csv", "yaml": "yaml"}.get(fmt, "jsonl")
+        filename = safe_filename(f"{where.scope}-{name}-{fmt}.{extension}")
+        path = self.app.data_dir / "exports" / filename
+        await asyncio.to_thread(write_examples, examples, path, fmt)
+        return f"Exported {len(examples)} examples to `{filename}`. `{self.prefix}getfile {filename}` sends it."
 
     async def select_dataset(self, scope: str, argument: str) -> str:
         parts = argument.split()
@@ -189,6 +258,12 @@ class Actions:
         if not versions and where.scope != "global":
             return "This server has no model version of its own yet; it uses the global one. `!train` makes one."
         return "\n".join(v.describe() for v in versions) if versions else "No model versions yet."
+
+
+def _number(text: str) -> int:
+    if not text.lstrip("v").isdigit():
+        raise UserError(f"`{text}` is not a version number.")
+    return int(text.lstrip("v"))
 
 
 def parse_inline_test(text: str) -> tuple[list[str], list[Example]]:

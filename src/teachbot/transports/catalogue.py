@@ -44,7 +44,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("train", "[file or dataset name]", "Import an attached/named dataset and train a new model version.", Privilege.TRAINER),
     CommandSpec("test", "[file or JSON]", "Evaluate the active model on a test set and report its scores.", Privilege.TRAINER),
     CommandSpec("validate", "[file]", "Check a dataset file without importing it.", Privilege.TRAINER),
-    CommandSpec("datasets", "", "List the datasets and how each feeds training.", Privilege.TRAINER),
+    CommandSpec(
+        "datasets", "[list | show NAME | diff NAME V1 V2 | export NAME FORMAT | delete NAME | from_chat NAME [liked]]",
+        "Manage datasets: list, inspect, compare versions, export, delete, or build one from conversations.",
+        Privilege.TRAINER,
+    ),
     CommandSpec("select_dataset", "<name> [positive|negative|off]", "Choose what feeds training: answers to give, never to give, or nothing.", Privilege.TRAINER),
     CommandSpec("jobs", "[cancel <run id>]", "List training runs with their state, or cancel one.", Privilege.TRAINER),
     CommandSpec("models", "[activate <version> | rollback]", "List model versions, activate one, or roll back.", Privilege.TRAINER),

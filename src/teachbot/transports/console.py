@@ -44,6 +44,7 @@ class ConsoleChat:
             "approve": self._approve, "reject": self._reject, "train": self._train, "test": self._test,
             "datasets": self._datasets, "select_dataset": self._select_dataset, "models": self._models,
             "archive": self._archive, "getfile": self._getfile, "jobs": self._jobs,
+            "validate": self._validate,
         }
 
     async def handle(self, line: str) -> str:
@@ -129,8 +130,13 @@ class ConsoleChat:
             raise usage(self.prefix, "test")
         return summary
 
-    async def _datasets(self, _: str) -> str:
-        return await self.actions.datasets(self.scope)
+    async def _datasets(self, rest: str) -> str:
+        return await self.actions.datasets(self.where, rest)
+
+    async def _validate(self, rest: str) -> str:
+        if not rest:
+            raise usage(self.prefix, "validate")
+        return (await self.actions.validate(await self._upload(rest))).to_text()
 
     async def _select_dataset(self, rest: str) -> str:
         return await self.actions.select_dataset(self.scope, rest)

@@ -32,10 +32,12 @@ class BaseCog(commands.Cog):
     def where(self, ctx: commands.Context[Any]) -> Where:
         return where_of(ctx.author, ctx.channel, ctx.guild)
 
-    async def send(self, ctx: commands.Context[Any], text: str, *, file: discord.File | None = None, ephemeral: bool = False) -> discord.Message:
+    async def send(
+        self, ctx: commands.Context[Any], text: str, *, files: list[discord.File] | None = None, ephemeral: bool = False
+    ) -> discord.Message:
         """Reply with ``text`` split for Discord (or attached when long); returns the first message."""
         chunks, attachment = plan_reply(text)
-        files = [f for f in (attachment, file) if f is not None]
+        files = ([attachment] if attachment else []) + (files or [])
         first: discord.Message | None = None
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1

@@ -13,6 +13,7 @@ import discord
 from discord.ext import commands
 
 from teachbot.errors import UserError
+from teachbot.training.charts import render_chart
 from teachbot.transports.catalogue import BY_NAME, Privilege
 from teachbot.transports.discord.bot import requires
 from teachbot.transports.discord.cogs.base import BaseCog
@@ -82,16 +83,30 @@ class TrainingCog(BaseCog):
         upload = await self.upload_of(file or (ctx.message.attachments[0] if ctx.message.attachments else None))
         await ctx.defer()
         summary, report = await self.actions.test(self.where(ctx), upload, data)
-        attachment = None
-        if report is not None:
-            payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()
-            attachment = discord.File(io.BytesIO(payload), filename=f"test-{report.model_version}.json")
-        await self.send(ctx, summary, file=attachment)
+        if report is None:
+            await self.send(ctx, summary)
+            return
+        payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()
+        chart = await asyncio.to_thread(render_chart, report)
+        await self.send(ctx, summary, files=[
+            discord.File(io.BytesIO(payload), filename=f"test-{report.model_version}.json"),
+            discord.File(io.BytesIO(chart), filename=f"test-{report.model_version}.png"),
+        ])
 
     @commands.hybrid_command(name="datasets", description=BY_NAME["datasets"].help)
     @requires(Privilege.TRAINER)
-    async def datasets(self, ctx: commands.Context[Any]) -> None:
-        await self.send(ctx, await self.actions.datasets(self.where(ctx).scope))
+    async def datasets(self, ctx: commands.Context[Any], *, action: str = "list") -> None:
+        await self.send(ctx, await self.actions.datasets(self.where(ctx), action))
+
+    @commands.hybrid_command(name="validate", description=BY_NAME["validate"].help)
+    @requires(Privilege.TRAINER)
+    async def validate(self, ctx: commands.Context[Any], file: discord.Attachment | None = None) -> None:
+        upload = await self.upload_of(file or (ctx.message.attachments[0] if ctx.message.attachments else None))
+        if upload is None:
+            raise UserError("Attach the dataset file to check.")
+        report = await self.actions.validate(upload)
+        payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()
+        await self.send(ctx, report.to_text(), files=[discord.File(io.BytesIO(payload), filename="validation.json")])
 
     @commands.hybrid_command(name="select_dataset", description=BY_NAME["select_dataset"].help)
     @requires(Privilege.TRAINER)
