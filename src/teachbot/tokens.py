@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import bpe_openai
 
@@ -15,10 +16,28 @@ def _encoding() -> Any:
     return bpe_openai.get_encoding(ENCODING)
 
 
+@cache
+def _fast_count() -> Callable[[str], int] | None:
+    """bpe-openai's backend counts without building the token list (about 2.5× faster); it is a
+    private module, so fall back to encoding when it is missing."""
+    try:
+        from bpe_openai import _bindings
+
+        return cast(Callable[[str], int], _bindings.tokenizer_for_encoding(ENCODING).count)
+    except (ImportError, AttributeError, ValueError):  # pragma: no cover - other bpe-openai versions
+        return None
+
+
 def count_tokens(text: str) -> int:
-    """Number of o200k_base tokens in ``text``."""
+    """Number of o200k_base tokens in ``text`` (special-token text counts as ordinary text)."""
     if not text:
         return 0
+    fast = _fast_count()
+    if fast is not None:
+        try:
+            return int(fast(text))
+        except Exception:  # lone surrogates and the like: the encoder path cleans them
+            pass
     return len(_encoding().encode(text, disallowed_special=()))
 
 

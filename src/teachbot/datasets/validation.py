@@ -1,0 +1,459 @@
+"""Dataset checks before training: OpenAI's chat-format rules plus duplicates, contradictions, leaks, size.
+
+Errors block training; warnings do not. Files are streamed line by line and only small hashes are
+kept per example, so a large file is checked in bounded memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from teachbot.datasets import formats, readers
+from teachbot.datasets.examples import Example
+from teachbot.errors import DataFormatError
+from teachbot.tokens import count_tokens
+
+__all__ = ["CHECKS", "Issue", "TokenStats", "ValidationReport", "validate_examples", "validate_file"]
+
+Level = Literal["error", "warning"]
+MAX_TOKENS = 65_536  # the longest training example OpenAI accepts for current chat models
+WARN_TOKENS = 16_384  # longer examples are allowed but usually a mistake (a pasted log, a whole file)
+MIN_EXAMPLES = 10  # OpenAI's fine-tuning minimum
+KEEP_PER_CODE = 1_000  # issues kept per code; the rest are only counted
+
+CHECKS: dict[str, tuple[Level, str]] = {
+    "format": ("error", "the file or line cannot be read"),
+    "invalid_json": ("error", "a line is not valid JSON"),
+    "data_type": ("error", "a line is not a JSON object"),
+    "missing_messages": ("error", "no `messages` list"),
+    "message_missing_key": ("error", "a message lacks `role` or `content`"),
+    "message_unrecognized_key": ("error", "a message has a key OpenAI does not accept"),
+    "unrecognized_role": ("error", "a message role is not system, user, assistant, tool or function"),
+    "missing_content": ("error", "empty or non-text content"),
+    "missing_assistant": ("error", "no assistant message"),
+    "invalid_weight": ("error", "`weight` is not 0 or 1"),
+    "weight_not_assistant": ("error", "`weight` on a message that is not the assistant's"),
+    "no_examples": ("error", "no examples at all"),
+    "too_many_tokens": ("error", f"an example is over the token limit ({MAX_TOKENS:,} by default)"),
+    "discord_token": ("error", "a Discord bot token"),
+    "api_key": ("error", "an API key or access token"),
+    "missing_system": ("warning", "no system message"),
+    "missing_user": ("warning", "no user message"),
+    "few_examples": ("warning", f"fewer than {MIN_EXAMPLES} examples"),
+    "long_example": ("warning", f"an example is long ({WARN_TOKENS:,} tokens by default)"),
+    "duplicate": ("warning", "the same example twice"),
+    "near_duplicate": ("warning", "the same example up to case, punctuation and spacing"),
+    "contradiction": ("warning", "the same prompt with a different answer"),
+    "validation_overlap": ("warning", "a prompt that is also in the validation set"),
+    "email_address": ("warning", "an e-mail address (personal data)"),
+}
+
+_ROLES = {"system", "user", "assistant", "tool", "function"}
+_MESSAGE_KEYS = {
+    "role",
+    "content",
+    "name",
+    "function_call",
+    "weight",
+    "tool_calls",
+    "tool_call_id",
+    "refusal",
+}
+_WORDS = re.compile(r"\w+")
+_SECRETS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    (
+        "discord_token",
+        "a Discord bot token",
+        re.compile(r"(?<![\w-])[\w-]{23,28}\.[\w-]{6,7}\.[\w-]{27,40}(?![\w-])", re.A),
+    ),
+    (
+        "api_key",
+        "an API key",
+        re.compile(
+            r"(?<![\w-])(?:sk-(?:proj-|ant-|svcacct-|admin-)?[\w-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
+            r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{22,}|xox[abposr]-[A-Za-z0-9-]{10,})",
+            re.A,
+        ),
+    ),
+    (
+        "email_address",
+        "an e-mail address",
+        re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One finding; ``code`` is a stable identifier (see ``CHECKS``), ``line`` 1-based when known."""
+
+    level: Level
+    code: str
+    message: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStats:
+    """o200k_base tokens per example, including OpenAI's chat framing."""
+
+    total: int = 0
+    min: int = 0
+    max: int = 0
+    mean: float = 0.0
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    """What a validation found; ``counts`` counts every issue, ``issues`` keeps the first of each code."""
+
+    source: str
+    issues: list[Issue] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: int = 0
+    records: int = 0
+    tokens: TokenStats = field(default_factory=TokenStats)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing blocks training."""
+        return self.error_count == 0
+
+    @property
+    def error_count(self) -> int:
+        return sum(n for code, n in self.counts.items() if CHECKS[code][0] == "error")
+
+    @property
+    def warning_count(self) -> int:
+        return sum(n for code, n in self.counts.items() if CHECKS[code][0] == "warning")
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        t = self.tokens
+        return {
+            "examples": self.examples,
+            "records": self.records,
+            "tokens": {"total": t.total, "min": t.min, "max": t.max, "mean": round(t.mean, 1)},
+        }
+
+    def to_text(self, limit: int = 5) -> str:
+        """A short human report: a summary line, then issues grouped by code, ``limit`` lines each."""
+        t = self.tokens
+        lines = [
+            f"{self.source}: {_plural(self.error_count, 'error')}, "
+            f"{_plural(self.warning_count, 'warning')} — "
+            f"{_plural(self.examples, 'example')}, {t.total:,} tokens (min {t.min:,}, mean {t.mean:,.0f}, "
+            f"max {t.max:,})"
+        ]
+        for level, title in (("error", "Errors (these block training):"), ("warning", "Warnings:")):
+            codes = [code for code in CHECKS if CHECKS[code][0] == level and self.counts.get(code)]
+            if codes:
+                lines.append(title)
+            for code in codes:
+                shown = [i for i in self.issues if i.code == code][:limit]
+                lines.append(f"  {code} ({self.counts[code]:,}): {CHECKS[code][1]}")
+                lines.extend(
+                    f"    {'line ' + str(i.line) + ': ' if i.line else ''}{i.message}" for i in shown
+                )
+                if self.counts[code] > len(shown):
+                    lines.append(f"    ... and {self.counts[code] - len(shown):,} more")
+        if not self.counts:
+            lines.append("No problems found.")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data."""
+        return {
+            "source": self.source,
+            "ok": self.ok,
+            "errors": self.error_count,
+            "warnings": self.warning_count,
+            "stats": self.stats,
+            "counts": dict(self.counts),
+            "issues": [
+                {"level": i.level, "code": i.code, "message": i.message, "line": i.line} for i in self.issues
+            ],
+        }
+
+
+def validate_examples(
+    examples: Iterable[Example],
+    *,
+    source: str = "examples",
+    validation: Iterable[Example] | None = None,
+    max_tokens: int = MAX_TOKENS,
+    warn_tokens: int = WARN_TOKENS,
+) -> ValidationReport:
+    """Check examples already in memory (from any reader, or from the database)."""
+    checker = _Checker(source, max_tokens=max_tokens, warn_tokens=warn_tokens)
+    if validation is not None:
+        checker.set_validation(validation)
+    for number, example in enumerate(examples, start=1):
+        line = example.line if example.line is not None else number
+        if not example.prompt.strip() or not example.answer.strip():
+            checker.issue("missing_content", "empty prompt or answer", line)
+            continue
+        checker.record([example], line, _example_texts(example))
+    return checker.finish()
+
+
+def validate_file(
+    path: Path,
+    *,
+    fmt: str | None = None,
+    validation: Path | None = None,
+    prompt_column: str | None = None,
+    answer_column: str | None = None,
+    max_bytes: int | None = None,
+    max_tokens: int = MAX_TOKENS,
+    warn_tokens: int = WARN_TOKENS,
+) -> ValidationReport:
+    """Check a dataset file without importing it; JSONL is streamed and checked line by line."""
+    checker = _Checker(path.name, max_tokens=max_tokens, warn_tokens=warn_tokens)
+    if validation is not None:
+        try:
+            checker.set_validation(formats.read_examples(validation, max_bytes=max_bytes))
+        except DataFormatError as exc:
+            checker.issue("format", f"validation set {_bare(exc)}", exc.line)
+    fmt = fmt or _guess(path)
+    if fmt != "jsonl":
+        try:
+            examples = formats.read_examples(
+                path, fmt=fmt, prompt_column=prompt_column, answer_column=answer_column, max_bytes=max_bytes
+            )
+        except DataFormatError as exc:
+            checker.issue("format", _bare(exc), exc.line)
+            return checker.finish()
+        for example in examples:
+            checker.record([example], example.line, _example_texts(example))
+        return checker.finish()
+    try:
+        for number, line in _jsonl_lines(path, max_bytes):
+            if line.strip():
+                _check_json_line(checker, line, number, prompt_column, answer_column)
+    except DataFormatError as exc:
+        checker.issue("format", _bare(exc), exc.line)
+    return checker.finish()
+
+
+class _Checker:
+    """Accumulates issues and per-example hashes; one instance checks one dataset."""
+
+    def __init__(self, source: str, *, max_tokens: int, warn_tokens: int) -> None:
+        self.report = ValidationReport(source)
+        self.max_tokens, self.warn_tokens = max_tokens, warn_tokens
+        self.count = count_tokens
+        self.exact: dict[int, int] = {}
+        self.near: dict[int, int] = {}
+        self.answers: dict[int, tuple[int, int]] = {}
+        self.held_out: dict[int, int] = {}
+        self.token_min, self.token_max, self.token_total = 0, 0, 0
+
+    def issue(self, code: str, message: str, line: int | None = None) -> None:
+        seen = self.report.counts.get(code, 0)
+        self.report.counts[code] = seen + 1
+        if seen < KEEP_PER_CODE:
+            self.report.issues.append(Issue(CHECKS[code][0], code, message, line))
+
+    def set_validation(self, examples: Iterable[Example]) -> None:
+        for number, e in enumerate(examples, start=1):
+            self.held_out.setdefault(hash((_norm(e.system), _norm(e.prompt))), e.line or number)
+
+    def record(self, examples: list[Example], line: int | None, texts: list[str]) -> None:
+        """One training record (a line): its examples, and the message texts its tokens come from."""
+        report = self.report
+        report.records += 1
+        report.examples += len(examples)
+        tokens = 3 + sum(3 + self.count(text) for text in texts)
+        if report.records == 1 or tokens < self.token_min:
+            self.token_min = tokens
+        self.token_max = max(self.token_max, tokens)
+        self.token_total += tokens
+        if tokens > self.max_tokens:
+            self.issue("too_many_tokens", f"{tokens:,} tokens, over the limit of {self.max_tokens:,}", line)
+        elif tokens > self.warn_tokens:
+            self.issue("long_example", f"{tokens:,} tokens", line)
+        for text in texts:
+            self._scan_secrets(text, line)
+        for e in examples:
+            self._compare(e, line)
+
+    def _compare(self, e: Example, line: int | None) -> None:
+        """Duplicate, near-duplicate, contradiction and overlap checks on hashes only (no O(n²))."""
+        exact = hash((e.system, e.prompt, e.answer))
+        if exact in self.exact:
+            self.issue("duplicate", f"same as line {self.exact[exact]}", line)
+            return
+        self.exact[exact] = line or 0
+        system, prompt, answer = _norm(e.system), _norm(e.prompt), _norm(e.answer)
+        near = hash((system, prompt, answer))
+        if near in self.near:
+            self.issue(
+                "near_duplicate", f"same as line {self.near[near]} up to case, punctuation and spacing", line
+            )
+            return
+        self.near[near] = line or 0
+        question = hash((system, prompt))
+        first_line, first_answer = self.answers.setdefault(question, (line or 0, hash(answer)))
+        if first_answer != hash(answer):
+            self.issue("contradiction", f"line {first_line} answers the same prompt differently", line)
+        if question in self.held_out:
+            self.issue(
+                "validation_overlap",
+                f"prompt is also in the validation set (line {self.held_out[question]})",
+                line,
+            )
+
+    def _scan_secrets(self, text: str, line: int | None) -> None:
+        for code, label, pattern in _SECRETS:
+            if code == "email_address" and "@" not in text:
+                continue
+            match = pattern.search(text)
+            if match:
+                self.issue(code, f"looks like {label}: {_redact(match.group())}", line)
+
+    def finish(self) -> ValidationReport:
+        report = self.report
+        if report.examples == 0 and not report.counts.get("format"):
+            self.issue("no_examples", "there are no examples to train on")
+        elif 0 < report.examples < MIN_EXAMPLES:
+            self.issue("few_examples", f"only {report.examples}; OpenAI asks for at least {MIN_EXAMPLES}")
+        if report.records:
+            report.tokens = TokenStats(
+                self.token_total, self.token_min, self.token_max, self.token_total / report.records
+            )
+        report.issues.sort(key=lambda i: i.line or 0)
+        return report
+
+
+def _check_json_line(
+    checker: _Checker, line: str, number: int, prompt_key: str | None, answer_key: str | None
+) -> None:
+    """OpenAI's per-line checks on the raw object, then the examples it yields."""
+    try:
+        record = readers.load_json_line(line, checker.report.source, number)
+    except DataFormatError as exc:
+        checker.issue("invalid_json", _bare(exc), number)
+        return
+    if not isinstance(record, dict):
+        checker.issue("data_type", "line is not a JSON object", number)
+        return
+    chat = "messages" in record or not ({"preferred_output", "prompt", "answer"} & set(record) or prompt_key)
+    if chat and not _check_messages(checker, record.get("messages"), number):
+        return
+    try:
+        examples = readers.examples_from_record(
+            record, source=checker.report.source, line=number, prompt_key=prompt_key, answer_key=answer_key
+        )
+    except DataFormatError as exc:
+        checker.issue("format", _bare(exc), number)
+        return
+    if chat:
+        texts = [_content(m.get("content")) for m in record["messages"]]
+    else:
+        texts = [t for e in examples for t in _example_texts(e)]
+    checker.record(examples, number, texts)
+
+
+def _check_messages(checker: _Checker, messages: Any, line: int) -> bool:
+    """Every check of OpenAI's chat data-preparation guide; False when the line has an error."""
+    if not isinstance(messages, list) or not messages:
+        checker.issue("missing_messages", "no `messages` list", line)
+        return False
+    before = checker.report.error_count
+    roles: set[str] = set()
+    for position, message in enumerate(messages, start=1):
+        where = f"message {position}"
+        if not isinstance(message, dict):
+            checker.issue("message_missing_key", f"{where} is not an object", line)
+            continue
+        tool_call = bool(message.get("tool_calls") or message.get("function_call"))
+        if "role" not in message or ("content" not in message and not tool_call):
+            checker.issue("message_missing_key", f"{where} lacks `role` or `content`", line)
+        unknown = sorted(str(key) for key in message if key not in _MESSAGE_KEYS)
+        if unknown:
+            checker.issue(
+                "message_unrecognized_key", f"{where} has unrecognised key(s): {', '.join(unknown)}", line
+            )
+        role = message.get("role")
+        if "role" in message and role not in _ROLES:
+            checker.issue("unrecognized_role", f"{where} has role {role!r}", line)
+        roles.add(str(role))
+        if "content" in message or not tool_call:
+            content = message.get("content")
+            if not (isinstance(content, (str, list)) and _content(content).strip()) and not tool_call:
+                checker.issue("missing_content", f"{where} ({role}) has empty or non-text content", line)
+        if "weight" in message:
+            if role != "assistant":
+                checker.issue("weight_not_assistant", f"{where} ({role}) has a weight", line)
+            elif isinstance(message["weight"], bool) or message["weight"] not in (0, 1):
+                checker.issue("invalid_weight", f"{where} has weight {message['weight']!r}", line)
+    if "assistant" not in roles:
+        checker.issue("missing_assistant", "no assistant message", line)
+    if "system" not in roles:
+        checker.issue("missing_system", "no system message", line)
+    if "user" not in roles:
+        checker.issue("missing_user", "no user message", line)
+    return checker.report.error_count == before
+
+
+def _jsonl_lines(path: Path, max_bytes: int | None) -> Iterator[tuple[int, str]]:
+    """Stream a UTF-8 file's lines; UTF-16/32 files (rare, small) are decoded whole."""
+    with path.open("rb") as handle:
+        formats.check_size(handle, path.name, max_bytes)
+        head = handle.read(4)
+        handle.seek(0)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+            yield from formats.split_lines(formats.decode_text(handle.read(), path.name), path.name)
+        else:
+            yield from formats.iter_file_lines(handle, path.name)
+
+
+def _guess(path: Path) -> str:
+    """The format from the extension or the first 4 KiB; unknown content is checked as JSONL."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return "jsonl"  # the reader reports the missing or unreadable file
+    try:
+        return formats.guess_format(path.name, head.decode("utf-8", errors="replace"))
+    except DataFormatError:
+        return "jsonl"
+
+
+def _example_texts(e: Example) -> list[str]:
+    return [t for t in (e.system, e.prompt, e.answer, e.rejected) if t]
+
+
+def _content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _norm(text: str | None) -> str:
+    """Text with case, punctuation and spacing folded away, for near-duplicate detection."""
+    return " ".join(_WORDS.findall(text.casefold())) if text else ""
+
+
+def _redact(secret: str) -> str:
+    return secret[:4] + "…" if len(secret) > 8 else "…"
+
+
+def _bare(exc: DataFormatError) -> str:
+    """The message of a format error without its ``file:line:`` prefix (the report shows the line)."""
+    prefix = exc.source + (f":{exc.line}" if exc.line is not None else "") + ": "
+    return str(exc).removeprefix(prefix)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
