@@ -19,6 +19,7 @@ from teachbot.app import App
 from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples, write_examples
+from teachbot.datasets.safezip import read_zip_members
 from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.datasets.service import dataset_name_for
 from teachbot.errors import UserError
@@ -103,9 +104,24 @@ class Actions:
         return result.describe()
 
     # -- datasets and training
+    def _check_size(self, upload: Upload) -> None:
+        limit = self.app.settings.max_upload_bytes
+        if len(upload.data) > limit:
+            raise UserError(f"{upload.filename} is {len(upload.data):,} bytes; the limit is {limit:,}.")
+
+    def unpack(self, upload: Upload) -> list[Upload]:
+        """A zip upload becomes its dataset files (checked against path tricks and zip bombs)."""
+        self._check_size(upload)
+        if not upload.filename.lower().endswith(".zip"):
+            return [upload]
+        members = read_zip_members(upload.data, max_total_bytes=self.app.settings.max_upload_bytes, max_members=50)
+        files = [Upload(name.rsplit("/", 1)[-1], data) for name, data in sorted(members.items())]
+        if not files:
+            raise UserError(f"{upload.filename} holds no files.")
+        return files
+
     async def import_upload(self, where: Where, upload: Upload, name: str | None = None) -> str:
-        if len(upload.data) > self.app.settings.max_upload_bytes:
-            raise UserError(f"{upload.filename} is {len(upload.data):,} bytes; the limit is {self.app.settings.max_upload_bytes:,}.")
+        """Import one uploaded dataset file (all or nothing); ``train`` validates it first."""
         examples = await asyncio.to_thread(parse_examples, upload.data, source=upload.filename)
         info = await self.app.datasets.import_examples(
             where.scope, name or dataset_name_for(upload.filename), examples, source_name=upload.filename,
@@ -120,10 +136,13 @@ class Actions:
         """Import ``upload`` (if any), then train a new version of ``where.scope``."""
         lines = []
         if upload is not None:
-            report = await self.validate(upload)
-            if not report.ok:
-                raise UserError("The dataset has errors, so nothing was imported or trained:\n" + report.to_text())
-            lines.append(await self.import_upload(where, upload, name))
+            files = await asyncio.to_thread(self.unpack, upload)
+            for file in files:  # validate every file before importing any of them
+                report = await self.validate(file)
+                if not report.ok:
+                    raise UserError(f"{file.filename} has errors, so nothing was imported or trained:\n{report.to_text()}")
+            for file in files:
+                lines.append(await self.import_upload(where, file, name if len(files) == 1 else None))
         elif name:
             await self.app.datasets.select(where.scope, name, "positive")
             lines.append(f"Training with dataset `{name}` selected.")
@@ -134,8 +153,7 @@ class Actions:
     async def test(self, where: Where, upload: Upload | None, text: str = "") -> tuple[str, EvaluationReport | None]:
         """Test on an uploaded file, or on JSON given inline (a list of prompts or of {prompt, answer})."""
         if upload is not None:
-            if len(upload.data) > self.app.settings.max_upload_bytes:
-                raise UserError(f"{upload.filename} is over the upload limit.")
+            self._check_size(upload)
             examples = await asyncio.to_thread(parse_examples, upload.data, source=upload.filename)
         elif text.strip():
             prompts, examples = parse_inline_test(text)
@@ -160,8 +178,7 @@ class Actions:
 
     async def validate(self, upload: Upload) -> ValidationReport:
         """Validate an uploaded file as a file (line numbers, raw-JSON checks), then delete the copy."""
-        if len(upload.data) > self.app.settings.max_upload_bytes:
-            raise UserError(f"{upload.filename} is over the upload limit ({self.app.settings.max_upload_bytes:,} bytes).")
+        self._check_size(upload)
         folder = self.app.data_dir / "uploads"
         path = folder / f".{uuid.uuid4().hex}-{safe_filename(upload.filename)}"
 
