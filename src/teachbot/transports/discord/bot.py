@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -159,7 +160,7 @@ def configure_endpoints(settings: Settings) -> None:
     from discord.http import Route
 
     Route.BASE = settings.discord_api_base.rstrip("/")
-    DiscordWebSocket.DEFAULT_GATEWAY = settings.discord_gateway_url  # type: ignore[assignment]
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
 async def run_bot(settings: Settings) -> None:
