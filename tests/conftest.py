@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-
 from teachbot.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from teachbot.app import App
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +30,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator["App"]:
+async def app(settings: Settings) -> AsyncIterator[App]:
     from teachbot.app import App
 
     application = await App.start(settings)

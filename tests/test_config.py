@@ -17,7 +17,9 @@ def test_defaults_need_no_configuration() -> None:
     assert settings.effective_database_url.startswith("sqlite:///")
 
 
-def test_environment_overrides_toml_and_toml_overrides_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_overrides_toml_and_toml_overrides_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "teachbot.toml").write_text('command_prefix = "?"\nconfidence_threshold = 0.5\n')
     monkeypatch.setenv("TEACHBOT_CONFIDENCE_THRESHOLD", "0.7")
     settings = load_settings()
@@ -79,7 +81,11 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_cli_config_masks_secrets(tmp_path: Path) -> None:
     token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789"
-    result = _cli("config", env=_env(tmp_path, TEACHBOT_DISCORD_TOKEN=token, TEACHBOT_LLM_API_KEY="sk-secretsecretsecret"), cwd=tmp_path)
+    result = _cli(
+        "config",
+        env=_env(tmp_path, TEACHBOT_DISCORD_TOKEN=token, TEACHBOT_LLM_API_KEY="sk-secretsecretsecret"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert token not in result.stdout and "sk-secretsecretsecret" not in result.stdout
     assert 'discord_token = "********"' in result.stdout

@@ -48,7 +48,15 @@ def test_getfile_sends_from_exports_and_archives(files: FileService) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["teachbot.sqlite3", "logs/teachbot.log", "../data/teachbot.sqlite3", "/etc/passwd", "exports/../teachbot.sqlite3", ""]
+    "name",
+    [
+        "teachbot.sqlite3",
+        "logs/teachbot.log",
+        "../data/teachbot.sqlite3",
+        "/etc/passwd",
+        "exports/../teachbot.sqlite3",
+        "",
+    ],
 )
 def test_getfile_refuses_everything_else(files: FileService, name: str) -> None:
     with pytest.raises(UserError):

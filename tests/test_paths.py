@@ -11,7 +11,16 @@ from teachbot.paths import atomic_write_bytes, resolve_inside, safe_filename
 
 @pytest.mark.parametrize(
     "name",
-    ["/etc/passwd", "../secret.txt", "exports/../../x", "..\\..\\windows", "C:\\boot.ini", "", "a\x00b", "\\\\server\\share"],
+    [
+        "/etc/passwd",
+        "../secret.txt",
+        "exports/../../x",
+        "..\\..\\windows",
+        "C:\\boot.ini",
+        "",
+        "a\x00b",
+        "\\\\server\\share",
+    ],
 )
 def test_hostile_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(UserError):

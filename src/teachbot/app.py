@@ -57,13 +57,22 @@ class App:
             model: ChatModel = LocalChatModel(knowledge)
             datasets = DatasetService(db)
             training = TrainingService(
-                db, datasets, knowledge, settings.data_dir / "models",
-                holdout_fraction=settings.holdout_fraction, activation=settings.activation,
+                db,
+                datasets,
+                knowledge,
+                settings.data_dir / "models",
+                holdout_fraction=settings.holdout_fraction,
+                activation=settings.activation,
             )
             app = cls(
-                settings=settings, db=db, knowledge=knowledge, model=model,
-                chat=ChatService(db, model), teaching=TeachingService(db, knowledge),
-                datasets=datasets, training=training,
+                settings=settings,
+                db=db,
+                knowledge=knowledge,
+                model=model,
+                chat=ChatService(db, model),
+                teaching=TeachingService(db, knowledge),
+                datasets=datasets,
+                training=training,
                 files=FileService(settings.data_dir, max_send_bytes=settings.max_send_bytes),
             )
             await app._load_knowledge()

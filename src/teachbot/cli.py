@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -85,7 +85,9 @@ def run(scope: ScopeOption = None) -> None:
     if settings.discord_token is not None and settings.discord_token.get_secret_value():
         _run_discord(settings)
         return
-    err.print("No Discord token configured (TEACHBOT_DISCORD_TOKEN): chatting in the terminal on the embedded local model.")
+    err.print(
+        "No Discord token configured (TEACHBOT_DISCORD_TOKEN): chatting in the terminal on the embedded local model."
+    )
     _chat(settings, _scope(settings, scope))
 
 
@@ -93,7 +95,9 @@ def _run_discord(settings: Settings) -> None:
     try:
         from teachbot.transports.discord.bot import run_bot
     except ImportError:
-        _error("the Discord transport is not part of this build yet; unset TEACHBOT_DISCORD_TOKEN to chat in the terminal.")
+        _error(
+            "the Discord transport is not part of this build yet; unset TEACHBOT_DISCORD_TOKEN to chat in the terminal."
+        )
         raise typer.Exit(EXIT_USAGE) from None
     configure_logging(settings.log_level, settings.data_dir, _secrets(settings), console=True)
     try:
@@ -129,7 +133,9 @@ def train(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files to import before training.")] = [],  # noqa: B006
     scope: ScopeOption = None,
     name: Annotated[str | None, typer.Option(help="Dataset name (default: each file's name).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl, yaml or text (default: guessed).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, tsv, jsonl, yaml or text (default: guessed).")
+    ] = None,
     prompt_column: Annotated[str | None, typer.Option(help="CSV column holding the prompts.")] = None,
     answer_column: Annotated[str | None, typer.Option(help="CSV column holding the answers.")] = None,
 ) -> None:
@@ -140,8 +146,14 @@ def train(
     async def work(application: Any) -> None:
         for path in paths:
             info = await application.datasets.import_file(
-                chosen, path, author="cli", name=name, fmt=fmt, prompt_column=prompt_column,
-                answer_column=answer_column, max_bytes=settings.max_upload_bytes,
+                chosen,
+                path,
+                author="cli",
+                name=name,
+                fmt=fmt,
+                prompt_column=prompt_column,
+                answer_column=answer_column,
+                max_bytes=settings.max_upload_bytes,
             )
             typer.echo(info.describe())
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
@@ -256,7 +268,9 @@ def datasets_delete(name: str, scope: ScopeOption = None) -> None:
 
 @datasets_app.command("select")
 def datasets_select(
-    name: str, use: Annotated[str, typer.Argument(help="positive, negative or off.")] = "positive", scope: ScopeOption = None
+    name: str,
+    use: Annotated[str, typer.Argument(help="positive, negative or off.")] = "positive",
+    scope: ScopeOption = None,
 ) -> None:
     """Choose how a dataset feeds training."""
     _act(scope, lambda actions, where: actions.select_dataset(where.scope, f"{name} {use}"))
@@ -324,7 +338,9 @@ def jobs(scope: ScopeOption = None) -> None:
 
 
 @app.command()
-def archive(what: Annotated[str, typer.Argument(help="datasets, exports, logs or all.")] = "all", scope: ScopeOption = None) -> None:
+def archive(
+    what: Annotated[str, typer.Argument(help="datasets, exports, logs or all.")] = "all", scope: ScopeOption = None
+) -> None:
     """Zip part of the data folder into archives/."""
     _act(scope, lambda actions, where: actions.archive(where, what))
 
@@ -336,4 +352,3 @@ def main() -> None:
     except ConfigError as exc:  # raised while parsing settings inside a command
         _error(str(exc))
         sys.exit(EXIT_USAGE)
-

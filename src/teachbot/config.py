@@ -69,51 +69,86 @@ class Settings(BaseSettings):
     )
 
     # -- storage and logging
-    data_dir: Path = Field(Path("teachbot-data"), description="Folder holding the database, models, datasets, exports and archives.")
+    data_dir: Path = Field(
+        Path("teachbot-data"), description="Folder holding the database, models, datasets, exports and archives."
+    )
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite (WAL) in the data folder.")
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
     scope: str = Field("global", description="Knowledge scope the console and CLI work in.")
 
     # -- answering
     backend: Backend = Field(Backend.LOCAL, description="Model backend: local, openai or hybrid.")
-    confidence_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Below this confidence the local model gives the fallback answer.")
+    confidence_threshold: float = Field(
+        0.35, ge=0.0, le=1.0, description="Below this confidence the local model gives the fallback answer."
+    )
     fallback_answer: str = Field(
         "I don't know that yet. Reply to this message with `!correct <the right answer>` to teach me.",
         description="What the bot says when it does not know.",
     )
-    instruction_file: Path | None = Field(None, description="Markdown guide shown by !instruction (default: the bundled guide).")
+    instruction_file: Path | None = Field(
+        None, description="Markdown guide shown by !instruction (default: the bundled guide)."
+    )
     command_prefix: str = Field("!", min_length=1, max_length=5, description="Prefix of text commands.")
 
     # -- training
-    activation: ActivationPolicy = Field(ActivationPolicy.IF_NOT_WORSE, description="After training: if_not_worse, always or never activate.")
-    holdout_fraction: float = Field(0.1, ge=0.0, le=0.5, description="Share of examples held out to evaluate a new version.")
-    max_upload_bytes: int = Field(20_000_000, gt=0, description="Largest dataset or audio attachment accepted, in bytes.")
+    activation: ActivationPolicy = Field(
+        ActivationPolicy.IF_NOT_WORSE, description="After training: if_not_worse, always or never activate."
+    )
+    holdout_fraction: float = Field(
+        0.1, ge=0.0, le=0.5, description="Share of examples held out to evaluate a new version."
+    )
+    max_upload_bytes: int = Field(
+        20_000_000, gt=0, description="Largest dataset or audio attachment accepted, in bytes."
+    )
     max_send_bytes: int = Field(8_000_000, gt=0, description="Largest file the bot sends, in bytes.")
 
     # -- discord
-    discord_token: SecretStr | None = Field(None, description="Discord bot token; without one, `teachbot run` chats in the terminal.")
-    discord_api_base: str = Field("https://discord.com/api/v10", description="Discord REST base URL (for Discord-compatible servers and tests).")
+    discord_token: SecretStr | None = Field(
+        None, description="Discord bot token; without one, `teachbot run` chats in the terminal."
+    )
+    discord_api_base: str = Field(
+        "https://discord.com/api/v10", description="Discord REST base URL (for Discord-compatible servers and tests)."
+    )
     discord_gateway_url: str = Field("wss://gateway.discord.gg/", description="Discord gateway URL.")
-    chat_channels: list[int] = Field(default_factory=list, description="Channel ids where the bot answers every message.")
-    owner_ids: list[int] = Field(default_factory=list, description="User ids with every privilege (the application owner is added).")
-    trainer_roles: list[str] = Field(default_factory=lambda: ["trainer"], description="Role ids or names allowed to train, test, archive, select datasets and get files.")
-    trusted_roles: list[str] = Field(default_factory=list, description="Role ids or names whose corrections apply at once without review.")
+    chat_channels: list[int] = Field(
+        default_factory=list, description="Channel ids where the bot answers every message."
+    )
+    owner_ids: list[int] = Field(
+        default_factory=list, description="User ids with every privilege (the application owner is added)."
+    )
+    trainer_roles: list[str] = Field(
+        default_factory=lambda: ["trainer"],
+        description="Role ids or names allowed to train, test, archive, select datasets and get files.",
+    )
+    trusted_roles: list[str] = Field(
+        default_factory=list, description="Role ids or names whose corrections apply at once without review."
+    )
     allowed_users: list[int] = Field(default_factory=list, description="If set, only these users may use the bot.")
     blocked_users: list[int] = Field(default_factory=list, description="Users the bot ignores.")
-    allowed_roles: list[str] = Field(default_factory=list, description="If set, only members with one of these roles may use the bot.")
+    allowed_roles: list[str] = Field(
+        default_factory=list, description="If set, only members with one of these roles may use the bot."
+    )
     blocked_roles: list[str] = Field(default_factory=list, description="Members with one of these roles are ignored.")
-    allowed_channels: list[int] = Field(default_factory=list, description="If set, the bot works only in these channels.")
+    allowed_channels: list[int] = Field(
+        default_factory=list, description="If set, the bot works only in these channels."
+    )
     blocked_channels: list[int] = Field(default_factory=list, description="Channels the bot ignores.")
     allow_dms: bool = Field(True, description="Answer direct messages.")
     chat_cooldown_seconds: float = Field(1.0, ge=0, description="Per-user pause between chat answers.")
-    heavy_cooldown_seconds: float = Field(30.0, ge=0, description="Per-user pause between heavy commands (train, test, archive).")
+    heavy_cooldown_seconds: float = Field(
+        30.0, ge=0, description="Per-user pause between heavy commands (train, test, archive)."
+    )
 
     # -- LLM (openai-compatible)
     llm_base_url: str = Field("https://api.openai.com/v1", description="Base URL of an OpenAI-compatible server.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the OpenAI-compatible server.")
     llm_model: str = Field("gpt-4o-mini", description="Chat model name.")
-    llm_system_prompt: str = Field("You are teachbot, a helpful assistant that learns from its community.", description="System instruction.")
-    llm_system_prompt_file: Path | None = Field(None, description="File holding the system instruction (overrides llm_system_prompt).")
+    llm_system_prompt: str = Field(
+        "You are teachbot, a helpful assistant that learns from its community.", description="System instruction."
+    )
+    llm_system_prompt_file: Path | None = Field(
+        None, description="File holding the system instruction (overrides llm_system_prompt)."
+    )
     llm_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(512, gt=0, description="Largest answer, in tokens.")
     llm_context_tokens: int = Field(4000, gt=0, description="Token budget for the prompt (memory, examples, files).")
@@ -124,14 +159,18 @@ class Settings(BaseSettings):
     guild_token_quota: int = Field(0, ge=0, description="Tokens one server may spend per day (0: unlimited).")
 
     # -- speech
-    stt_engine: SttEngine | None = Field(None, description="Speech-to-text engine; empty: whisper if installed and configured, else sphinx.")
+    stt_engine: SttEngine | None = Field(
+        None, description="Speech-to-text engine; empty: whisper if installed and configured, else sphinx."
+    )
     tts_engine: TtsEngine = Field(TtsEngine.ESPEAK, description="Text-to-speech engine.")
     whisper_model: str = Field("", description="faster-whisper model: a local path or a model name.")
     speech_language: str = Field("en", description="Language of speech in (BCP-47 / ISO code).")
     tts_language: str = Field("en", description="Language of speech out.")
     tts_voice: str = Field("", description="Voice name for the TTS engine (engine default if empty).")
     max_audio_seconds: float = Field(120.0, gt=0, description="Longest audio clip transcribed.")
-    voice_replies: VoiceReplies = Field(VoiceReplies.SAME_CHANNEL, description="Speak answers in voice: same_channel, always or never.")
+    voice_replies: VoiceReplies = Field(
+        VoiceReplies.SAME_CHANNEL, description="Speak answers in voice: same_channel, always or never."
+    )
     voice_idle_seconds: float = Field(300.0, gt=0, description="Leave a voice channel after this long idle.")
 
     @classmethod

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from discord.ext import commands
-from fake_discord import FakeDiscord, StartBot, running_bot, serve_fake_discord
+from fake_discord import FakeDiscord, InteractionResponse, StartBot, running_bot, serve_fake_discord
+from fake_models import EPHEMERAL_FLAG, FakeChannel, FakeUser, Upload
+
+if TYPE_CHECKING:  # teachbot imports wait for the fixtures, so the harness tests run without the model
+    from teachbot.config import Settings
+    from teachbot.transports.discord.bot import TeachBot
 
 
 @pytest.fixture
@@ -27,3 +37,156 @@ async def start_bot(fake_discord: FakeDiscord) -> AsyncIterator[StartBot]:
             return await stack.enter_async_context(running_bot(fake_discord, bot))
 
         yield start
+
+
+# -- teachbot's own bot on a real App --------------------------------------------------------------
+
+RunTeachbot = Callable[..., AbstractAsyncContextManager["TeachBot"]]
+MakeTeachbot = Callable[..., Awaitable["TeachBot"]]
+
+
+@pytest.fixture(scope="session")
+def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder where the starter model is already trained, copied into each test (App.start trains it once)."""
+    from teachbot.app import App
+    from teachbot.config import load_settings
+
+    folder = tmp_path_factory.mktemp("teachbot-template") / "data"
+
+    async def build() -> None:
+        app = await App.start(load_settings(data_dir=folder))
+        await app.close()
+
+    asyncio.run(build())
+    return folder
+
+
+def teachbot_settings(fake: FakeDiscord, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings pointing at ``fake``: text2 is a chat channel, the seeded owner owns the bot, no cooldowns."""
+    from teachbot.config import load_settings
+
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "discord_token": fake.token,
+        "discord_api_base": fake.api_base,
+        "discord_gateway_url": fake.gateway_url,
+        "chat_channels": [fake.text2.id],
+        "owner_ids": [fake.owner.id],
+        "chat_cooldown_seconds": 0,
+        "heavy_cooldown_seconds": 0,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def run_teachbot(fake_discord: FakeDiscord, tmp_path: Path, trained_data_dir: Path) -> RunTeachbot:
+    """``async with run_teachbot(**settings) as bot``: a ready TeachBot on a fresh App; both closed on exit.
+
+    The data folder is ``tmp_path/"data"`` (seeded from the trained template once), so two runs in one
+    test share it, like a restart.
+    """
+    from teachbot.app import App
+    from teachbot.transports.discord.bot import TeachBot
+
+    @asynccontextmanager
+    async def run(**overrides: Any) -> AsyncIterator[TeachBot]:
+        data_dir = overrides.pop("data_dir", tmp_path / "data")
+        if not data_dir.exists():
+            shutil.copytree(trained_data_dir, data_dir)
+        settings = teachbot_settings(fake_discord, data_dir, **overrides)
+        app = await App.start(settings)
+        try:
+            async with running_bot(fake_discord, TeachBot(app)) as bot:
+                yield bot  # type: ignore[misc]
+        finally:
+            await app.close()
+
+    return run
+
+
+@pytest.fixture
+async def make_teachbot(run_teachbot: RunTeachbot) -> AsyncIterator[MakeTeachbot]:
+    """``await make_teachbot(**settings)``: a ready TeachBot, closed (with its App) at teardown."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> TeachBot:
+            return await stack.enter_async_context(run_teachbot(**overrides))
+
+        yield make
+
+
+@pytest.fixture
+async def teachbot_bot(make_teachbot: MakeTeachbot) -> TeachBot:
+    """A ready TeachBot with the default test settings (chat channel text2, owner, no cooldowns)."""
+    return await make_teachbot()
+
+
+@dataclass
+class Said:
+    """What the bot said back: the visible message, and for a slash command its interaction response."""
+
+    message: dict[str, Any]
+    response: InteractionResponse | None = None
+
+    @property
+    def content(self) -> str:
+        return str(self.message.get("content") or "")
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return {a["filename"]: a["data"] for a in self.message.get("attachments") or []}
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(int(self.message.get("flags") or 0) & EPHEMERAL_FLAG)
+
+
+class Talk:
+    """Run one command as a prefix message or as a slash command and take the bot's first visible answer."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+
+    async def prefix(
+        self, name: str, args: str = "", *, user: FakeUser, channel: FakeChannel | None = None,
+        attachments: Sequence[Upload] = (), reference: dict[str, Any] | None = None, timeout: float = 10,
+    ) -> Said:
+        channel = channel or self.fake.text
+        await self.fake.send_message(
+            channel, user, f"!{name} {args}".strip(), attachments=attachments, reference=reference
+        )
+        return Said(await self.fake.wait_for_bot_message(channel, timeout=timeout))
+
+    async def slash(
+        self, name: str, options: Mapping[str, Any] | None = None, *, user: FakeUser,
+        channel: FakeChannel | None = None, timeout: float = 10,
+    ) -> Said:
+        channel = channel or self.fake.text
+        interaction = await self.fake.slash(name, options, user=user, channel=channel)
+        response = await self.fake.wait_for_interaction_response(interaction, timeout=timeout)
+        return Said(await self.fake.wait_for_bot_message(channel, timeout=timeout), response)
+
+    async def run(
+        self, mode: str, name: str, args: str = "", options: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Said:
+        """``mode`` "prefix" sends ``!name args`` (attachments, reference allowed); "slash" sends ``options``."""
+        if mode == "prefix":
+            return await self.prefix(name, args, **kwargs)
+        kwargs.pop("attachments", None)
+        kwargs.pop("reference", None)
+        return await self.slash(name, options, **kwargs)
+
+    async def ask(self, text: str, *, user: FakeUser, channel: FakeChannel | None = None, **kwargs: Any) -> Said:
+        """A chat message; the bot's next message in that channel must be the reply to it."""
+        channel = channel or self.fake.text2
+        sent = await self.fake.send_message(channel, user, text, **kwargs)
+        said = Said(await self.fake.wait_for_bot_message(channel))
+        reference = said.message.get("message_reference") or {}
+        assert reference.get("message_id") == sent["id"], f"expected a reply to {text!r}, got {said.content!r}"
+        return said
+
+
+@pytest.fixture
+def talk(fake_discord: FakeDiscord) -> Talk:
+    return Talk(fake_discord)

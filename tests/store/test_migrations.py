@@ -33,7 +33,8 @@ def test_database_from_the_first_version_upgrades_without_loss(tmp_path: Path) -
     with sqlite3.connect(path) as raw:
         raw.execute(
             "INSERT INTO examples (scope, prompt, answer, source, author, status, polarity, created_at) "
-            "VALUES ('global', 'what is up', 'the sky', 'correction', 'u1', 'active', 'positive', '2025-01-01 00:00:00')"
+            "VALUES ('global', 'what is up', 'the sky', 'correction', 'u1', 'active', 'positive', "
+            "'2025-01-01 00:00:00')"
         )
         raw.execute(
             "INSERT INTO messages (scope, channel, author, author_name, is_bot, text, created_at) "

@@ -13,12 +13,27 @@ from teachbot.errors import DataFormatError
 from teachbot.training.service import starter_examples
 
 TOPICS = {
-    "The shop opens at nine.": ["when does the shop open", "what time do you open", "opening hours of the shop",
-                                "is the shop open in the morning", "when can I come to the shop"],
-    "Delivery takes two days.": ["how long is delivery", "when will my parcel arrive", "delivery time please",
-                                 "how many days to ship", "how fast do you deliver"],
-    "We accept cards and cash.": ["can I pay by card", "which payment methods do you take", "do you take cash",
-                                  "how can I pay", "is paying with a credit card possible"],
+    "The shop opens at nine.": [
+        "when does the shop open",
+        "what time do you open",
+        "opening hours of the shop",
+        "is the shop open in the morning",
+        "when can I come to the shop",
+    ],
+    "Delivery takes two days.": [
+        "how long is delivery",
+        "when will my parcel arrive",
+        "delivery time please",
+        "how many days to ship",
+        "how fast do you deliver",
+    ],
+    "We accept cards and cash.": [
+        "can I pay by card",
+        "which payment methods do you take",
+        "do you take cash",
+        "how can I pay",
+        "is paying with a credit card possible",
+    ],
 }
 
 

@@ -18,8 +18,13 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def teachbot(tmp_path: Path, *args: str, stdin: str = "", **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "teachbot", *args], input=stdin, capture_output=True, text=True,
-        env=env_for(tmp_path, **extra), cwd=tmp_path, timeout=180,
+        [sys.executable, "-m", "teachbot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env_for(tmp_path, **extra),
+        cwd=tmp_path,
+        timeout=180,
     )
 
 
@@ -76,8 +81,10 @@ def test_cli_train_and_test_json(tmp_path: Path) -> None:
     data = tmp_path / "faq.jsonl"
     rows = [
         {"prompt": p, "answer": a}
-        for a, ps in {"Nine o'clock.": ["when do you open", "opening time", "what time do you open"],
-                      "Two days.": ["how long is delivery", "delivery time", "how fast is shipping"]}.items()
+        for a, ps in {
+            "Nine o'clock.": ["when do you open", "opening time", "what time do you open"],
+            "Two days.": ["how long is delivery", "delivery time", "how fast is shipping"],
+        }.items()
         for p in ps
     ]
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")

@@ -70,22 +70,37 @@ class ChatService:
         reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id))
         log.info(
             "answered scope=%s channel=%s author=%s message=%s version=%s confidence=%.2f fallback=%s",
-            where.scope, where.channel, where.author, reply.answer_id, answer.model_version,
-            answer.confidence, answer.is_fallback,
+            where.scope,
+            where.channel,
+            where.author,
+            reply.answer_id,
+            answer.model_version,
+            answer.confidence,
+            answer.is_fallback,
         )
         return reply
 
     @staticmethod
     def _store_exchange(s: Session, text: str, answer: Answer, where: Where, external_id: str | None) -> Reply:
         asked = Message(
-            scope=where.scope, channel=where.channel, author=where.author, author_name=where.author_name,
-            text=text, external_id=external_id,
+            scope=where.scope,
+            channel=where.channel,
+            author=where.author,
+            author_name=where.author_name,
+            text=text,
+            external_id=external_id,
         )
         s.add(asked)
         s.flush()
         said = Message(
-            scope=where.scope, channel=where.channel, author="bot", is_bot=True, text=answer.text,
-            reply_to_id=asked.id, confidence=answer.confidence, model_version=answer.model_version,
+            scope=where.scope,
+            channel=where.channel,
+            author="bot",
+            is_bot=True,
+            text=answer.text,
+            reply_to_id=asked.id,
+            confidence=answer.confidence,
+            model_version=answer.model_version,
             example_id=answer.matched_example_id,
         )
         s.add(said)
@@ -102,7 +117,9 @@ class ChatService:
 
         await self.db.run(link)
 
-    async def find_answer(self, scope: str, *, answer_id: int | None = None, external_id: str | None = None) -> StoredAnswer | None:
+    async def find_answer(
+        self, scope: str, *, answer_id: int | None = None, external_id: str | None = None
+    ) -> StoredAnswer | None:
         """A bot answer in ``scope`` by stored id or transport id, with the question it answered."""
 
         def find(s: Session) -> StoredAnswer | None:
@@ -117,7 +134,9 @@ class ChatService:
             if message is None:
                 return None
             asked = s.get(Message, message.reply_to_id) if message.reply_to_id else None
-            return StoredAnswer(message.id, message.scope, asked.text if asked else "", message.text, message.example_id)
+            return StoredAnswer(
+                message.id, message.scope, asked.text if asked else "", message.text, message.example_id
+            )
 
         return await self.db.run(find)
 

@@ -51,8 +51,10 @@ class DatasetInfo:
     def describe(self) -> str:
         use = {"positive": "answers to give", "negative": "answers never to give", None: "not used for training"}
         state = "new version" if self.new_version else "unchanged, same content as"
-        return (f"Dataset `{self.name}` ({state} v{self.version}): {self.rows} examples, "
-                f"hash {self.content_hash[:12]}, {use.get(self.selected, self.selected)}.")
+        return (
+            f"Dataset `{self.name}` ({state} v{self.version}): {self.rows} examples, "
+            f"hash {self.content_hash[:12]}, {use.get(self.selected, self.selected)}."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,8 @@ class DatasetDiff:
     unchanged: int
 
     def describe(self, limit: int = 10) -> str:
-        lines = [f"`{self.name}` v{self.old} → v{self.new}: +{len(self.added)} −{len(self.removed)}, {self.unchanged} unchanged."]
+        counts = f"+{len(self.added)} −{len(self.removed)}, {self.unchanged} unchanged"
+        lines = [f"`{self.name}` v{self.old} → v{self.new}: {counts}."]
         lines += [f"+ {p} → {a}" for p, a in self.added[:limit]]
         lines += [f"− {p} → {a}" for p, a in self.removed[:limit]]
         return "\n".join(lines)
@@ -129,22 +132,35 @@ class DatasetService:
             if latest is not None and latest.content_hash == digest:
                 return _info(dataset, latest, new_version=False)
             version = DatasetVersion(
-                dataset_id=dataset.id, version=(latest.version + 1) if latest else 1, content_hash=digest,
-                source_name=source_name[:255], rows=len(examples), created_by=author,
+                dataset_id=dataset.id,
+                version=(latest.version + 1) if latest else 1,
+                content_hash=digest,
+                source_name=source_name[:255],
+                rows=len(examples),
+                created_by=author,
             )
             s.add(version)
             s.flush()
             s.add_all(
                 ExampleRow(
-                    scope=scope, prompt=e.prompt, answer=e.answer, source=ExampleSource.DATASET, author=author,
+                    scope=scope,
+                    prompt=e.prompt,
+                    answer=e.answer,
+                    source=ExampleSource.DATASET,
+                    author=author,
                     dataset_version_id=version.id,
                 )
                 for e in examples
             )
             s.add_all(
                 ExampleRow(
-                    scope=scope, prompt=e.prompt, answer=e.rejected, source=ExampleSource.DATASET, author=author,
-                    polarity=Polarity.NEGATIVE, dataset_version_id=version.id,
+                    scope=scope,
+                    prompt=e.prompt,
+                    answer=e.rejected,
+                    source=ExampleSource.DATASET,
+                    author=author,
+                    polarity=Polarity.NEGATIVE,
+                    dataset_version_id=version.id,
                 )
                 for e in examples
                 if e.rejected
@@ -152,12 +168,28 @@ class DatasetService:
             return _info(dataset, version, new_version=True)
 
         info = await self.db.run(store)
-        log.info("dataset %s v%s scope=%s rows=%s author=%s new=%s", name, info.version, scope, info.rows, author, info.new_version)
+        log.info(
+            "dataset %s v%s scope=%s rows=%s author=%s new=%s",
+            name,
+            info.version,
+            scope,
+            info.rows,
+            author,
+            info.new_version,
+        )
         return info
 
     async def import_file(
-        self, scope: str, path: Path, *, author: str, name: str | None = None, fmt: str | None = None,
-        prompt_column: str | None = None, answer_column: str | None = None, max_bytes: int | None = None,
+        self,
+        scope: str,
+        path: Path,
+        *,
+        author: str,
+        name: str | None = None,
+        fmt: str | None = None,
+        prompt_column: str | None = None,
+        answer_column: str | None = None,
+        max_bytes: int | None = None,
     ) -> DatasetInfo:
         """Read a dataset file (all or nothing) and store it as the next version of ``name``."""
         examples = await asyncio.to_thread(
@@ -201,15 +233,21 @@ class DatasetService:
             if dataset is None:
                 raise UserError(f"There is no dataset `{name}` here.")
             query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
-            row = (s.scalars(query.where(DatasetVersion.version == version)).first() if version
-                   else _latest_version(s, dataset.id))
+            row = (
+                s.scalars(query.where(DatasetVersion.version == version)).first()
+                if version
+                else _latest_version(s, dataset.id)
+            )
             if row is None:
                 raise UserError(f"Dataset `{name}` has no version {version}.")
             rows = s.scalars(select(ExampleRow).where(ExampleRow.dataset_version_id == row.id).order_by(ExampleRow.id))
             positives = [r for r in rows]
             rejected = {r.prompt: r.answer for r in positives if r.polarity == Polarity.NEGATIVE}
-            return [Example(r.prompt, r.answer, rejected=rejected.get(r.prompt)) for r in positives
-                    if r.polarity == Polarity.POSITIVE]
+            return [
+                Example(r.prompt, r.answer, rejected=rejected.get(r.prompt))
+                for r in positives
+                if r.polarity == Polarity.POSITIVE
+            ]
 
         return await self.db.run(load)
 
@@ -240,7 +278,8 @@ class DatasetService:
 
         def load(s: Session) -> list[Example]:
             rows = s.scalars(
-                select(Correction).where(Correction.scope.in_(_visible(scope)), Correction.status == "applied")
+                select(Correction)
+                .where(Correction.scope.in_(_visible(scope)), Correction.status == "applied")
                 .order_by(Correction.id)
             )
             return [Example(c.question, c.better_answer, rejected=c.wrong_answer or None) for c in rows]
@@ -248,8 +287,16 @@ class DatasetService:
         return await self.db.run(load)
 
     async def from_conversations(
-        self, scope: str, name: str, *, author: str, channel: str | None = None, since: datetime | None = None,
-        until: datetime | None = None, only_liked: bool = False, corrected: bool = True,
+        self,
+        scope: str,
+        name: str,
+        *,
+        author: str,
+        channel: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        only_liked: bool = False,
+        corrected: bool = True,
     ) -> DatasetInfo:
         """Turn stored conversations into a dataset version: question → the bot's answer, or the
         correction given for it. ``only_liked`` keeps answers with a 👍 (and corrected ones)."""
@@ -290,12 +337,16 @@ class DatasetService:
         visible = _visible(scope)
         latest = (
             select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("version"))
-            .group_by(DatasetVersion.dataset_id).subquery()
+            .group_by(DatasetVersion.dataset_id)
+            .subquery()
         )
         chosen = (
             select(DatasetVersion.id, Dataset.selected)
             .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
-            .join(latest, (latest.c.dataset_id == DatasetVersion.dataset_id) & (latest.c.version == DatasetVersion.version))
+            .join(
+                latest,
+                (latest.c.dataset_id == DatasetVersion.dataset_id) & (latest.c.version == DatasetVersion.version),
+            )
             .where(Dataset.scope.in_(visible), Dataset.selected.is_not(None))
         )
         selection = {version_id: selected for version_id, selected in s.execute(chosen)}
@@ -304,8 +355,14 @@ class DatasetService:
         negatives: list[tuple[str, str]] = []
         holdout: list[bool] = []
         rows = s.execute(
-            select(ExampleRow.id, ExampleRow.prompt, ExampleRow.answer, ExampleRow.polarity,
-                   ExampleRow.dataset_version_id, ExampleRow.source)
+            select(
+                ExampleRow.id,
+                ExampleRow.prompt,
+                ExampleRow.answer,
+                ExampleRow.polarity,
+                ExampleRow.dataset_version_id,
+                ExampleRow.source,
+            )
             .where(ExampleRow.scope.in_(visible), ExampleRow.status == ExampleStatus.ACTIVE)
             .order_by(ExampleRow.id)
         )
@@ -332,13 +389,22 @@ def _visible(scope: str) -> list[str]:
 
 def _latest_version(s: Session, dataset_id: int) -> DatasetVersion | None:
     return s.scalars(
-        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.version.desc()).limit(1)
+        select(DatasetVersion)
+        .where(DatasetVersion.dataset_id == dataset_id)
+        .order_by(DatasetVersion.version.desc())
+        .limit(1)
     ).first()
 
 
 def _info(dataset: Dataset, version: DatasetVersion, *, new_version: bool) -> DatasetInfo:
     return DatasetInfo(
-        name=dataset.name, scope=dataset.scope, version=version.version, rows=version.rows,
-        content_hash=version.content_hash, selected=dataset.selected, created_by=version.created_by,
-        created_at=version.created_at, new_version=new_version,
+        name=dataset.name,
+        scope=dataset.scope,
+        version=version.version,
+        rows=version.rows,
+        content_hash=version.content_hash,
+        selected=dataset.selected,
+        created_by=version.created_by,
+        created_at=version.created_at,
+        new_version=new_version,
     )

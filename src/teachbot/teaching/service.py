@@ -48,7 +48,9 @@ class TeachResult:
 
     def describe(self) -> str:
         if self.status is TeachStatus.APPLIED:
-            return f"Learned ({self.item_id}): asked “{_clip(self.question)}”, I will now answer “{_clip(self.answer)}”."
+            return (
+                f"Learned ({self.item_id}): asked “{_clip(self.question)}”, I will now answer “{_clip(self.answer)}”."
+            )
         if self.status is TeachStatus.PENDING:
             return f"Thanks! Your suggestion {self.item_id} waits for a trainer's review."
         return f"{self.item_id} is {self.status.value}."
@@ -64,7 +66,8 @@ class ReviewItem:
 
     def describe(self) -> str:
         if self.suggestion:
-            return f"{self.item_id} by {self.author}: “{_clip(self.question)}” → “{_clip(self.suggestion)}” (was “{_clip(self.current)}”)"
+            was = f"(was “{_clip(self.current)}”)"
+            return f"{self.item_id} by {self.author}: “{_clip(self.question)}” → “{_clip(self.suggestion)}” {was}"
         return f"{self.item_id} by {self.author}: 👎 on “{_clip(self.current)}” for “{_clip(self.question)}”"
 
 
@@ -100,8 +103,12 @@ class TeachingService:
 
         def store(s: Session) -> tuple[int, int | None]:
             correction = Correction(
-                scope=where.scope, message_id=target.message_id, question=target.question,
-                wrong_answer=target.answer, better_answer=better, author=where.author,
+                scope=where.scope,
+                message_id=target.message_id,
+                question=target.question,
+                wrong_answer=target.answer,
+                better_answer=better,
+                author=where.author,
                 status=TeachStatus.APPLIED if trusted else TeachStatus.PENDING,
             )
             s.add(correction)
@@ -118,14 +125,21 @@ class TeachingService:
         status = TeachStatus.APPLIED if trusted else TeachStatus.PENDING
         log.info(
             "correction C%s scope=%s author=%s status=%s answer_message=%s",
-            correction_id, where.scope, where.author, status.value, target.message_id,
+            correction_id,
+            where.scope,
+            where.author,
+            status.value,
+            target.message_id,
         )
         return TeachResult(f"C{correction_id}", status, target.question, better)
 
     @staticmethod
     def _add_example(s: Session, scope: str, prompt: str, answer: str, author: str, *, negative: bool = False) -> int:
         example = Example(
-            scope=scope, prompt=prompt, answer=answer, author=author,
+            scope=scope,
+            prompt=prompt,
+            answer=answer,
+            author=author,
             source=ExampleSource.FEEDBACK if negative else ExampleSource.CORRECTION,
             polarity=Polarity.NEGATIVE if negative else Polarity.POSITIVE,
         )
@@ -148,22 +162,34 @@ class TeachingService:
 
         def store(s: Session) -> tuple[int, int | None]:
             item = Feedback(
-                scope=where.scope, message_id=target.message_id if target else None, author=where.author,
-                kind=kind, text=text,
+                scope=where.scope,
+                message_id=target.message_id if target else None,
+                author=where.author,
+                kind=kind,
+                text=text,
                 status=TeachStatus.PENDING if pending else TeachStatus.APPLIED,
             )
             s.add(item)
             s.flush()
             example_id = None
             if applies_now and target is not None:
-                example_id = self._add_example(s, where.scope, target.question, target.answer, where.author, negative=True)
+                example_id = self._add_example(
+                    s, where.scope, target.question, target.answer, where.author, negative=True
+                )
             return item.id, example_id
 
         item_id, example_id = await self.db.run(store)
         if example_id is not None and target is not None:
             self.knowledge.teach(where.scope, example_id, target.question, target.answer, negative=True)
         status = TeachStatus.PENDING if pending else TeachStatus.APPLIED
-        log.info("feedback F%s scope=%s author=%s kind=%s status=%s", item_id, where.scope, where.author, kind.value, status.value)
+        log.info(
+            "feedback F%s scope=%s author=%s kind=%s status=%s",
+            item_id,
+            where.scope,
+            where.author,
+            kind.value,
+            status.value,
+        )
         return TeachResult(f"F{item_id}", status, target.question if target else "", target.answer if target else "")
 
     async def suggest(self, scope: str, mistakes: list[tuple[str, str, str]], *, author: str, limit: int = 50) -> int:
@@ -173,14 +199,24 @@ class TeachingService:
         def store(s: Session) -> int:
             pending = {
                 (c.question, c.better_answer)
-                for c in s.scalars(select(Correction).where(Correction.scope == scope, Correction.status == TeachStatus.PENDING))
+                for c in s.scalars(
+                    select(Correction).where(Correction.scope == scope, Correction.status == TeachStatus.PENDING)
+                )
             }
             added = 0
             for question, wrong, expected in mistakes[:limit]:
                 if (question, expected) in pending:
                     continue
-                s.add(Correction(scope=scope, question=question, wrong_answer=wrong, better_answer=expected,
-                                 author=author, status=TeachStatus.PENDING))
+                s.add(
+                    Correction(
+                        scope=scope,
+                        question=question,
+                        wrong_answer=wrong,
+                        better_answer=expected,
+                        author=author,
+                        status=TeachStatus.PENDING,
+                    )
+                )
                 pending.add((question, expected))
                 added += 1
             return added
@@ -196,13 +232,17 @@ class TeachingService:
         def load(s: Session) -> list[ReviewItem]:
             items: list[ReviewItem] = []
             for c in s.scalars(
-                select(Correction).where(Correction.scope == scope, Correction.status == TeachStatus.PENDING)
-                .order_by(Correction.id).limit(limit)
+                select(Correction)
+                .where(Correction.scope == scope, Correction.status == TeachStatus.PENDING)
+                .order_by(Correction.id)
+                .limit(limit)
             ):
                 items.append(ReviewItem(f"C{c.id}", c.author, c.question, c.wrong_answer, c.better_answer))
             for f in s.scalars(
-                select(Feedback).where(Feedback.scope == scope, Feedback.status == TeachStatus.PENDING)
-                .order_by(Feedback.id).limit(limit)
+                select(Feedback)
+                .where(Feedback.scope == scope, Feedback.status == TeachStatus.PENDING)
+                .order_by(Feedback.id)
+                .limit(limit)
             ):
                 question, answer = _answer_of(s, f.message_id)
                 items.append(ReviewItem(f"F{f.id}", f.author, question, answer, ""))
@@ -227,7 +267,11 @@ class TeachingService:
             if isinstance(row, Correction):
                 row.example_id = self._add_example(s, scope, row.question, row.better_answer, row.author)
                 return TeachResult(item_id, TeachStatus.APPLIED, row.question, row.better_answer), (
-                    row.example_id, row.question, row.better_answer, False)
+                    row.example_id,
+                    row.question,
+                    row.better_answer,
+                    False,
+                )
             question, answer = _answer_of(s, row.message_id)
             if not question:
                 return TeachResult(item_id, TeachStatus.APPLIED), None
@@ -262,14 +306,24 @@ class TeachingService:
 
         def undo(s: Session) -> tuple[str, int | None]:
             correction = s.scalars(
-                select(Correction).where(Correction.scope == scope, Correction.author == author,
-                                         Correction.status.in_([TeachStatus.APPLIED, TeachStatus.PENDING]))
-                .order_by(Correction.created_at.desc(), Correction.id.desc()).limit(1)
+                select(Correction)
+                .where(
+                    Correction.scope == scope,
+                    Correction.author == author,
+                    Correction.status.in_([TeachStatus.APPLIED, TeachStatus.PENDING]),
+                )
+                .order_by(Correction.created_at.desc(), Correction.id.desc())
+                .limit(1)
             ).first()
             feedback = s.scalars(
-                select(Feedback).where(Feedback.scope == scope, Feedback.author == author,
-                                       Feedback.status.in_([TeachStatus.APPLIED, TeachStatus.PENDING]))
-                .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(1)
+                select(Feedback)
+                .where(
+                    Feedback.scope == scope,
+                    Feedback.author == author,
+                    Feedback.status.in_([TeachStatus.APPLIED, TeachStatus.PENDING]),
+                )
+                .order_by(Feedback.created_at.desc(), Feedback.id.desc())
+                .limit(1)
             ).first()
             row: Correction | Feedback | None = correction
             if feedback is not None and (correction is None or feedback.created_at >= correction.created_at):
@@ -317,8 +371,15 @@ def _feedback_example(s: Session, feedback: Feedback) -> int | None:
     if not question:
         return None
     return s.scalars(
-        select(Example.id).where(
-            Example.scope == feedback.scope, Example.author == feedback.author, Example.prompt == question,
-            Example.answer == answer, Example.polarity == Polarity.NEGATIVE, Example.status == ExampleStatus.ACTIVE,
-        ).order_by(Example.id.desc()).limit(1)
+        select(Example.id)
+        .where(
+            Example.scope == feedback.scope,
+            Example.author == feedback.author,
+            Example.prompt == question,
+            Example.answer == answer,
+            Example.polarity == Polarity.NEGATIVE,
+            Example.status == ExampleStatus.ACTIVE,
+        )
+        .order_by(Example.id.desc())
+        .limit(1)
     ).first()

@@ -83,10 +83,14 @@ class EvaluationReport:
         ]
         if self.previous:
             delta = self.accuracy - float(self.previous.get("accuracy", 0.0))
-            lines.append(f"Change against {self.previous.get('model_version', 'the previous version')}: {delta:+.1%} accuracy.")
+            lines.append(
+                f"Change against {self.previous.get('model_version', 'the previous version')}: {delta:+.1%} accuracy."
+            )
         weakest = sorted((s for s in self.per_answer if s.support), key=lambda s: (s.f1, -s.support))[:max_lines]
         if weakest and any(s.f1 < 1 for s in weakest):
-            lines.append("Weakest answers: " + "; ".join(f"{_short(s.answer)} F1 {s.f1:.0%}" for s in weakest if s.f1 < 1))
+            lines.append(
+                "Weakest answers: " + "; ".join(f"{_short(s.answer)} F1 {s.f1:.0%}" for s in weakest if s.f1 < 1)
+            )
         if self.confusions:
             lines.append(
                 "Most confused: "

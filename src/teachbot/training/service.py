@@ -56,7 +56,8 @@ class VersionInfo:
         accuracy = self.metrics.get("accuracy")
         score = f", holdout accuracy {float(accuracy):.1%}" if isinstance(accuracy, int | float) else ""
         mark = " (active)" if self.active else ""
-        return f"{self.name}{mark}: {self.examples} examples, {self.answers} answers{score}, {self.created_at} by {self.created_by}"
+        made = f"{self.created_at} by {self.created_by}"
+        return f"{self.name}{mark}: {self.examples} examples, {self.answers} answers{score}, {made}"
 
 
 class RunState(StrEnum):
@@ -99,8 +100,11 @@ class TrainOutcome:
         lines = [f"Trained {self.version.name} on {self.version.examples} examples ({self.version.answers} answers)."]
         if self.report is not None:
             lines.append(self.report.summary(max_lines=3))
-        lines.append(f"{self.version.name} is now active." if self.activated
-                     else f"Kept {self.previous} active; `!models activate {self.version.name}` switches.")
+        lines.append(
+            f"{self.version.name} is now active."
+            if self.activated
+            else f"Kept {self.previous} active; `!models activate {self.version.name}` switches."
+        )
         return "\n".join(lines)
 
 
@@ -122,8 +126,14 @@ class TrainingService:
     """Builds, stores, evaluates and activates local model versions."""
 
     def __init__(
-        self, db: Database, datasets: DatasetService, knowledge: Knowledge, models_dir: Path, *,
-        holdout_fraction: float, activation: ActivationPolicy,
+        self,
+        db: Database,
+        datasets: DatasetService,
+        knowledge: Knowledge,
+        models_dir: Path,
+        *,
+        holdout_fraction: float,
+        activation: ActivationPolicy,
     ) -> None:
         self.db = db
         self.datasets = datasets
@@ -154,14 +164,18 @@ class TrainingService:
                 raise
             except UserError as exc:
                 state = RunState.CANCELLED if isinstance(exc, RunCancelled) else RunState.FAILED
-                await self.db.run(lambda s: _finish_run(s, run_id, state, str(exc)))
+                reason = str(exc)
+                await self.db.run(lambda s: _finish_run(s, run_id, state, reason))
                 raise
             except Exception as exc:
-                await self.db.run(lambda s: _finish_run(s, run_id, RunState.FAILED, type(exc).__name__))
+                reason = type(exc).__name__
+                await self.db.run(lambda s: _finish_run(s, run_id, RunState.FAILED, reason))
                 raise
             finally:
                 self._cancelled.discard(run_id)
-            await self.db.run(lambda s: _finish_run(s, run_id, RunState.SUCCEEDED, outcome.describe(), outcome.version.name))
+            await self.db.run(
+                lambda s: _finish_run(s, run_id, RunState.SUCCEEDED, outcome.describe(), outcome.version.name)
+            )
             return outcome
 
     async def _train(
@@ -218,8 +232,12 @@ class TrainingService:
         """The newest training runs of ``scope``."""
 
         def load(s: Session) -> list[RunInfo]:
-            rows = s.scalars(select(TrainingRun).where(TrainingRun.scope == scope).order_by(TrainingRun.id.desc()).limit(limit))
-            return [RunInfo(r.id, r.kind, r.state, r.stage, r.progress, r.author, r.version_name, r.message) for r in rows]
+            rows = s.scalars(
+                select(TrainingRun).where(TrainingRun.scope == scope).order_by(TrainingRun.id.desc()).limit(limit)
+            )
+            return [
+                RunInfo(r.id, r.kind, r.state, r.stage, r.progress, r.author, r.version_name, r.message) for r in rows
+            ]
 
         return await self.db.run(load)
 
@@ -238,20 +256,25 @@ class TrainingService:
 
         def mark(s: Session) -> int:
             result = s.execute(
-                update(TrainingRun).where(TrainingRun.state == RunState.RUNNING)
+                update(TrainingRun)
+                .where(TrainingRun.state == RunState.RUNNING)
                 .values(state=RunState.INTERRUPTED, finished_at=utcnow(), message="the process stopped during the run")
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
         return await self.db.run(mark)
 
-    def _split(self, training: TrainingSet, starter: list[Example]) -> tuple[list[Example], list[int | None], list[Example]]:
+    def _split(
+        self, training: TrainingSet, starter: list[Example]
+    ) -> tuple[list[Example], list[int | None], list[Example]]:
         train: list[Example] = list(starter)
         ids: list[int | None] = [None] * len(starter)
         held: list[Example] = []
         candidates = sum(training.holdout_candidates)
         fraction = self.holdout_fraction if candidates >= MIN_HOLDOUT_EXAMPLES else 0.0
-        for example, example_id, may_hold in zip(training.positives, training.example_ids, training.holdout_candidates, strict=True):
+        for example, example_id, may_hold in zip(
+            training.positives, training.example_ids, training.holdout_candidates, strict=True
+        ):
             if may_hold and is_held_out(example.prompt, fraction):
                 held.append(example)
             else:
@@ -277,7 +300,9 @@ class TrainingService:
     @staticmethod
     def _evaluate_model(active: ActiveModel, examples: Sequence[Example]) -> EvaluationReport:
         predictions = active.model.predict_many([e.prompt for e in examples])
-        outcomes = [Outcome(e.prompt, e.answer, p.answer, p.confidence) for e, p in zip(examples, predictions, strict=True)]
+        outcomes = [
+            Outcome(e.prompt, e.answer, p.answer, p.confidence) for e, p in zip(examples, predictions, strict=True)
+        ]
         return build_report(active.version, outcomes)
 
     # -- testing
@@ -366,7 +391,9 @@ class TrainingService:
     async def activate(self, scope: str, name: str, *, author: str) -> str:
         """Make stored version ``name`` the active one for ``scope``."""
         active = await self.load_version(scope, name)
-        row_scope = await self.db.run(lambda s: s.scalars(select(ModelVersion.scope).where(ModelVersion.name == name)).one())
+        row_scope = await self.db.run(
+            lambda s: s.scalars(select(ModelVersion.scope).where(ModelVersion.name == name)).one()
+        )
         if row_scope != scope:
             raise UserError(f"`{name}` belongs to the global scope; train this server's own version first.")
         await self.db.run(lambda s: _set_active(s, scope, name))
@@ -411,7 +438,9 @@ def _next_name(s: Session, scope: str) -> str:
     return f"{prefix}{count + 1}"
 
 
-def _insert_version(s: Session, name: str, scope: str, path: str, examples: int, answers: int, author: str) -> VersionInfo:
+def _insert_version(
+    s: Session, name: str, scope: str, path: str, examples: int, answers: int, author: str
+) -> VersionInfo:
     row = ModelVersion(name=name, scope=scope, path=path, examples=examples, answers=answers, created_by=author)
     s.add(row)
     s.flush()
@@ -429,7 +458,12 @@ def _set_active(s: Session, scope: str, name: str) -> None:
 
 def _version_info(row: ModelVersion) -> VersionInfo:
     return VersionInfo(
-        name=row.name, scope=row.scope, examples=row.examples, answers=row.answers, active=row.active,
-        created_by=row.created_by, created_at=row.created_at.strftime("%Y-%m-%d %H:%M"),
+        name=row.name,
+        scope=row.scope,
+        examples=row.examples,
+        answers=row.answers,
+        active=row.active,
+        created_by=row.created_by,
+        created_at=row.created_at.strftime("%Y-%m-%d %H:%M"),
         metrics=dict(row.metrics or {}),
     )

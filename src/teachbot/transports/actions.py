@@ -20,8 +20,8 @@ from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples, write_examples
 from teachbot.datasets.safezip import read_zip_members
-from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.datasets.service import dataset_name_for
+from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.errors import UserError
 from teachbot.paths import safe_filename
 from teachbot.teaching.service import FeedbackKind
@@ -124,13 +124,21 @@ class Actions:
         """Import one uploaded dataset file (all or nothing); ``train`` validates it first."""
         examples = await asyncio.to_thread(parse_examples, upload.data, source=upload.filename)
         info = await self.app.datasets.import_examples(
-            where.scope, name or dataset_name_for(upload.filename), examples, source_name=upload.filename,
+            where.scope,
+            name or dataset_name_for(upload.filename),
+            examples,
+            source_name=upload.filename,
             author=where.author,
         )
         return info.describe()
 
     async def train(
-        self, where: Where, upload: Upload | None = None, *, name: str | None = None, progress: Progress | None = None,
+        self,
+        where: Where,
+        upload: Upload | None = None,
+        *,
+        name: str | None = None,
+        progress: Progress | None = None,
         activation: ActivationPolicy | None = None,
     ) -> str:
         """Import ``upload`` (if any), then train a new version of ``where.scope``."""
@@ -140,13 +148,17 @@ class Actions:
             for file in files:  # validate every file before importing any of them
                 report = await self.validate(file)
                 if not report.ok:
-                    raise UserError(f"{file.filename} has errors, so nothing was imported or trained:\n{report.to_text()}")
+                    raise UserError(
+                        f"{file.filename} has errors, so nothing was imported or trained:\n{report.to_text()}"
+                    )
             for file in files:
                 lines.append(await self.import_upload(where, file, name if len(files) == 1 else None))
         elif name:
             await self.app.datasets.select(where.scope, name, "positive")
             lines.append(f"Training with dataset `{name}` selected.")
-        outcome = await self.app.training.train(where.scope, author=where.author, progress=progress, activation=activation)
+        outcome = await self.app.training.train(
+            where.scope, author=where.author, progress=progress, activation=activation
+        )
         lines.append(outcome.describe())
         return "\n".join(lines)
 
@@ -160,7 +172,7 @@ class Actions:
             if prompts:
                 return await self._answers_for(where, prompts), None
         else:
-            raise UserError(f"Attach a test set, or give JSON: `{self.prefix}test [\"question\", …]`.")
+            raise UserError(f'Attach a test set, or give JSON: `{self.prefix}test ["question", …]`.')
         report = await self.app.training.test(where.scope, examples)
         mistakes = [(o.prompt, o.answer or "", o.expected) for o in report.errors]
         queued = await self.app.teaching.suggest(where.scope, mistakes, author=f"test:{where.author}")
@@ -256,7 +268,8 @@ class Actions:
     # -- files
     async def archive(self, where: Where, what: str) -> str:
         path = await asyncio.to_thread(self.app.files.archive, what, author=where.author)
-        return f"Archive written: `{path.name}` ({path.stat().st_size:,} bytes). `{self.prefix}getfile {path.name}` sends it."
+        size = path.stat().st_size
+        return f"Archive written: `{path.name}` ({size:,} bytes). `{self.prefix}getfile {path.name}` sends it."
 
     async def file_to_send(self, name: str) -> Path:
         if not name.strip():
@@ -292,13 +305,17 @@ def parse_inline_test(text: str) -> tuple[list[str], list[Example]]:
     except json.JSONDecodeError as exc:
         raise UserError(f"That is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
     if not isinstance(data, list) or not data:
-        raise UserError("Give a non-empty JSON list of prompts, or of {\"prompt\": …, \"answer\": …} objects.")
+        raise UserError('Give a non-empty JSON list of prompts, or of {"prompt": …, "answer": …} objects.')
     if all(isinstance(item, str) and item.strip() for item in data):
         return [item.strip() for item in data[:50]], []
     examples = []
     for number, item in enumerate(data, 1):
-        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str) or not isinstance(item.get("answer"), str):
-            raise UserError(f"Item {number} is not a {{\"prompt\": …, \"answer\": …}} object of strings.")
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("prompt"), str)
+            or not isinstance(item.get("answer"), str)
+        ):
+            raise UserError(f'Item {number} is not a {{"prompt": …, "answer": …}} object of strings.')
         if not item["prompt"].strip() or not item["answer"].strip():
             raise UserError(f"Item {number} has an empty prompt or answer.")
         examples.append(Example(item["prompt"].strip(), item["answer"].strip()))

@@ -39,11 +39,24 @@ class ConsoleChat:
         self.actions = Actions(app)
         self.where = Where(scope=scope, channel=CONSOLE_CHANNEL, author=CONSOLE_USER, author_name="console")
         self.handlers: dict[str, Handler] = {
-            "hi": self._hi, "help": self._help, "instruction": self._instruction, "correct": self._correct,
-            "feedback": self._feedback, "undo": self._undo, "forget": self._forget, "review": self._review,
-            "approve": self._approve, "reject": self._reject, "train": self._train, "test": self._test,
-            "datasets": self._datasets, "select_dataset": self._select_dataset, "models": self._models,
-            "archive": self._archive, "getfile": self._getfile, "jobs": self._jobs,
+            "hi": self._hi,
+            "help": self._help,
+            "instruction": self._instruction,
+            "correct": self._correct,
+            "feedback": self._feedback,
+            "undo": self._undo,
+            "forget": self._forget,
+            "review": self._review,
+            "approve": self._approve,
+            "reject": self._reject,
+            "train": self._train,
+            "test": self._test,
+            "datasets": self._datasets,
+            "select_dataset": self._select_dataset,
+            "models": self._models,
+            "archive": self._archive,
+            "getfile": self._getfile,
+            "jobs": self._jobs,
             "validate": self._validate,
         }
 
@@ -54,7 +67,7 @@ class ConsoleChat:
             return ""
         try:
             if line.startswith(self.prefix):
-                name, _, rest = line[len(self.prefix):].partition(" ")
+                name, _, rest = line[len(self.prefix) :].partition(" ")
                 handler = self.handlers.get(name.lower())
                 if handler is None:
                     return f"Unknown command `{self.prefix}{name}`. Type `{self.prefix}help`."

@@ -95,23 +95,30 @@ class TeachBot(commands.Bot):
         return self.permissions.trusted(user, is_owner=await self.is_owner(user))
 
     # -- errors: a short line for the user, the traceback in the log, and the bot keeps running
-    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:  # type: ignore[override]
-        original = getattr(error, "original", error)
-        if isinstance(error, commands.CommandNotFound):
-            return
+    def explain(self, error: BaseException, command: commands.Command[Any, ..., Any] | None) -> str | None:
+        """The line to show for ``error``, or None when it is unexpected (the caller logs it)."""
+        original = root_cause(error)
         if isinstance(original, UserError):
-            text = str(original)
-        elif isinstance(error, PermissionDeniedCheck):
-            text = str(error)
-        elif isinstance(error, commands.CommandOnCooldown):
-            text = f"Slow down: try again in {error.retry_after:.0f} s."
-        elif isinstance(error, commands.CheckFailure):
-            text = "You can't use this command here."
-        elif isinstance(error, commands.UserInputError):
-            usage = f"{self.settings.command_prefix}{ctx.command} {ctx.command.signature}" if ctx.command else ""
-            text = f"{error} Usage: `{usage.strip()}`"
-        else:
-            log.error("command %s failed", ctx.command, exc_info=original)
+            return str(original)
+        if isinstance(error, PermissionDeniedCheck):
+            return str(error)
+        if isinstance(error, commands.CommandOnCooldown):
+            return f"Slow down: try again in {error.retry_after:.0f} s."
+        if isinstance(error, commands.NoPrivateMessage):
+            return "This command works only in a server."
+        if isinstance(error, commands.CheckFailure | app_commands.CheckFailure):
+            return "You can't use this command here."
+        if isinstance(error, commands.UserInputError):
+            usage = f"{self.settings.command_prefix}{command} {command.signature}" if command else ""
+            return f"{error} Usage: `{usage.strip()}`"
+        return None
+
+    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:  # type: ignore[override]
+        if isinstance(error, commands.CommandNotFound | IgnoredCheck):
+            return
+        text = self.explain(error, ctx.command)
+        if text is None:
+            log.error("command %s failed", ctx.command, exc_info=root_cause(error))
             text = GENERIC_ERROR
         await self._reply_safely(ctx, text)
 
@@ -122,21 +129,41 @@ class TeachBot(commands.Bot):
             log.warning("could not send an error reply in channel %s", getattr(ctx.channel, "id", "?"))
 
     async def _on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        log.error("application command failed", exc_info=error)
+        """Errors of plain application commands (hybrid commands go through ``on_command_error``)."""
+        text = self.explain(error, None)
+        if text is None:
+            log.error("application command %s failed", getattr(interaction.command, "name", "?"), exc_info=root_cause(error))
+            text = GENERIC_ERROR
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(GENERIC_ERROR, ephemeral=True)
+                await interaction.followup.send(text, ephemeral=True)
             else:
-                await interaction.response.send_message(GENERIC_ERROR, ephemeral=True)
+                await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException:
-            pass
+            log.warning("could not send an error reply to interaction %s", interaction.id)
 
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         log.exception("error in event %s", event_method)
 
 
+def root_cause(error: BaseException) -> BaseException:
+    """Unwrap discord.py's wrappers (CommandInvokeError, HybridCommandError…) down to what was raised."""
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "original", None)
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    return error
+
+
 class PermissionDeniedCheck(commands.CheckFailure):
     """A command refused for lack of privilege; its text is shown to the user."""
+
+
+class IgnoredCheck(commands.CheckFailure):
+    """A message command from a user or channel the bot ignores (block/allow lists): no reply at all."""
 
 
 def requires(level: Privilege) -> Any:
@@ -145,8 +172,8 @@ def requires(level: Privilege) -> Any:
     async def predicate(ctx: commands.Context[Any]) -> bool:
         bot: TeachBot = ctx.bot
         refusal = bot.permissions.refusal(ctx.author, ctx.channel)
-        if refusal:
-            raise PermissionDeniedCheck(refusal)
+        if refusal:  # a slash command must be answered (ephemerally); a message is ignored
+            raise PermissionDeniedCheck(refusal) if ctx.interaction is not None else IgnoredCheck(refusal)
         if level > Privilege.MEMBER and await bot.privilege(ctx.author) < level:
             raise PermissionDeniedCheck(f"`{ctx.command}` needs the {level.name.lower()} role.")
         return True

@@ -107,9 +107,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["example_id"], ["examples.id"], name=op.f("fk_messages_example_id_examples"), ondelete="SET NULL"
         ),
-        sa.ForeignKeyConstraint(
-            ["reply_to_id"], ["messages.id"], name=op.f("fk_messages_reply_to_id_messages")
-        ),
+        sa.ForeignKeyConstraint(["reply_to_id"], ["messages.id"], name=op.f("fk_messages_reply_to_id_messages")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
@@ -163,7 +161,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("feedback", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_feedback_scope"), ["scope"], unique=False)
-
 
 
 def downgrade() -> None:

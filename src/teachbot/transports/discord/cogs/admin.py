@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 import discord
@@ -44,4 +45,5 @@ class AdminCog(BaseCog):
     @requires(Privilege.TRAINER)
     async def getfile(self, ctx: commands.Context[Any], name: str) -> None:
         path = await self.actions.file_to_send(name)
-        await ctx.send(f"`{path.name}`", file=discord.File(path, filename=path.name))
+        data = await asyncio.to_thread(path.read_bytes)  # bounded by max_send_bytes; no handle left open
+        await ctx.send(f"`{path.name}`", file=discord.File(io.BytesIO(data), filename=path.name))
