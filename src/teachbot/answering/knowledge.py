@@ -43,6 +43,7 @@ class Knowledge:
             if active is None:
                 self._models.pop(scope, None)
             else:
+                active.model.threshold = self.threshold  # the setting in force, not the one at training
                 self._models[scope] = active
 
     def model_version(self, scope: str) -> str | None:

@@ -190,7 +190,7 @@ class TrainingService:
 
         await stage("collecting examples", 0.05)
         training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
-        starter = starter_examples() if scope == GLOBAL_SCOPE else []
+        starter = starter_examples()  # global knowledge: every scope starts from it
         train, train_ids, held = self._split(training, starter)
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(

@@ -1,0 +1,1 @@
+"""Fake servers the test suite runs on loopback."""
