@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -13,15 +14,22 @@ from teachbot.answering.knowledge import Knowledge
 from teachbot.answering.local import LocalChatModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.answering.protocols import GLOBAL_SCOPE, ChatModel
-from teachbot.config import Settings
+from teachbot.config import Backend, Settings
 from teachbot.datasets.service import DatasetService
 from teachbot.files import FileService
 from teachbot.store.db import Database
+from teachbot.store.usage import DatabaseUsageLedger
 from teachbot.store.tables import Example, ExampleSource, ExampleStatus, Polarity
 from teachbot.teaching.service import TeachingService
 from teachbot.training.service import TrainingService
 
+if TYPE_CHECKING:
+    from teachbot.llm import OpenAIChatModel
+    from teachbot.training.remote import RemoteTrainingService
+
 log = logging.getLogger(__name__)
+
+MEMORY_TURNS = 20  # recent channel messages offered to LLM backends; the prompt keeps what fits its budget
 
 
 @dataclass
@@ -37,6 +45,7 @@ class App:
     datasets: DatasetService
     training: TrainingService
     files: FileService
+    remote: RemoteTrainingService | None = None  # fine-tuning jobs, on the openai backend
 
     @property
     def data_dir(self) -> Path:
@@ -54,7 +63,7 @@ class App:
                 taught_threshold=TAUGHT_THRESHOLD,
                 fallback=settings.fallback_answer,
             )
-            model: ChatModel = LocalChatModel(knowledge)
+            model, llm = build_chat_model(settings, knowledge, db)
             datasets = DatasetService(db)
             training = TrainingService(
                 db,
@@ -63,17 +72,30 @@ class App:
                 settings.data_dir / "models",
                 holdout_fraction=settings.holdout_fraction,
                 activation=settings.activation,
+                with_reference=settings.backend is not Backend.LOCAL,
             )
+            remote = None
+            if llm is not None:
+                from teachbot.llm import FineTuner
+                from teachbot.training.remote import RemoteTrainingService
+
+                training.remote_models = llm.scope_models
+                tuner = FineTuner(llm.client, model=settings.llm_model, system_prompt=llm.prompts.system_prompt)
+                remote = RemoteTrainingService(
+                    db, datasets, tuner, holdout_fraction=settings.holdout_fraction,
+                    poll_seconds=settings.llm_finetune_poll_seconds,
+                )
             app = cls(
                 settings=settings,
                 db=db,
                 knowledge=knowledge,
                 model=model,
-                chat=ChatService(db, model),
+                chat=ChatService(db, model, memory_turns=0 if settings.backend is Backend.LOCAL else MEMORY_TURNS),
                 teaching=TeachingService(db, knowledge),
                 datasets=datasets,
                 training=training,
                 files=FileService(settings.data_dir, max_send_bytes=settings.max_send_bytes),
+                remote=remote,
             )
             await app._load_knowledge()
         except BaseException:
@@ -102,7 +124,29 @@ class App:
         rows = await self.db.run(taught)
         for scope, example_id, prompt, answer, negative in rows:
             self.knowledge.teach(scope, example_id, prompt, answer, negative=negative)
+        if self.remote is not None:
+            self.training.remote_models.update(await self.remote.active_models())
         log.info("knowledge loaded: %s active model(s), %s taught item(s)", loaded, len(rows))
 
     async def close(self) -> None:
+        close = getattr(self.model, "close", None)
+        if close is not None:
+            await close()
         self.db.close()
+
+
+def build_chat_model(settings: Settings, knowledge: Knowledge, db: Database) -> tuple[ChatModel, OpenAIChatModel | None]:
+    """The answering backend the ``backend`` setting names, and its LLM part when it has one."""
+    local = LocalChatModel(knowledge)
+    if settings.backend is Backend.LOCAL:
+        return local, None
+    from teachbot.llm import HybridChatModel, OpenAIChatModel
+
+    llm = OpenAIChatModel.from_settings(
+        settings,
+        retrieve=lambda question: knowledge.retrieve(question.text, question.scope),
+        ledger=DatabaseUsageLedger(db),
+    )
+    if settings.backend is Backend.OPENAI:
+        return llm, llm
+    return HybridChatModel(local, llm, settings.confidence_threshold), llm

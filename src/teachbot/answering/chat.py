@@ -50,9 +50,10 @@ class StoredAnswer:
 class ChatService:
     """Answers questions through the configured ``ChatModel`` and records every exchange."""
 
-    def __init__(self, db: Database, model: ChatModel) -> None:
+    def __init__(self, db: Database, model: ChatModel, *, memory_turns: int = 0) -> None:
         self.db = db
         self.model = model
+        self.memory_turns = memory_turns  # earlier turns of the channel given to backends that use them
 
     async def ask(
         self,
@@ -65,6 +66,8 @@ class ChatService:
     ) -> Reply:
         """Answer ``text`` and store the question and the answer before returning."""
         text = text.strip()[:MAX_QUESTION_CHARS]
+        if not history and self.memory_turns and question is None:
+            history = await self.recent_turns(where.scope, where.channel, self.memory_turns)
         question = question or Question(text=text, scope=where.scope, user_id=where.author, history=history)
         answer = await self.model.answer(question)
         reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from teachbot.answering.local_model import LocalModel, Prediction
 from teachbot.answering.nearest import NearestIndex
-from teachbot.answering.protocols import GLOBAL_SCOPE, Answer
+from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, TaughtExample
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,24 @@ class ActiveModel:
     version: str
     model: LocalModel
     prompt_ids: tuple[int | None, ...]  # example id of each training prompt (None: starter / file)
+    reference: NearestIndex | None = None  # the training examples, for showing an LLM (see ``build_reference``)
+
+
+def build_reference(model: LocalModel, prompt_ids: tuple[int | None, ...]) -> NearestIndex:
+    """Index a model's training examples so an LLM prompt can show the ones close to a question.
+
+    Slow for large models (it embeds every prompt): call it off the event loop.
+    """
+    index = NearestIndex()
+    entries = []
+    for row, label in enumerate(model.labels):
+        source = int(model.sources[row])
+        if source < 0 or label >= len(model.answers):
+            continue
+        key = prompt_ids[source] if source < len(prompt_ids) and prompt_ids[source] is not None else -(source + 1)
+        entries.append((int(key), model.prompts[source], model.answers[int(label)]))
+    index.add_many(entries)
+    return index
 
 
 class Knowledge:
@@ -64,6 +82,28 @@ class Knowledge:
             for indexes in (self._taught, self._refused):
                 if scope in indexes:
                     indexes[scope].remove(example_id)
+
+    # -- retrieval for LLM prompts
+    def retrieve(self, text: str, scope: str, k: int = 5, min_score: float = 0.2) -> list[TaughtExample]:
+        """Taught answers and training examples close to ``text``, best first (taught ones win ties)."""
+        scopes = self._scopes(scope)
+        found: dict[tuple[str, str], TaughtExample] = {}
+        with self._lock:
+            sources = [(s, self._taught.get(s), 0.05) for s in scopes]
+            active = next((self._models[s] for s in scopes if s in self._models), None)
+            if active is not None and active.reference is not None:
+                sources.append((scope, active.reference, 0.0))
+            for source_scope, index, bonus in sources:
+                if index is None or not len(index):
+                    continue
+                for hit in index.search(text, k=k, min_score=min_score):
+                    pair = (hit.prompt, hit.answer)
+                    if self._refused_here(scopes, hit.prompt, hit.answer):
+                        continue
+                    score = min(1.0, float(hit.score) + bonus)
+                    if pair not in found or found[pair].score < score:
+                        found[pair] = TaughtExample(hit.key, hit.prompt, hit.answer, score, source_scope)
+        return sorted(found.values(), key=lambda e: -e.score)[:k]
 
     # -- answering
     def _scopes(self, scope: str) -> list[str]:

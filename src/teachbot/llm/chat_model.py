@@ -56,6 +56,7 @@ class OpenAIChatModel:
         self.max_tokens = max_tokens
         self.timeout = timeout
         self._owns_client = owns_client
+        self.scope_models: dict[str, str] = {}  # fine-tuned model active in a scope (else ``model``)
         # Learned from the server's 400 answers, so later requests go through the first time:
         # some servers refuse stream_options, OpenAI's reasoning models refuse max_tokens.
         self._stream_usage = True
@@ -79,6 +80,10 @@ class OpenAIChatModel:
         if self._owns_client:
             await self.client.close()
 
+    def model_for(self, scope: str) -> str:
+        """The model answering in ``scope``: its active fine-tuned model, the global one, else the base."""
+        return self.scope_models.get(scope) or self.scope_models.get("global") or self.model
+
     def prepare(self, question: Question) -> BuiltPrompt:
         """Retrieval plus prompt building: the bot's own work before the HTTP request."""
         return self.prompts.build(question, self.retrieve(question))
@@ -86,8 +91,9 @@ class OpenAIChatModel:
     async def answer(self, question: Question) -> Answer:
         await self.quota.check(question.scope, question.user_id)
         built = self.prepare(question)
-        with llm_errors(self.model, timeout=self.timeout):
-            completion = await self._complete(built.messages)
+        model = self.model_for(question.scope)
+        with llm_errors(model, timeout=self.timeout):
+            completion = await self._complete(model, built.messages)
         text = _completion_text(completion)
         tokens = completion.usage.total_tokens if completion.usage else _estimate(built, text)
         await self.quota.record(question.scope, question.user_id, tokens)
@@ -95,7 +101,7 @@ class OpenAIChatModel:
             raise LLMError(EMPTY_ANSWER)
         if completion.choices and completion.choices[0].finish_reason == "length":
             log.info("LLM answer cut at llm_max_tokens=%d", self.max_tokens)
-        return self._answer(text, built, tokens)
+        return self._answer(model, text, built, tokens)
 
     def stream(self, question: Question) -> AnswerStream:
         """Stream the answer; the request starts when iteration starts (see ``AnswerStream``)."""
@@ -103,12 +109,13 @@ class OpenAIChatModel:
         async def produce(finish: Finish) -> AsyncGenerator[str, None]:
             await self.quota.check(question.scope, question.user_id)
             built = self.prepare(question)
+            model = self.model_for(question.scope)
             pieces: list[str] = []
             usage: int | None = None
             answered = False
             try:
-                with llm_errors(self.model, timeout=self.timeout):
-                    chunks = await self._complete_stream(built.messages)
+                with llm_errors(model, timeout=self.timeout):
+                    chunks = await self._complete_stream(model, built.messages)
                     answered = True
                     async with chunks:
                         async for chunk in chunks:
@@ -125,21 +132,21 @@ class OpenAIChatModel:
             text = "".join(pieces)
             if not text.strip():
                 raise LLMError(EMPTY_ANSWER)
-            finish(self._answer(text, built, usage or _estimate(built, text)))
+            finish(self._answer(model, text, built, usage or _estimate(built, text)))
 
         return AnswerStream(produce)
 
-    def _answer(self, text: str, built: BuiltPrompt, tokens: int) -> Answer:
+    def _answer(self, model: str, text: str, built: BuiltPrompt, tokens: int) -> Answer:
         return Answer(
-            text=text, confidence=1.0, model_version=self.model, used_example_ids=built.example_ids,
+            text=text, confidence=1.0, model_version=model, used_example_ids=built.example_ids,
             backend=self.name, tokens_used=tokens,
         )
 
-    async def _complete(self, messages: list[dict[str, Any]]) -> ChatCompletion:
+    async def _complete(self, model: str, messages: list[dict[str, Any]]) -> ChatCompletion:
         for _ in range(3):
             try:
                 return await self.client.chat.completions.create(
-                    model=self.model, messages=cast("list[ChatCompletionMessageParam]", messages),
+                    model=model, messages=cast("list[ChatCompletionMessageParam]", messages),
                     temperature=self.temperature,
                     max_tokens=omit if self._completion_tokens_param else self.max_tokens,
                     max_completion_tokens=self.max_tokens if self._completion_tokens_param else omit,
@@ -149,11 +156,11 @@ class OpenAIChatModel:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _complete_stream(self, messages: list[dict[str, Any]]) -> AsyncStream[ChatCompletionChunk]:
+    async def _complete_stream(self, model: str, messages: list[dict[str, Any]]) -> AsyncStream[ChatCompletionChunk]:
         for _ in range(3):
             try:
                 return await self.client.chat.completions.create(
-                    model=self.model, messages=cast("list[ChatCompletionMessageParam]", messages),
+                    model=model, messages=cast("list[ChatCompletionMessageParam]", messages),
                     temperature=self.temperature, stream=True,
                     stream_options={"include_usage": True} if self._stream_usage else omit,
                     max_tokens=omit if self._completion_tokens_param else self.max_tokens,

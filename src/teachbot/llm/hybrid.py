@@ -25,6 +25,13 @@ class HybridChatModel:
         self.llm = llm
         self.threshold = threshold
 
+    async def close(self) -> None:
+        """Close whichever backends hold connections."""
+        for part in (self.local, self.llm):
+            close = getattr(part, "close", None)
+            if close is not None:
+                await close()
+
     def confident(self, answer: Answer) -> bool:
         return not answer.is_fallback and answer.confidence >= self.threshold
 

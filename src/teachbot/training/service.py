@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from teachbot.answering.knowledge import ActiveModel, Knowledge
+from teachbot.answering.knowledge import ActiveModel, Knowledge, build_reference
 from teachbot.answering.local_model import LocalModel
 from teachbot.answering.protocols import GLOBAL_SCOPE
 from teachbot.config import ActivationPolicy
@@ -134,6 +134,7 @@ class TrainingService:
         *,
         holdout_fraction: float,
         activation: ActivationPolicy,
+        with_reference: bool = False,
     ) -> None:
         self.db = db
         self.datasets = datasets
@@ -143,6 +144,8 @@ class TrainingService:
         self.activation = activation
         self._locks: dict[str, asyncio.Lock] = {}
         self._cancelled: set[int] = set()
+        self.with_reference = with_reference  # LLM backends show training examples in their prompts
+        self.remote_models: dict[str, str] = {}  # scope → active fine-tuned model (shared with the LLM backend)
 
     # -- training
     async def train(
@@ -220,7 +223,9 @@ class TrainingService:
         )
         if activate:
             await self.db.run(lambda s: _set_active(s, scope, name))
-            self.knowledge.set_model(scope, ActiveModel(name, model, tuple(train_ids)))
+            ids = tuple(train_ids)
+            reference = await asyncio.to_thread(build_reference, model, ids) if self.with_reference else None
+            self.knowledge.set_model(scope, ActiveModel(name, model, ids, reference))
         if progress is not None:
             progress("done", 1.0)
         log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, len(train), activate, author)
@@ -250,6 +255,14 @@ class TrainingService:
             raise UserError(f"Run #{run_id} is {state}; only a running run can be cancelled.")
         self._cancelled.add(run_id)
         return f"Run #{run_id} will stop at its next step."
+
+    async def run_kind(self, scope: str, run_id: int) -> str | None:
+        """``local`` or ``remote`` for a run of ``scope``, None when there is no such run."""
+        return await self.db.run(
+            lambda s: s.scalars(
+                select(TrainingRun.kind).where(TrainingRun.id == run_id, TrainingRun.scope == scope)
+            ).first()
+        )
 
     async def mark_interrupted(self) -> int:
         """Runs left 'running' by a process that died are marked interrupted (at start)."""
@@ -332,7 +345,13 @@ class TrainingService:
 
     async def _previous_version(self, scope: str) -> ActiveModel | None:
         def previous(s: Session) -> str | None:
-            rows = list(s.scalars(select(ModelVersion).where(ModelVersion.scope == scope).order_by(ModelVersion.id)))
+            rows = list(
+                s.scalars(
+                    select(ModelVersion)
+                    .where(ModelVersion.scope == scope, ModelVersion.backend == "local")
+                    .order_by(ModelVersion.id)
+                )
+            )
             current = next((i for i, r in enumerate(rows) if r.active), None)
             return rows[current - 1].name if current else None
 
@@ -365,11 +384,17 @@ class TrainingService:
             ids = json.loads((folder / EXAMPLE_IDS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TeachbotError(f"model {name}: unreadable {EXAMPLE_IDS_FILE}: {exc}") from None
-        return ActiveModel(name, model, tuple(i if isinstance(i, int) else None for i in ids))
+        prompt_ids = tuple(i if isinstance(i, int) else None for i in ids)
+        reference = build_reference(model, prompt_ids) if self.with_reference else None
+        return ActiveModel(name, model, prompt_ids, reference)
 
     async def load_active(self) -> int:
         """Load every scope's active version into the knowledge (at start). Returns how many loaded."""
-        rows = await self.db.run(lambda s: list(s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))))
+        rows = await self.db.run(
+            lambda s: list(
+                s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True), ModelVersion.backend == "local"))
+            )
+        )
         loaded = 0
         for row in rows:
             try:
@@ -389,13 +414,18 @@ class TrainingService:
         return await self.db.run(load)
 
     async def activate(self, scope: str, name: str, *, author: str) -> str:
-        """Make stored version ``name`` the active one for ``scope``."""
-        active = await self.load_version(scope, name)
-        row_scope = await self.db.run(
-            lambda s: s.scalars(select(ModelVersion.scope).where(ModelVersion.name == name)).one()
-        )
-        if row_scope != scope:
+        """Make stored version ``name`` the active one for ``scope`` (a fine-tuned one answers through the LLM)."""
+        row = await self.db.run(lambda s: s.scalars(select(ModelVersion).where(ModelVersion.name == name)).first())
+        if row is None or row.scope not in (scope, GLOBAL_SCOPE):
+            raise UserError(f"There is no model version `{name}` here. `!models` lists them.")
+        if row.scope != scope:
             raise UserError(f"`{name}` belongs to the global scope; train this server's own version first.")
+        if row.backend != "local":
+            await self.db.run(lambda s: _set_active(s, scope, name))
+            self.remote_models[scope] = row.remote_model or ""
+            log.info("activated fine-tuned %s (%s) scope=%s author=%s", name, row.remote_model, scope, author)
+            return f"{name} ({row.remote_model}) now answers here."
+        active = await self.load_version(scope, name)
         await self.db.run(lambda s: _set_active(s, scope, name))
         self.knowledge.set_model(scope, active)
         log.info("activated %s scope=%s author=%s", name, scope, author)
@@ -451,9 +481,16 @@ def _store_metrics(s: Session, name: str, metrics: dict[str, object]) -> None:
     s.execute(update(ModelVersion).where(ModelVersion.name == name).values(metrics=metrics))
 
 
-def _set_active(s: Session, scope: str, name: str) -> None:
-    s.execute(update(ModelVersion).where(ModelVersion.scope == scope).values(active=False))
-    s.execute(update(ModelVersion).where(ModelVersion.name == name).values(active=True))
+def _set_active(s: Session, scope: str, name: str) -> str | None:
+    """Activate ``name`` among the scope's versions of the same backend; returns its remote model, if any."""
+    row = s.scalars(select(ModelVersion).where(ModelVersion.name == name)).one()
+    s.execute(
+        update(ModelVersion)
+        .where(ModelVersion.scope == scope, ModelVersion.backend == row.backend)
+        .values(active=False)
+    )
+    row.active = True
+    return row.remote_model
 
 
 def _version_info(row: ModelVersion) -> VersionInfo:

@@ -16,7 +16,7 @@ from pathlib import Path
 from teachbot.answering.chat import StoredAnswer, Where
 from teachbot.answering.protocols import Question
 from teachbot.app import App
-from teachbot.config import ActivationPolicy
+from teachbot.config import ActivationPolicy, Backend
 from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples, write_examples
 from teachbot.datasets.safezip import read_zip_members
@@ -156,6 +156,10 @@ class Actions:
         elif name:
             await self.app.datasets.select(where.scope, name, "positive")
             lines.append(f"Training with dataset `{name}` selected.")
+        if self.app.remote is not None and self.app.settings.backend is Backend.OPENAI:
+            remote = await self.app.remote.fine_tune(where.scope, author=where.author, progress=progress)
+            lines.append(remote.describe())
+            return "\n".join(lines)
         outcome = await self.app.training.train(
             where.scope, author=where.author, progress=progress, activation=activation
         )
@@ -259,7 +263,10 @@ class Actions:
     async def jobs(self, where: Where, argument: str) -> str:
         parts = argument.split()
         if len(parts) == 2 and parts[0] == "cancel" and parts[1].lstrip("#").isdigit():
-            return await self.app.training.cancel(where.scope, int(parts[1].lstrip("#")))
+            run_id = int(parts[1].lstrip("#"))
+            if self.app.remote is not None and await self.app.training.run_kind(where.scope, run_id) == "remote":
+                return await self.app.remote.cancel(where.scope, run_id)
+            return await self.app.training.cancel(where.scope, run_id)
         if parts:
             raise usage(self.prefix, "jobs")
         runs = await self.app.training.runs(where.scope)

@@ -1,0 +1,138 @@
+"""The whole app on the openai and hybrid backends, against the loopback OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.openai_server import FakeOpenAIServer
+
+from teachbot.answering.chat import Where
+from teachbot.app import App
+from teachbot.config import Settings, load_settings
+from teachbot.errors import UserError
+
+QUESTION = "what is the capital of the planet zorblax"
+WHERE = Where(scope="77", channel="c1", author="u1")
+
+
+def system_text(body: dict[str, Any]) -> str:
+    return "\n".join(str(m.get("content")) for m in body["messages"] if m["role"] == "system")
+
+
+@pytest.fixture
+async def llm_app(llm_settings: Settings) -> AsyncIterator[App]:
+    application = await App.start(llm_settings)
+    try:
+        yield application
+    finally:
+        await application.close()
+
+
+async def test_a_correction_reaches_the_llm_prompt_at_once(llm_app: App, openai_server: FakeOpenAIServer) -> None:
+    first = await llm_app.chat.ask(QUESTION, WHERE)
+    assert first.answer.backend == "openai" and first.answer.text.startswith("You said:")
+    assert "Zorbopolis" not in system_text(openai_server.chat_bodies[-1])
+    target = await llm_app.chat.find_answer("77", answer_id=first.answer_id)
+    await llm_app.teaching.correct(WHERE, target, "Zorbopolis is the capital.", trusted=True)
+    again = await llm_app.chat.ask(QUESTION, WHERE)
+    assert "Zorbopolis is the capital." in system_text(openai_server.chat_bodies[-1])
+    assert again.answer.used_example_ids, "the answer records which taught examples it used"
+    other = await llm_app.chat.ask(QUESTION, Where(scope="78", channel="c9", author="u2"))
+    assert other.answer.text
+    assert "Zorbopolis" not in system_text(openai_server.chat_bodies[-1]), "another server's teaching leaked"
+
+
+async def test_recent_turns_of_the_channel_are_the_memory(llm_app: App, openai_server: FakeOpenAIServer) -> None:
+    await llm_app.chat.ask("my name is Ada", WHERE)
+    await llm_app.chat.ask("what is my name?", WHERE)
+    messages = openai_server.chat_bodies[-1]["messages"]
+    contents = [m["content"] for m in messages if m["role"] != "system"]
+    assert contents[0] == "my name is Ada" and contents[-1] == "what is my name?"
+    assert any(m["role"] == "assistant" for m in messages)
+
+
+async def test_hybrid_answers_taught_questions_locally(openai_server: FakeOpenAIServer, llm_settings: Settings) -> None:
+    settings = load_settings(**{**llm_settings.model_dump(), "backend": "hybrid"})
+    app = await App.start(settings)
+    try:
+        local = await app.chat.ask("who are you?", WHERE)
+        assert local.answer.backend == "local" and "teachbot" in local.answer.text
+        assert openai_server.chat_bodies == []
+        remote = await app.chat.ask("explain quantum tunnelling in one line", WHERE)
+        assert remote.answer.backend == "openai"
+        assert len(openai_server.chat_bodies) == 1
+    finally:
+        await app.close()
+
+
+async def test_user_quota_is_kept_across_restarts(openai_server: FakeOpenAIServer, llm_settings: Settings) -> None:
+    settings = load_settings(**{**llm_settings.model_dump(), "user_token_quota": 30})
+    app = await App.start(settings)
+    try:
+        await app.chat.ask("a first question that costs tokens", WHERE)
+        with pytest.raises(UserError, match="quota|limit"):
+            await app.chat.ask("another one", WHERE)
+    finally:
+        await app.close()
+    again = await App.start(settings)
+    try:
+        with pytest.raises(UserError, match="quota|limit"):
+            await again.chat.ask("after a restart", WHERE)
+    finally:
+        await again.close()
+
+
+async def test_server_down_is_a_clear_error(llm_settings: Settings) -> None:
+    settings = load_settings(**{**llm_settings.model_dump(), "llm_base_url": "http://127.0.0.1:9/v1", "llm_max_retries": 0})
+    app = await App.start(settings)
+    try:
+        with pytest.raises(UserError) as caught:
+            await app.chat.ask("hello there", WHERE)
+        assert "sk-" not in str(caught.value)
+    finally:
+        await app.close()
+
+
+async def test_train_on_openai_backend_runs_a_fine_tuning_job(
+    openai_server: FakeOpenAIServer, llm_settings: Settings, tmp_path: Path
+) -> None:
+    from teachbot.transports.actions import Actions, Upload
+
+    settings = load_settings(**{**llm_settings.model_dump(), "llm_finetune_poll_seconds": 0.02})
+    app = await App.start(settings)
+    try:
+        actions = Actions(app)
+        rows = "question,answer\n" + "".join(f"question number {i},answer {i % 3}\n" for i in range(12))
+        stages: list[str] = []
+        text = await actions.train(
+            WHERE, Upload("faq.csv", rows.encode()), progress=lambda stage, _done: stages.append(stage)
+        )
+        assert "fine-tuning of fake-model" in text and "succeeded" in text
+        assert any("running" in s for s in stages)
+        uploads = openai_server.requests_to("/v1/files")
+        assert uploads, "the training file was uploaded"
+        versions = await app.training.versions("77")
+        remote = [v for v in versions if v.name == "77-v1"]
+        assert remote, versions
+        await app.training.activate("77", "77-v1", author="t")
+        await app.chat.ask("hello", WHERE)
+        assert openai_server.chat_bodies[-1]["model"].startswith("ft:")
+        assert "succeeded" in await actions.jobs(WHERE, "")
+    finally:
+        await app.close()
+
+
+async def test_fine_tuning_refused_offers_the_export(openai_server: FakeOpenAIServer, llm_settings: Settings) -> None:
+    from teachbot.transports.actions import Actions, Upload
+
+    openai_server.fine_tuning = False
+    app = await App.start(llm_settings)
+    try:
+        rows = "question,answer\n" + "".join(f"question number {i},answer {i % 3}\n" for i in range(12))
+        with pytest.raises(UserError, match="export"):
+            await Actions(app).train(WHERE, Upload("faq.csv", rows.encode()))
+    finally:
+        await app.close()
