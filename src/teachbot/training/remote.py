@@ -65,7 +65,9 @@ class RemoteTrainingService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._cancel: set[int] = set()
 
-    async def fine_tune(self, scope: str, *, author: str, dpo: bool = False, progress: Progress | None = None) -> RemoteOutcome:
+    async def fine_tune(
+        self, scope: str, *, author: str, dpo: bool = False, progress: Progress | None = None
+    ) -> RemoteOutcome:
         """Validate, plan, start and follow a job; ``dpo`` trains on corrections as preference pairs."""
         lock = self._locks.setdefault(scope, asyncio.Lock())
         if lock.locked():
@@ -150,6 +152,7 @@ def _start_remote_run(s: Session, scope: str, author: str, job_id: str) -> int:
 
 def _insert_remote_version(s: Session, scope: str, model: str, examples: int, author: str) -> str:
     name = _next_name(s, scope)
-    s.add(ModelVersion(name=name, scope=scope, backend="openai", remote_model=model, examples=examples, created_by=author))
+    s.add(
+        ModelVersion(name=name, scope=scope, backend="openai", remote_model=model, examples=examples, created_by=author)
+    )
     return name
-

@@ -388,8 +388,18 @@ class TrainingService:
         reference = build_reference(model, prompt_ids) if self.with_reference else None
         return ActiveModel(name, model, prompt_ids, reference)
 
+    def remove_partial_versions(self) -> int:
+        """Delete half-written version folders a killed run left behind (they were never recorded)."""
+        if not self.models_dir.is_dir():
+            return 0
+        partial = [p for p in self.models_dir.iterdir() if p.is_dir() and p.name.startswith(".")]
+        for folder in partial:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(partial)
+
     async def load_active(self) -> int:
         """Load every scope's active version into the knowledge (at start). Returns how many loaded."""
+        await asyncio.to_thread(self.remove_partial_versions)
         rows = await self.db.run(
             lambda s: list(
                 s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True), ModelVersion.backend == "local"))
