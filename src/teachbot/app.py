@@ -18,8 +18,8 @@ from teachbot.config import Backend, Settings
 from teachbot.datasets.service import DatasetService
 from teachbot.files import FileService
 from teachbot.store.db import Database
-from teachbot.store.usage import DatabaseUsageLedger
 from teachbot.store.tables import Example, ExampleSource, ExampleStatus, Polarity
+from teachbot.store.usage import DatabaseUsageLedger
 from teachbot.teaching.service import TeachingService
 from teachbot.training.service import TrainingService
 
@@ -82,7 +82,10 @@ class App:
                 training.remote_models = llm.scope_models
                 tuner = FineTuner(llm.client, model=settings.llm_model, system_prompt=llm.prompts.system_prompt)
                 remote = RemoteTrainingService(
-                    db, datasets, tuner, holdout_fraction=settings.holdout_fraction,
+                    db,
+                    datasets,
+                    tuner,
+                    holdout_fraction=settings.holdout_fraction,
                     poll_seconds=settings.llm_finetune_poll_seconds,
                 )
             app = cls(
@@ -135,7 +138,9 @@ class App:
         self.db.close()
 
 
-def build_chat_model(settings: Settings, knowledge: Knowledge, db: Database) -> tuple[ChatModel, OpenAIChatModel | None]:
+def build_chat_model(
+    settings: Settings, knowledge: Knowledge, db: Database
+) -> tuple[ChatModel, OpenAIChatModel | None]:
     """The answering backend the ``backend`` setting names, and its LLM part when it has one."""
     local = LocalChatModel(knowledge)
     if settings.backend is Backend.LOCAL:

@@ -32,9 +32,9 @@ __all__ = ["MAX_TEXT_CHARS", "TAUGHT_THRESHOLD", "Hit", "NearestIndex", "normali
 MAX_TEXT_CHARS = 4000
 
 #: Cosine score at or above which a taught example counts as "the same question". Measured on
-#: CLINC150 (bench/teach.py): same-intent test questions score mostly above 0.5 against a close
-#: paraphrase, while 99.9 % of different-intent pairs score below 0.55; 0.55 keeps wrong hits
-#: rare enough that corrections do not cost accuracy elsewhere.
+#: CLINC150 test against train: 70 % of questions have a same-intent example scoring ≥ 0.55, while
+#: only 0.009 % of different-intent pairs do (0.05 % at 0.45, 0.003 % at 0.6); the overlay rule in
+#: ``local_model.answer_with_overlay`` guards the remaining borderline cases.
 TAUGHT_THRESHOLD = 0.55
 
 #: Up to this many merged rows a search scores every row exactly (see ``NearestIndex.scores``).

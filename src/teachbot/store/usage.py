@@ -32,8 +32,12 @@ class DatabaseUsageLedger:
 
         def totals(s: Session) -> tuple[int, int]:
             recent = TokenUsage.created_at >= since
-            user = s.scalar(select(func.coalesce(func.sum(TokenUsage.tokens), 0)).where(recent, TokenUsage.user == user_id))
-            scoped = s.scalar(select(func.coalesce(func.sum(TokenUsage.tokens), 0)).where(recent, TokenUsage.scope == scope))
+            user = s.scalar(
+                select(func.coalesce(func.sum(TokenUsage.tokens), 0)).where(recent, TokenUsage.user == user_id)
+            )
+            scoped = s.scalar(
+                select(func.coalesce(func.sum(TokenUsage.tokens), 0)).where(recent, TokenUsage.scope == scope)
+            )
             return int(user or 0), int(scoped or 0)
 
         return await self.db.run(totals)

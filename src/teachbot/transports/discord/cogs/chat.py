@@ -60,9 +60,8 @@ class ChatCog(BaseCog):
         if ctx.valid or (ctx.invoked_with and message.content.startswith(self.app.settings.command_prefix)):
             return  # a command (or an unknown one): the command handlers deal with it
         refusal = self.bot.permissions.refusal(message.author, message.channel)
-        if refusal:
-            if message.guild is None or self.bot.user in message.mentions:
-                await self._reply(message, refusal)
+        if refusal:  # blocked or not allowed: ignored, like llmcord, so the bot can't be used to spam
+            log.debug("ignoring message %s: %s", message.id, refusal)
             return
         if self.cooldowns is not None:
             retry = self.cooldowns.update_rate_limit(message)
