@@ -11,7 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from teachbot.answering.local_model import LocalModel, Prediction
+from teachbot.answering.local_model import LocalModel, Prediction, taught_wins
 from teachbot.answering.nearest import NearestIndex
 from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, TaughtExample
 
@@ -120,27 +120,32 @@ class Knowledge:
         return False
 
     def answer(self, text: str, scope: str = GLOBAL_SCOPE) -> Answer:
-        """The best answer for ``text`` in ``scope``: taught first, then the model, else the fallback."""
+        """The best answer for ``text`` in ``scope``: taught first (unless the model clearly knows
+        better, see ``taught_wins``), then the model, else the fallback."""
         scopes = self._scopes(scope)
         with self._lock:
+            active = next((self._models[s] for s in scopes if s in self._models), None)
+            prediction: Prediction | None = None
             for s in scopes:
                 index = self._taught.get(s)
                 if index is None or not len(index):
                     continue
-                hits = index.search(text, k=3, min_score=self.taught_threshold)
-                for hit in hits:
-                    if not self._refused_here(scopes, text, hit.answer):
-                        version = self.model_version(scope) or "untrained"
+                for hit in index.search(text, k=3, min_score=self.taught_threshold):
+                    if self._refused_here(scopes, text, hit.answer):
+                        continue
+                    if prediction is None:
+                        prediction = active.model.predict(text) if active else Prediction(None, 0.0)
+                    if taught_wins(text, hit.score, hit.answer, prediction):
                         return Answer(
                             text=hit.answer,
                             confidence=float(hit.score),
-                            model_version=f"{version}+taught",
+                            model_version=f"{active.version if active else 'untrained'}+taught",
                             matched_prompt=hit.prompt,
                             matched_example_id=hit.key,
                         )
-            active = next((self._models[s] for s in scopes if s in self._models), None)
+                    break
             if active is not None:
-                prediction = active.model.predict(text)
+                prediction = prediction or active.model.predict(text)
                 if (
                     prediction.answer is not None
                     and prediction.confidence >= self.threshold

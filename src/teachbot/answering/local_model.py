@@ -351,8 +351,14 @@ def answer_with_overlay(
     if not hits:
         return prediction
     hit = hits[0]
-    taught = Prediction(hit.answer, hit.score, None, hit.prompt)
-    if hit.score >= SURE_OVERLAY or prediction.answer in (None, hit.answer) or prediction.matched_prompt is None:
-        return taught
+    if taught_wins(text, hit.score, hit.answer, prediction):
+        return Prediction(hit.answer, hit.score, None, hit.prompt)
+    return prediction
+
+
+def taught_wins(text: str, score: float, answer: str, prediction: Prediction) -> bool:
+    """Whether a taught answer (``score`` against ``text``) should replace the model's ``prediction``."""
+    if score >= SURE_OVERLAY or prediction.answer in (None, answer) or prediction.matched_prompt is None:
+        return True
     query, rival = embed([text, prediction.matched_prompt])
-    return taught if hit.score > float((query @ rival.T).toarray()[0, 0]) + OVERLAY_MARGIN else prediction
+    return score > float((query @ rival.T).toarray()[0, 0]) + OVERLAY_MARGIN

@@ -1,0 +1,147 @@
+"""The embedded local model: answers, refusals, negatives, determinism and safe persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from teachbot.answering.local_model import LocalModel, Prediction, answer_with_overlay
+from teachbot.answering.nearest import NearestIndex
+from teachbot.errors import TeachbotError
+
+DATA = {
+    "It is sunny and warm today.": [
+        "what is the weather like",
+        "how is the weather today",
+        "will it rain today",
+        "is it sunny outside",
+        "what's the forecast for today",
+    ],
+    "My name is Teachbot.": [
+        "what is your name",
+        "who are you",
+        "what should i call you",
+        "tell me your name",
+        "do you have a name",
+    ],
+    "Pizza is my favourite food.": [
+        "what is your favourite food",
+        "what do you like to eat",
+        "which food do you love",
+        "what's your favorite meal",
+        "what would you eat for dinner",
+    ],
+}
+PROMPTS = [p for ps in DATA.values() for p in ps]
+ANSWERS = [a for a, ps in DATA.items() for _ in ps]
+OUT_OF_SCOPE = ["how do i change a tyre", "play some jazz music", "book a flight to rome"]
+
+
+@pytest.fixture(scope="module")
+def model() -> LocalModel:
+    return LocalModel.fit(PROMPTS, ANSWERS, out_of_scope=OUT_OF_SCOPE)
+
+
+def test_answers_known_questions_and_paraphrases(model: LocalModel) -> None:
+    assert model.predict("what is your name").answer == "My name is Teachbot."
+    paraphrase = model.predict("What's the weather like today?")
+    assert paraphrase.answer == "It is sunny and warm today."
+    assert 0.0 <= paraphrase.confidence <= 1.0
+    assert paraphrase.example_index is not None
+    assert ANSWERS[paraphrase.example_index] == paraphrase.answer
+    assert paraphrase.matched_prompt == PROMPTS[paraphrase.example_index]
+
+
+@pytest.mark.parametrize("text", ["xqzv kjhw plmb", "quantum chromodynamics lattice gauge", "book a flight to rome"])
+def test_falls_back_on_unrelated_text(model: LocalModel, text: str) -> None:
+    prediction = model.predict(text)
+    assert prediction.answer is None
+    assert prediction.confidence < model.threshold
+
+
+def test_confidence_orders_sure_above_unsure(model: LocalModel) -> None:
+    assert model.predict("what is your name").confidence > model.predict("name of the weather food").confidence
+
+
+def test_is_deterministic() -> None:
+    a = LocalModel.fit(PROMPTS, ANSWERS, seed=3).predict_many([*PROMPTS, "what to eat"])
+    b = LocalModel.fit(PROMPTS, ANSWERS, seed=3).predict_many([*PROMPTS, "what to eat"])
+    assert a == b
+
+
+def test_negative_stops_an_answer_for_the_prompt_and_close_paraphrases() -> None:
+    question = "what would you eat for dinner"
+    before = LocalModel.fit(PROMPTS, ANSWERS).predict(question)
+    assert before.answer == "Pizza is my favourite food."
+    model = LocalModel.fit(PROMPTS, ANSWERS, negatives=[(question, "Pizza is my favourite food.")])
+    assert model.predict(question).answer != "Pizza is my favourite food."
+    assert model.predict("What would you eat for dinner?").answer != "Pizza is my favourite food."
+    assert model.predict("what is your favourite food").answer == "Pizza is my favourite food."
+
+
+def test_one_example_and_one_class() -> None:
+    single = LocalModel.fit(["hello there"], ["Hi!"])
+    assert single.predict("hello there").answer == "Hi!"
+    assert single.predict("completely different topic about trains").answer is None
+    one_class = LocalModel.fit(["hi", "hello", "hey there"], ["Hi!"] * 3)
+    assert one_class.predict("hello").answer == "Hi!"
+    assert one_class.predict("what is the capital of peru").answer is None
+
+
+def test_many_classes() -> None:
+    prompts = [f"question number {n} about topic{n}" for n in range(2000)]
+    answers = [f"answer {n}" for n in range(2000)]
+    model = LocalModel.fit(prompts, answers)
+    assert model.predict("question number 1234 about topic1234").answer == "answer 1234"
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "?!...", "a" * 1_000_000, "word " * 200_000, "😀 ☃ ﬁ"])
+def test_odd_inputs_do_not_crash(model: LocalModel, text: str) -> None:
+    prediction = model.predict(text)
+    assert isinstance(prediction, Prediction)
+    assert 0.0 <= prediction.confidence <= 1.0
+
+
+def test_rejects_bad_training_input() -> None:
+    with pytest.raises(TeachbotError):
+        LocalModel.fit([], [])
+    with pytest.raises(TeachbotError):
+        LocalModel.fit(["a", "b"], ["x"])
+
+
+def test_save_load_round_trip(model: LocalModel, tmp_path: Path) -> None:
+    trained = LocalModel.fit(PROMPTS, ANSWERS, negatives=[("who are you", "My name is Teachbot.")])
+    trained.save(tmp_path / "m")
+    loaded = LocalModel.load(tmp_path / "m")
+    questions = [*PROMPTS, "who are you?", "gibberish zzkq", "what's for dinner"]
+    assert loaded.predict_many(questions) == trained.predict_many(questions)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["arrays.npz", "model.json"]
+
+
+def test_load_missing_or_corrupt_raises(model: LocalModel, tmp_path: Path) -> None:
+    with pytest.raises(TeachbotError):
+        LocalModel.load(tmp_path / "nothing-here")
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / "arrays.npz").write_bytes(b"not a zip")
+    with pytest.raises(TeachbotError):
+        LocalModel.load(tmp_path / "m")
+    model.save(tmp_path / "n")
+    (tmp_path / "n" / "model.json").write_text("{broken", encoding="utf-8")
+    with pytest.raises(TeachbotError):
+        LocalModel.load(tmp_path / "n")
+    model.save(tmp_path / "o")
+    (tmp_path / "o" / "model.json").unlink()
+    with pytest.raises(TeachbotError):
+        LocalModel.load(tmp_path / "o")
+
+
+def test_overlay_wins_over_the_model(model: LocalModel) -> None:
+    overlay = NearestIndex()
+    assert answer_with_overlay(model, overlay, "what is your name").answer == "My name is Teachbot."
+    overlay.add(1, "what is your name", "Call me Teach.")
+    taught = answer_with_overlay(model, overlay, "What is your name?")
+    assert taught.answer == "Call me Teach."
+    assert taught.confidence > 0.95
+    assert answer_with_overlay(model, overlay, "what do you like to eat").answer == "Pizza is my favourite food."
+    assert answer_with_overlay(None, NearestIndex(), "anything").answer is None
