@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from teachbot.answering.chat import ChatService
 from teachbot.answering.knowledge import Knowledge
@@ -115,7 +116,7 @@ class App:
             log.info("no trained model yet: training the starter version")
             await self.training.train(GLOBAL_SCOPE, author="teachbot")
 
-        def taught(s) -> list[tuple[str, int, str, str, bool]]:  # type: ignore[no-untyped-def]
+        def taught(s: Session) -> list[tuple[str, int, str, str, bool]]:
             rows = s.execute(
                 select(Example.scope, Example.id, Example.prompt, Example.answer, Example.polarity).where(
                     Example.status == ExampleStatus.ACTIVE,

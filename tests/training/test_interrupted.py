@@ -65,7 +65,7 @@ async def test_kill_during_training_keeps_the_active_model(tmp_path: Path) -> No
         assert app.knowledge.model_version("global") == "v1"
         runs = await app.training.runs("global")
         assert runs[0].state == "interrupted"
-        datasets = await app.datasets.list("global")
+        datasets = await app.datasets.list_datasets("global")
         assert [(d.name, d.rows) for d in datasets] == [("big", 16000)]
         reply = await app.chat.ask("who are you", Where("global", "c", "u"))
         assert "teachbot" in reply.answer.text

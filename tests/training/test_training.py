@@ -78,7 +78,7 @@ async def test_malformed_file_imports_nothing(app: App, tmp_path: Path) -> None:
     path.write_text('{"prompt": "a", "answer": "b"}\n{"prompt": "c", "answer": \n', encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"bad.jsonl:2"):
         await app.datasets.import_file("global", path, author="t")
-    assert await app.datasets.list("global") == []
+    assert await app.datasets.list_datasets("global") == []
 
 
 async def test_activate_and_rollback_switch_answers(app: App, tmp_path: Path) -> None:

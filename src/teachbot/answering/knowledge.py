@@ -37,8 +37,9 @@ def build_reference(model: LocalModel, prompt_ids: tuple[int | None, ...]) -> Ne
         source = int(model.sources[row])
         if source < 0 or label >= len(model.answers):
             continue
-        key = prompt_ids[source] if source < len(prompt_ids) and prompt_ids[source] is not None else -(source + 1)
-        entries.append((int(key), model.prompts[source], model.answers[int(label)]))
+        stored = prompt_ids[source] if source < len(prompt_ids) else None
+        key = stored if stored is not None else -(source + 1)  # negative keys: starter or file examples
+        entries.append((key, model.prompts[source], model.answers[int(label)]))
     index.add_many(entries)
     return index
 

@@ -199,7 +199,7 @@ class DatasetService:
             scope, name or dataset_name_for(path.name), examples, source_name=path.name, author=author
         )
 
-    async def list(self, scope: str) -> list[DatasetInfo]:
+    async def list_datasets(self, scope: str) -> list[DatasetInfo]:
         def load(s: Session) -> list[DatasetInfo]:
             infos = []
             for dataset in s.scalars(select(Dataset).where(Dataset.scope.in_(_visible(scope))).order_by(Dataset.name)):
@@ -368,7 +368,7 @@ class DatasetService:
         )
         for example_id, prompt, answer, polarity, version_id, source in rows:
             if source == ExampleSource.DATASET:
-                use = selection.get(version_id)
+                use = selection.get(version_id) if version_id is not None else None
                 if use is None:
                     continue
                 negative = use == "negative" or polarity == Polarity.NEGATIVE

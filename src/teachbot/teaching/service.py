@@ -255,7 +255,7 @@ class TeachingService:
         kind, number = _parse_item_id(item_id)
 
         def decide(s: Session) -> tuple[TeachResult, tuple[int, str, str, bool] | None]:
-            row = s.get(Correction if kind == "C" else Feedback, number)
+            row: Correction | Feedback | None = s.get(Correction, number) if kind == "C" else s.get(Feedback, number)
             if row is None or row.scope != scope:
                 raise UserError(f"There is no review item {item_id} here.")
             if row.status != TeachStatus.PENDING:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -109,7 +110,7 @@ class RemoteTrainingService:
             last = status
             stage = status.events[-1].message if status.events else status.status
             fraction = STATUS_FRACTION.get(status.status, 0.5)
-            await self.db.run(lambda s, stage=stage, fraction=fraction: _progress_run(s, run_id, stage, fraction))
+            await self.db.run(partial(_progress_run, run_id=run_id, stage=stage, fraction=fraction))
             if progress:
                 progress(f"{status.status}: {stage}", fraction)
             if run_id in self._cancel and not status.finished:

@@ -217,7 +217,7 @@ class Actions:
         verb, args = (parts[0].lower(), parts[1:]) if parts else ("list", [])
         scope = where.scope
         if verb == "list" and not args:
-            infos = await self.app.datasets.list(scope)
+            infos = await self.app.datasets.list_datasets(scope)
             return "\n".join(i.describe() for i in infos) if infos else "No datasets yet."
         if verb == "show" and len(args) in (1, 2):
             version = _number(args[1]) if len(args) == 2 else None
