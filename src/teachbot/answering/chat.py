@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -80,6 +81,29 @@ class ChatService:
             answer.model_version,
             answer.confidence,
             answer.is_fallback,
+        )
+        return reply
+
+    async def ask_streaming(
+        self, text: str, where: Where, on_text: Callable[[str], Awaitable[None]], *, external_id: str | None = None
+    ) -> Reply:
+        """Like ``ask``, but ``on_text`` sees the answer so far while a streaming backend writes it."""
+        stream_of = getattr(self.model, "stream", None)
+        if stream_of is None:
+            return await self.ask(text, where, external_id=external_id)
+        text = text.strip()[:MAX_QUESTION_CHARS]
+        history = await self.recent_turns(where.scope, where.channel, self.memory_turns) if self.memory_turns else ()
+        question = Question(text=text, scope=where.scope, user_id=where.author, history=history)
+        pieces: list[str] = []
+        async with stream_of(question) as stream:
+            async for delta in stream:
+                pieces.append(delta)
+                await on_text("".join(pieces))
+        answer = stream.answer
+        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id))
+        log.info(
+            "answered (streamed) scope=%s channel=%s author=%s message=%s version=%s",
+            where.scope, where.channel, where.author, reply.answer_id, answer.model_version,
         )
         return reply
 
