@@ -2,7 +2,10 @@
 
 Trains on ``train`` with ``oos_train`` as out-of-scope examples; picks nothing on test. The
 threshold is the model's default (chosen on ``val`` + ``oos_val``; ``--tune`` shows that sweep).
-Run: ``.venv/bin/python bench/intents.py [--tune]``.
+``--starter`` also measures the starter set (what a new user meets) on CLINC150: the share of
+greeting / goodbye / thank_you / are_you_a_bot / what_is_your_name / what_can_i_ask_you questions
+it answers right, and the share of all other questions (in scope or not) it wrongly answers.
+Run: ``.venv/bin/python bench/intents.py [--tune] [--starter]``.
 """
 
 from __future__ import annotations
@@ -46,8 +49,39 @@ def chatterbot_row(data: dict[str, list[tuple[str, str]]], sample: int = 300) ->
     return ["ChatterBot", f"{acc:.1%} (n={sample})", "-", f"{train_s:.1f}", f"{p50:.1f}", f"{p95:.1f}"]
 
 
+STARTER_INTENTS = {  # CLINC intent → the start of the starter answer that fits it
+    "greeting": "Hello!",
+    "goodbye": "Goodbye",
+    "thank_you": "You're welcome",
+    "are_you_a_bot": "I'm teachbot",
+    "what_is_your_name": "I'm teachbot",
+    "what_can_i_ask_you": "I answer",
+}
+#: About the bot, but no starter answer fits well: counted neither way.
+UNCLEAR_INTENTS = {"who_made_you", "who_do_you_work_for", "where_are_you_from", "how_old_are_you", "user_name"}
+
+
+def starter_rows(data: dict[str, list[tuple[str, str]]]) -> None:
+    from teachbot.training.service import starter_examples
+
+    examples = starter_examples()
+    model = LocalModel.fit([e.prompt for e in examples], [e.answer for e in examples])
+    rows = []
+    for split in ("val", "test"):
+        questions = data[split] + [(t, "oos") for t, _ in data[f"oos_{split}"]]
+        mine = [(t, i) for t, i in questions if i in STARTER_INTENTS]
+        other = [t for t, i in questions if i not in STARTER_INTENTS and i not in UNCLEAR_INTENTS]
+        answers = model.predict_many([t for t, _ in mine])
+        right = sum((p.answer or "").startswith(STARTER_INTENTS[i]) for p, (_, i) in zip(answers, mine, strict=True))
+        wrong = sum(p.answer is not None for p in model.predict_many(other))
+        rows.append([split, f"{right / len(mine):.1%} (n={len(mine)})", f"{wrong / len(other):.2%} (n={len(other)})"])
+    table("starter set on CLINC150", ["split", "own intents answered right", "others answered"], rows)
+
+
 def main() -> None:
     data = load_clinc()
+    if "--starter" in sys.argv:
+        starter_rows(data)
     prompts, intents = [t for t, _ in data["train"]], [i for _, i in data["train"]]
     gc.collect()
     start = time.perf_counter()

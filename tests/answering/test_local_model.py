@@ -145,3 +145,75 @@ def test_overlay_wins_over_the_model(model: LocalModel) -> None:
     assert taught.confidence > 0.95
     assert answer_with_overlay(model, overlay, "what do you like to eat").answer == "Pizza is my favourite food."
     assert answer_with_overlay(None, NearestIndex(), "anything").answer is None
+
+
+# The starter set is what every new user meets first: it must answer about itself and say it
+# does not know about anything else (bench numbers: see local_model's module docstring).
+STARTER_KNOWN = [
+    "who are you?",
+    "hello",
+    "how do I teach you",
+    "thanks!",
+    "bye",
+    "hey there",
+    "what are you exactly?",
+    "how can I teach you something",
+    "hi",
+    "good evening",
+    "see you later",
+    "are you a robot?",
+]
+STARTER_UNKNOWN = [
+    "explain quantum tunnelling in one line",
+    "what is the capital of the planet zorblax",
+    "how do I cook rice",
+    "what is the weather today",
+    "tell me a joke",
+    "how tall is mount everest",
+    "translate hello into french",
+    "what time is it",
+    "who won the world cup in 2018",
+    "how do I reset my password",
+    "what is 17 times 23",
+    "recommend a good book",
+    "where is the nearest pharmacy",
+    "can you book me a flight to paris",
+    "is it going to rain tomorrow",
+]
+
+
+@pytest.fixture(scope="module")
+def starter() -> LocalModel:
+    from teachbot.training.service import starter_examples
+
+    examples = starter_examples()
+    return LocalModel.fit([e.prompt for e in examples], [e.answer for e in examples])
+
+
+@pytest.mark.parametrize("text", STARTER_KNOWN)
+def test_starter_set_answers_questions_about_itself(starter: LocalModel, text: str) -> None:
+    prediction = starter.predict(text)
+    assert prediction.answer is not None
+    assert prediction.confidence >= 0.35
+
+
+@pytest.mark.parametrize("text", STARTER_UNKNOWN)
+def test_starter_set_knows_when_it_does_not_know(starter: LocalModel, text: str) -> None:
+    prediction = starter.predict(text)
+    assert prediction.answer is None
+    assert prediction.confidence < 0.35
+
+
+def test_small_faq_answers_paraphrases_and_refuses_the_rest() -> None:
+    model = LocalModel.fit(PROMPTS, ANSWERS)  # no out-of-scope examples given: the background stands in
+    assert model.predict("what's the weather like today?").answer == "It is sunny and warm today."
+    assert model.predict("what should I call you").answer == "My name is Teachbot."
+    assert model.predict("what food do you like").answer == "Pizza is my favourite food."
+    for text in ("how do I cook rice", "who won the world cup in 2018", "what is 17 times 23"):
+        assert model.predict(text).answer is None, text
+
+
+def test_background_gives_way_to_taught_examples() -> None:
+    """A bundled background question the user teaches an answer for is not learnt as a refusal."""
+    model = LocalModel.fit(["what is the boiling point of water", "hello"], ["100 °C at sea level.", "Hi!"])
+    assert model.predict("what is the boiling point of water?").answer == "100 °C at sea level."

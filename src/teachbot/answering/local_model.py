@@ -1,17 +1,23 @@
 """The embedded local model: TF-IDF n-grams and a linear SVM, answers as classes, no downloads.
 
 Each distinct answer text is a class. Prompts become word 1-2-gram and character 3-5-gram
-TF-IDF vectors; a one-vs-rest linear SVM scores every class (with an explicit reject class when
-out-of-scope examples are given). Scores turn into a probability with a fixed temperature and a
-"none of these" logit, tuned on CLINC150's validation split (bench/intents.py), so a confidence
-of 0.6 means roughly "right 6 times in 10". With one class, or too many classes for the SVM's
-weight matrix, the scores come from the nearest training example instead.
+TF-IDF vectors; a one-vs-rest linear SVM scores every class against an explicit reject class:
+the caller's out-of-scope examples plus a bundled list of ordinary questions on unrelated topics
+(resources/background.txt, at a fifth of an example's weight; lines close to a training prompt
+are left out). So even a small knowledge base knows when it does not know. Classes with few
+examples also get an evidence term: how much closer the question is to the class's nearest
+example than to the nearest reject example (weight 2, shrinking as 5 / examples beyond five),
+because an SVM trained on two or three examples per class generalises far too eagerly.
+Scores turn into a probability with a fixed temperature and a "none of these" logit, tuned on
+CLINC150's validation split (bench/intents.py). With too many classes for the SVM's weight
+matrix the scores come from the nearest training example instead.
 
 Saved models are a JSON file plus a NumPy ``.npz`` (no pickle: loading never runs code).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,6 +26,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,14 @@ _TEMPERATURE = 8.0  # SVM margins → logits; fitted on CLINC150 val (expected c
 _NONE_LOGIT = -1.0  # the margin a class needs to beat "none of these"
 _WORD_WEIGHT = 1.0  # the word block's weight next to the char block
 _MAX_WEIGHTS = 60_000_000  # classes × features above which the SVM's weights would not fit in memory
+# Background and evidence settings, chosen on CLINC150 val with the starter set (bench/intents.py
+# --starter): 0.2 / 2.0 answer 29 % of val's greeting/thanks/bye/bot questions and wrongly answer
+# 2.2 % of the rest; weight 1.0 answered 17 % (0.4 % wrong), no background 52 % (94 % wrong).
+_BACKGROUND = True  # learn the bundled background questions as "none of these"
+_BACKGROUND_WEIGHT = 0.2  # each background question's weight in the SVM next to a taught example
+_BACKGROUND_CLASH = 0.5  # a background question this similar (hashed cosine) to a prompt is left out
+_KNN_WEIGHT = 2.0  # weight of the evidence term for classes with up to _KNN_EXAMPLES examples
+_KNN_EXAMPLES = 5.0  # a background question this similar to a training prompt is left out
 _FORMAT = 1
 _META, _ARRAYS = "model.json", "arrays.npz"
 
@@ -156,6 +171,10 @@ class LocalModel:
         self._weights, self._bias = weights, bias  # features × labels, labels
         self._n_labels = len(answers) + 1
         self._class_of = {a: i for i, a in enumerate(answers)}
+        counts = np.bincount(labels, minlength=self._n_labels)[: len(answers)]
+        self._knn_weight = _KNN_WEIGHT * np.minimum(1.0, _KNN_EXAMPLES / np.maximum(counts, 1))
+        self._by_label = np.argsort(labels, kind="stable")  # rows grouped by label, for per-label maxima
+        self._present, self._label_starts = np.unique(labels[self._by_label], return_index=True)
         self._refusals = NearestIndex()
         self._refusals.add_many((n, p, a) for n, (p, a) in enumerate(negatives) if a in self._class_of)
 
@@ -181,7 +200,12 @@ class LocalModel:
             raise TeachbotError("nothing to learn: no examples (or every one is marked as a wrong answer)")
         classes = sorted({answers[i] for i in keep})
         class_of = {a: i for i, a in enumerate(classes)}
-        texts = [prompts[i] for i in keep] + list(out_of_scope)
+        background = _background_for([prompts[i] for i in keep])
+        n_given = len(keep) + len(out_of_scope)
+        out_of_scope = list(out_of_scope) + background
+        texts = [prompts[i] for i in keep] + out_of_scope
+        sample_weight = np.ones(len(texts))
+        sample_weight[n_given:] = _BACKGROUND_WEIGHT
         labels = np.array([class_of[answers[i]] for i in keep] + [len(classes)] * len(out_of_scope), dtype=np.int64)
         sources = np.array(keep + [-1] * len(out_of_scope), dtype=np.int64)
         features = _Features.fit(texts)
@@ -194,7 +218,7 @@ class LocalModel:
                 # many one-example classes are normal here; an unconverged SVM still ranks well
                 warnings.simplefilter("ignore", UserWarning)
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                svm.fit(x, labels)
+                svm.fit(x, labels, sample_weight=sample_weight)
             coef = np.asarray(svm.coef_, dtype=np.float32)
             intercept = np.asarray(svm.intercept_, dtype=np.float32)
             if len(present) == 2:  # a binary SVM has one weight vector, for the second label
@@ -226,6 +250,11 @@ class LocalModel:
             return Prediction(None, 0.0)
         sims = self._similarities(cols, vals)
         margins = self._margins(cols, vals, sims)
+        if self._weights is not None:
+            # evidence: how much closer the question is to a label's examples than to "none of these"
+            nearest = np.zeros(self._n_labels, dtype=np.float32)
+            nearest[self._present] = np.maximum.reduceat(sims[self._by_label], self._label_starts)
+            margins[: len(self.answers)] += self._knn_weight * (nearest[: len(self.answers)] - nearest[-1])
         for label in self._refused_labels(text):
             margins[label] = -np.inf
         logits = _TEMPERATURE * np.append(margins, _NONE_LOGIT)
@@ -319,6 +348,23 @@ class LocalModel:
             )
         except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, EOFError) as exc:
             raise TeachbotError(f"cannot load the local model from {directory}: {exc}") from None
+
+
+@functools.cache
+def background_questions() -> tuple[str, ...]:
+    """The bundled questions on unrelated topics (resources/background.txt), one per line."""
+    text = resources.files("teachbot.resources").joinpath("background.txt").read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def _background_for(prompts: Sequence[str]) -> list[str]:
+    """Background questions not close to any training prompt (those belong to the user's answers)."""
+    if not _BACKGROUND:
+        return []
+    lines = list(background_questions())
+    sims = embed(lines) @ embed(prompts).T
+    closest = np.asarray(sims.max(axis=1).todense()).ravel() if sims.shape[1] else np.zeros(len(lines))
+    return [line for line, s in zip(lines, closest, strict=True) if s < _BACKGROUND_CLASH]
 
 
 def _atomic_write(path: Path, write: Any) -> None:
