@@ -130,3 +130,26 @@ async def test_selected_negative_dataset_stops_answers(app: App, tmp_path: Path)
     await app.datasets.select("global", "never", "negative")
     await app.training.train("global", author="t", activation=ActivationPolicy.ALWAYS)
     assert await ask(app, "how can I pay") != "We accept cards and cash."
+
+
+async def test_chat_keeps_answering_while_a_run_trains(app: App, tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    rows = {f"answer number {a}": [f"topic {a} variant {v} words w{a * 7 + v}" for v in range(20)] for a in range(120)}
+    await app.datasets.import_file("global", write_csv(tmp_path / "big.csv", rows), author="t")
+    run = asyncio.create_task(app.training.train("global", author="t"))
+    answered = 0
+    latencies = []
+    while not run.done():
+        started = time.perf_counter()
+        assert "teachbot" in (await ask(app, "who are you?")).lower()
+        latencies.append(time.perf_counter() - started)
+        answered += 1
+        await asyncio.sleep(0.01)
+    outcome = await run
+    assert outcome.activated
+    assert answered >= 5, "chat was blocked while the run trained"
+    assert max(latencies) < 2.0
+    jobs = await app.training.runs("global")
+    assert jobs[0].state == "succeeded" and jobs[0].version == outcome.version.name
