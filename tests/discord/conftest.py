@@ -81,7 +81,7 @@ def teachbot_settings(fake: FakeDiscord, data_dir: Path, **overrides: Any) -> Se
 
 @pytest.fixture
 def run_teachbot(fake_discord: FakeDiscord, tmp_path: Path, trained_data_dir: Path) -> RunTeachbot:
-    """``async with run_teachbot(**settings) as bot``: a ready TeachBot on a fresh App; both closed on exit.
+    """``async with run_teachbot(fake=None, **settings) as bot``: a ready TeachBot on a fresh App; both closed on exit.
 
     The data folder is ``tmp_path/"data"`` (seeded from the trained template once), so two runs in one
     test share it, like a restart.
@@ -90,14 +90,15 @@ def run_teachbot(fake_discord: FakeDiscord, tmp_path: Path, trained_data_dir: Pa
     from teachbot.transports.discord.bot import TeachBot
 
     @asynccontextmanager
-    async def run(**overrides: Any) -> AsyncIterator[TeachBot]:
+    async def run(fake: FakeDiscord | None = None, **overrides: Any) -> AsyncIterator[TeachBot]:
+        fake = fake or fake_discord
         data_dir = overrides.pop("data_dir", tmp_path / "data")
         if not data_dir.exists():
             shutil.copytree(trained_data_dir, data_dir)
-        settings = teachbot_settings(fake_discord, data_dir, **overrides)
+        settings = teachbot_settings(fake, data_dir, **overrides)
         app = await App.start(settings)
         try:
-            async with running_bot(fake_discord, TeachBot(app)) as bot:
+            async with running_bot(fake, TeachBot(app)) as bot:
                 yield bot  # type: ignore[misc]
         finally:
             await app.close()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import discord
@@ -113,7 +118,7 @@ class TeachBot(commands.Bot):
             return f"{error} Usage: `{usage.strip()}`"
         return None
 
-    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:  # type: ignore[override]
+    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:
         if isinstance(error, commands.CommandNotFound | IgnoredCheck):
             return
         text = self.explain(error, ctx.command)
@@ -128,11 +133,14 @@ class TeachBot(commands.Bot):
         except discord.HTTPException:
             log.warning("could not send an error reply in channel %s", getattr(ctx.channel, "id", "?"))
 
-    async def _on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+    async def _on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
         """Errors of plain application commands (hybrid commands go through ``on_command_error``)."""
         text = self.explain(error, None)
         if text is None:
-            log.error("application command %s failed", getattr(interaction.command, "name", "?"), exc_info=root_cause(error))
+            name = getattr(interaction.command, "name", "?")
+            log.error("application command %s failed", name, exc_info=root_cause(error))
             text = GENERIC_ERROR
         try:
             if interaction.response.is_done():
@@ -191,24 +199,56 @@ def configure_endpoints(settings: Settings) -> None:
 
 
 async def run_bot(settings: Settings) -> None:
-    """Start the app and the bot and run until stopped."""
+    """Start the app and the bot and run until stopped (SIGINT or SIGTERM close both cleanly)."""
     if settings.discord_token is None:
         raise UserError("No Discord token configured (TEACHBOT_DISCORD_TOKEN).")
     configure_endpoints(settings)
     app = await App.start(settings)
     try:
         async with TeachBot(app) as bot:
-            try:
-                await bot.start(settings.discord_token.get_secret_value())
-            except discord.LoginFailure:
-                raise UserError("Discord refused the token (TEACHBOT_DISCORD_TOKEN): check it in the developer portal.") from None
-            except discord.PrivilegedIntentsRequired:
-                raise UserError(
-                    "Discord refused the Message Content intent: enable it for this bot in the developer portal "
-                    "(Bot → Privileged Gateway Intents)."
-                ) from None
+            with _stop_on_signals(bot):
+                try:
+                    await bot.start(settings.discord_token.get_secret_value())
+                except discord.LoginFailure:
+                    raise UserError(
+                        "Discord refused the token (TEACHBOT_DISCORD_TOKEN): check it in the developer portal."
+                    ) from None
+                except discord.PrivilegedIntentsRequired:
+                    raise UserError(
+                        "Discord refused the Message Content intent: enable it for this bot in the developer portal "
+                        "(Bot → Privileged Gateway Intents)."
+                    ) from None
+        log.info("stopped")
     finally:
         await app.close()
+
+
+@contextmanager
+def _stop_on_signals(bot: TeachBot) -> Iterator[None]:
+    """Turn SIGINT / SIGTERM into ``bot.close()`` so a stop finishes in-flight writes and logs out."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, functools.partial(_request_stop, bot, sig.name))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or not Unix
+            continue
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _request_stop(bot: TeachBot, signal_name: str) -> None:
+    log.info("%s received: stopping", signal_name)
+    task = asyncio.get_running_loop().create_task(bot.close())
+    _STOPPING.add(task)
+    task.add_done_callback(_STOPPING.discard)
+
+
+_STOPPING: set[asyncio.Task[None]] = set()
 
 
 __all__ = ["PermissionDenied", "TeachBot", "configure_endpoints", "requires", "run_bot", "scope_of"]

@@ -23,7 +23,7 @@ class Permissions:
 
     settings: Settings
 
-    def refusal(self, user: discord.abc.User, channel: discord.abc.Messageable | None) -> str | None:
+    def refusal(self, user: discord.abc.User, channel: object | None) -> str | None:
         """Why this user may not use the bot here, or None when they may."""
         s = self.settings
         if user.id in s.blocked_users or (s.allowed_users and user.id not in s.allowed_users):
@@ -44,9 +44,10 @@ class Permissions:
         """Owner, trainer (trainer role or Manage Server) or member."""
         if is_owner or user.id in self.settings.owner_ids:
             return Privilege.OWNER
-        if isinstance(user, discord.Member):
-            if user.guild_permissions.manage_guild or _matches(user.roles, self.settings.trainer_roles):
-                return Privilege.TRAINER
+        if isinstance(user, discord.Member) and (
+            user.guild_permissions.manage_guild or _matches(user.roles, self.settings.trainer_roles)
+        ):
+            return Privilege.TRAINER
         return Privilege.MEMBER
 
     def trusted(self, user: discord.abc.User, *, is_owner: bool) -> bool:

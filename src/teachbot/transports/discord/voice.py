@@ -6,9 +6,10 @@ import importlib.util
 import logging
 import shutil
 
+import aiohttp
 import discord
 
-from teachbot.errors import MissingExtra
+from teachbot.errors import MissingExtra, UserError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def missing_voice_parts() -> list[str]:
 class VoiceManager:
     """Connects to voice channels; one connection per server."""
 
+    connect_timeout = 20.0  # seconds to reach the voice server before giving up
+
     def __init__(self, client: discord.Client) -> None:
         self.client = client
 
@@ -46,7 +49,12 @@ class VoiceManager:
                 return f"I'm already in {channel.mention}."
             await current.move_to(channel)
         else:
-            await channel.connect(self_deaf=True)
+            try:
+                await channel.connect(self_deaf=True, timeout=self.connect_timeout, reconnect=False)
+            except (TimeoutError, OSError, aiohttp.ClientError, discord.ClientException, discord.ConnectionClosed):
+                log.warning("could not connect to voice channel %s", channel.id, exc_info=True)
+                text = f"I couldn't connect to the voice channel {channel.mention}; try again later."
+                raise UserError(text) from None
         log.info("joined voice channel %s in guild %s", channel.id, channel.guild.id)
         return f"Joined {channel.mention}: I'll speak my answers here."
 

@@ -43,7 +43,8 @@ class BaseCog(commands.Cog):
             last = index == len(chunks) - 1
             sent = await ctx.send(
                 chunk, files=files if last and files else discord.utils.MISSING, ephemeral=ephemeral,
-                reference=ctx.message if index == 0 and ctx.interaction is None else None, mention_author=False,
+                reference=ctx.message if index == 0 and ctx.interaction is None else None,  # type: ignore[arg-type]
+                mention_author=False,
             )
             first = first or sent
         assert first is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
@@ -11,6 +12,9 @@ from discord.ext import commands
 from teachbot.errors import UserError
 from teachbot.transports.discord.cogs.base import BaseCog, where_of
 from teachbot.transports.discord.rendering import plan_reply
+
+if TYPE_CHECKING:
+    from teachbot.transports.discord.bot import TeachBot
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +33,11 @@ def is_audio(attachment: discord.Attachment) -> bool:
 class ChatCog(BaseCog):
     """The conversation itself; commands live in the other cogs."""
 
-    def __init__(self, bot) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bot: TeachBot) -> None:
         super().__init__(bot)
         seconds = self.app.settings.chat_cooldown_seconds
-        self.cooldowns = commands.CooldownMapping.from_cooldown(1, seconds, commands.BucketType.user) if seconds else None
+        bucket = commands.BucketType.user
+        self.cooldowns = commands.CooldownMapping.from_cooldown(1, seconds, bucket) if seconds else None
 
     def _addressed(self, message: discord.Message) -> bool:
         me = self.bot.user

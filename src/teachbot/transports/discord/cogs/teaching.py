@@ -64,14 +64,19 @@ class TeachingCog(BaseCog):
     @requires(Privilege.MEMBER)
     async def correct(self, ctx: commands.Context[Any], *, answer: str) -> None:
         message_id, better = split_leading_id(answer)
+        where = self.where(ctx)
         target = await self.referenced_answer(ctx, message_id)
-        text = await self.actions.correct(self.where(ctx), target, better, trusted=await self.bot.trusted(ctx.author))
+        replied = ctx.interaction is None and ctx.message.reference is not None
+        if target is None and message_id is None and not replied:  # neither a reply nor an id: the last answer here
+            target = await self.app.chat.last_answer(where.scope, where.channel)
+        text = await self.actions.correct(where, target, better, trusted=await self.bot.trusted(ctx.author))
         await self.send(ctx, text)
 
     @commands.hybrid_command(name="feedback", description=BY_NAME["feedback"].help)
     @requires(Privilege.MEMBER)
     async def feedback(self, ctx: commands.Context[Any], *, text: str) -> None:
-        await self.send(ctx, await self.actions.feedback(self.where(ctx), text, trusted=await self.bot.trusted(ctx.author)))
+        trusted = await self.bot.trusted(ctx.author)
+        await self.send(ctx, await self.actions.feedback(self.where(ctx), text, trusted=trusted))
 
     @commands.hybrid_command(name="undo", description=BY_NAME["undo"].help)
     @requires(Privilege.MEMBER)

@@ -62,7 +62,9 @@ class TrainingCog(BaseCog):
     @commands.hybrid_command(name="train", description=BY_NAME["train"].help)
     @requires(Privilege.TRAINER)
     @commands.dynamic_cooldown(heavy_cooldown, commands.BucketType.user)
-    async def train(self, ctx: commands.Context[Any], file: discord.Attachment | None = None, name: str | None = None) -> None:
+    async def train(
+        self, ctx: commands.Context[Any], file: discord.Attachment | None = None, name: str | None = None
+    ) -> None:
         upload = await self.upload_of(file or (ctx.message.attachments[0] if ctx.message.attachments else None))
         status = StatusMessage(await ctx.send("Training… starting"))
         try:

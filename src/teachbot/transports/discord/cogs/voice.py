@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import discord
 from discord.ext import commands
 
 from teachbot.errors import UserError

@@ -1,0 +1,93 @@
+"""Conversation through the fake Discord: who is answered where, voice messages, scopes, typing."""
+
+from __future__ import annotations
+
+from conftest import MakeTeachbot, Talk
+from fake_discord import FakeDiscord
+from fake_models import VOICE_MESSAGE_FLAG, Upload
+
+from teachbot.transports.discord.bot import TeachBot
+from teachbot.transports.discord.rendering import MAX_MESSAGES, split_message
+
+ZORBLAX = "what is the capital of the planet zorblax"
+
+
+async def test_direct_messages_are_answered_in_the_global_scope(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+) -> None:
+    said = await talk.ask("hello there", user=fake_discord.member, channel=fake_discord.dm)
+    assert said.content
+    stored = await teachbot_bot.app.chat.find_answer("global", external_id=said.message["id"])
+    assert stored is not None and stored.question == "hello there"
+
+
+async def test_who_is_answered_where(fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk) -> None:
+    member, text = fake_discord.member, fake_discord.text
+    # a normal channel: only mentions are answered (the mention is not part of the question)
+    await fake_discord.send_message(text, member, "nobody asked you")
+    said = await talk.ask(f"{fake_discord.bot.mention} hello there", user=member, channel=text)
+    stored = await teachbot_bot.app.chat.find_answer(str(fake_discord.guild.id), external_id=said.message["id"])
+    assert stored is not None and stored.question == "hello there"
+    # a reply to one of its answers is addressed to it too
+    await talk.ask("and what about you?", user=member, channel=text, reference=said.message)
+    # a chat channel: every message, but never another bot's
+    robot = fake_discord.add_user("otherbot", bot=True)
+    await fake_discord.send_message(fake_discord.text2, robot, "hello bots")
+    await talk.ask("hello", user=member)
+    await talk.ask("how are you", user=fake_discord.trainer)
+    assert [m["channel_id"] for m in fake_discord.bot_messages.items].count(str(text.id)) == 2
+
+
+async def test_typing_is_shown_while_answering(fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk) -> None:
+    await talk.ask("hello", user=fake_discord.member)
+    await fake_discord.wait_for_request("POST", rf"/channels/{fake_discord.text2.id}/typing")
+
+
+async def test_voice_message_is_not_heard_yet(fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk) -> None:
+    voice = Upload.voice_message(b"OggS-not-really-audio", duration_secs=1.5)
+    said = await talk.ask("", user=fake_discord.member, attachments=[voice], flags=VOICE_MESSAGE_FLAG)
+    assert "voice messages" in said.content and ("can't listen" in said.content or "🎤" in said.content)
+    await talk.ask("hello", user=fake_discord.member)
+
+
+async def test_a_server_correction_stays_in_that_server(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+) -> None:
+    trainer, member = fake_discord.trainer, fake_discord.member
+    answer = await talk.ask(ZORBLAX, user=trainer)
+    said = await talk.prefix("correct", "Zorbopolis is the capital.", user=trainer, channel=fake_discord.text2,
+                             reference=answer.message)
+    assert said.content.startswith("Learned")
+    assert (await talk.ask(ZORBLAX, user=member)).content == "Zorbopolis is the capital."
+    assert (await talk.ask(ZORBLAX, user=member, channel=fake_discord.dm)).content != "Zorbopolis is the capital."
+
+
+async def test_chat_cooldown_skips_a_second_message(
+    fake_discord: FakeDiscord, make_teachbot: MakeTeachbot, talk: Talk
+) -> None:
+    await make_teachbot(chat_cooldown_seconds=600)
+    await talk.ask("hello", user=fake_discord.member)
+    await fake_discord.send_message(fake_discord.text2, fake_discord.member, "hello again")
+    await talk.ask("hello", user=fake_discord.trainer)  # the next reply is the trainer's: the member was skipped
+
+
+async def test_long_replies_are_split_outside_code_blocks_or_attached(
+    fake_discord: FakeDiscord, make_teachbot: MakeTeachbot, talk: Talk, tmp_path
+) -> None:
+    code = "\n".join(f"print({n})  # a line of code that is long enough to matter" for n in range(40))
+    prose = "\n".join(f"Paragraph {n}: " + "words " * 40 for n in range(3))
+    guide = tmp_path / "guide.md"
+    guide.write_text(f"{prose}\n```python\n{code}\n```\n{prose}", encoding="utf-8")
+    count = len(split_message(guide.read_text(encoding="utf-8")))
+    assert 2 <= count <= MAX_MESSAGES
+    await make_teachbot(instruction_file=guide)
+    await fake_discord.send_message(fake_discord.text, fake_discord.member, "!instruction")
+    parts = [(await fake_discord.wait_for_bot_message(fake_discord.text))["content"] for _ in range(count)]
+    assert all(len(p) <= 2000 for p in parts)
+    assert all(p.count("```") % 2 == 0 for p in parts), "a message ends inside a code block"
+    assert "".join(parts).count("print(") == 40
+
+    guide.write_text(prose * 10, encoding="utf-8")
+    said = await talk.prefix("instruction", user=fake_discord.member)
+    assert len(said.content) <= 2000 and "attached" in said.content
+    assert said.files["reply.txt"].decode().strip() == (prose * 10).strip()
