@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import MakeTeachbot, Talk
+from bot_talk import MakeTeachbot, Talk
 from fake_discord import FakeDiscord
 from fake_models import VOICE_MESSAGE_FLAG, Upload
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Talk
+from bot_talk import Talk
 from fake_discord import FakeDiscord
 from fake_models import Upload
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RunTeachbot, Talk
+from bot_talk import RunTeachbot, Talk
 from fake_discord import FakeDiscord, serve_fake_discord
 
 from teachbot.transports.discord.bot import COMMANDS_HASH_FILE, TeachBot

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import MakeTeachbot, Talk
+from bot_talk import MakeTeachbot, Talk
 from fake_discord import FakeDiscord
 from fake_models import Upload
 from sqlalchemy import select

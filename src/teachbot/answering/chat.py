@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from teachbot.answering.protocols import Answer, ChatModel, Question, Turn
+from teachbot.answering.protocols import Answer, Attachment, ChatModel, Question, Turn
 from teachbot.store.db import Database
 from teachbot.store.tables import Message
 
@@ -62,14 +62,11 @@ class ChatService:
         where: Where,
         *,
         external_id: str | None = None,
-        history: tuple[Turn, ...] = (),
-        question: Question | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> Reply:
         """Answer ``text`` and store the question and the answer before returning."""
-        text = text.strip()[:MAX_QUESTION_CHARS]
-        if not history and self.memory_turns and question is None:
-            history = await self.recent_turns(where.scope, where.channel, self.memory_turns)
-        question = question or Question(text=text, scope=where.scope, user_id=where.author, history=history)
+        question = await self._question(text, where, attachments)
+        text = question.text
         answer = await self.model.answer(question)
         reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id))
         log.info(
@@ -84,16 +81,31 @@ class ChatService:
         )
         return reply
 
+    @property
+    def streams(self) -> bool:
+        """Whether the backend can stream its answers."""
+        return hasattr(self.model, "stream")
+
+    async def _question(self, text: str, where: Where, attachments: Sequence[Attachment]) -> Question:
+        text = text.strip()[:MAX_QUESTION_CHARS]
+        history = await self.recent_turns(where.scope, where.channel, self.memory_turns) if self.memory_turns else ()
+        return Question(text=text, scope=where.scope, user_id=where.author, history=history, attachments=attachments)
+
     async def ask_streaming(
-        self, text: str, where: Where, on_text: Callable[[str], Awaitable[None]], *, external_id: str | None = None
+        self,
+        text: str,
+        where: Where,
+        on_text: Callable[[str], Awaitable[None]],
+        *,
+        external_id: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> Reply:
         """Like ``ask``, but ``on_text`` sees the answer so far while a streaming backend writes it."""
         stream_of = getattr(self.model, "stream", None)
         if stream_of is None:
-            return await self.ask(text, where, external_id=external_id)
-        text = text.strip()[:MAX_QUESTION_CHARS]
-        history = await self.recent_turns(where.scope, where.channel, self.memory_turns) if self.memory_turns else ()
-        question = Question(text=text, scope=where.scope, user_id=where.author, history=history)
+            return await self.ask(text, where, external_id=external_id, attachments=attachments)
+        question = await self._question(text, where, attachments)
+        text = question.text
         pieces: list[str] = []
         async with stream_of(question) as stream:
             async for delta in stream:

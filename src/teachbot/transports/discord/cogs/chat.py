@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from teachbot.answering.protocols import Attachment
+from teachbot.config import Backend
 from teachbot.errors import UserError
 from teachbot.transports.discord.cogs.base import BaseCog, where_of
 from teachbot.transports.discord.rendering import plan_reply
+from teachbot.transports.discord.streaming import StreamingReply
 
 if TYPE_CHECKING:
     from teachbot.transports.discord.bot import TeachBot
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUDIO_TYPES = ("audio/",)
+MAX_ATTACHMENTS = 4
 GENERIC_ERROR = "Something went wrong on my side; it has been logged."
 
 
@@ -91,13 +95,37 @@ class ChatCog(BaseCog):
         if not text:
             return
         where = where_of(message.author, message.channel, message.guild)
-        async with message.channel.typing():
-            reply = await self.app.chat.ask(text, where, external_id=str(message.id))
-        shown = f"> 🎤 {text}\n{reply.answer.text}" if spoken else reply.answer.text
-        sent = await self._reply(message, shown)
+        files = await self._files_for_model(message, skip=audio)
+        prefix = f"> 🎤 {text}\n" if spoken else ""
+        if self.app.chat.streams:
+            streaming = StreamingReply(message)
+            await streaming.start()
+            reply = await self.app.chat.ask_streaming(
+                text, where, lambda so_far: streaming.update(prefix + so_far), external_id=str(message.id),
+                attachments=files,
+            )
+            await streaming.finish(prefix + reply.answer.text)
+            sent = streaming.message
+        else:
+            async with message.channel.typing():
+                reply = await self.app.chat.ask(text, where, external_id=str(message.id), attachments=files)
+            sent = await self._reply(message, prefix + reply.answer.text)
         if sent is not None:
             await self.app.chat.link_external(reply.answer_id, str(sent.id))
         await self.bot.speak_reply(message, reply.answer.text)
+
+    async def _files_for_model(self, message: discord.Message, skip: discord.Attachment | None) -> list[Attachment]:
+        """Images and text files for backends that read them (the local model does not)."""
+        if self.app.settings.backend is Backend.LOCAL:
+            return []
+        files = []
+        for attachment in message.attachments[:MAX_ATTACHMENTS]:
+            if attachment is skip or attachment.size > self.app.settings.max_upload_bytes:
+                continue
+            kind = (attachment.content_type or "application/octet-stream").split(";")[0].strip().lower()
+            if kind.startswith("image/") or kind.startswith("text/") or kind in ("application/json",):
+                files.append(Attachment(attachment.filename, kind, await attachment.read()))
+        return files
 
     async def _reply(self, message: discord.Message, text: str) -> discord.Message | None:
         chunks, attachment = plan_reply(text)
