@@ -18,6 +18,7 @@ from teachbot.answering.protocols import GLOBAL_SCOPE, ChatModel
 from teachbot.config import Backend, Settings
 from teachbot.datasets.service import DatasetService
 from teachbot.files import FileService
+from teachbot.speech.service import SpeechService
 from teachbot.store.db import Database
 from teachbot.store.tables import Example, ExampleSource, ExampleStatus, Polarity
 from teachbot.store.usage import DatabaseUsageLedger
@@ -46,6 +47,7 @@ class App:
     datasets: DatasetService
     training: TrainingService
     files: FileService
+    speech: SpeechService
     remote: RemoteTrainingService | None = None  # fine-tuning jobs, on the openai backend
 
     @property
@@ -99,6 +101,7 @@ class App:
                 datasets=datasets,
                 training=training,
                 files=FileService(settings.data_dir, max_send_bytes=settings.max_send_bytes),
+                speech=SpeechService(settings),
                 remote=remote,
             )
             await app._load_knowledge()

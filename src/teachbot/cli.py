@@ -345,6 +345,41 @@ def archive(
     _act(scope, lambda actions, where: actions.archive(where, what))
 
 
+@app.command()
+def transcribe(
+    path: Annotated[Path, typer.Argument(help="Audio file (anything ffmpeg reads; .raw = 16 kHz s16le).")],
+) -> None:
+    """Print what the configured speech-to-text engine hears in an audio file."""
+    from teachbot.speech.factory import transcribe_file
+
+    settings = _settings()
+    configure_logging(settings.log_level, None, _secrets(settings), console=False)
+    try:
+        transcript = transcribe_file(path, settings)
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(transcript.text)
+
+
+@app.command()
+def say(
+    text: Annotated[str, typer.Argument(help="What to say.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write: .wav (16-bit PCM) or .ogg (Opus).")],
+) -> None:
+    """Speak text with the configured text-to-speech engine into a file."""
+    from teachbot.speech.factory import say_to_file
+
+    settings = _settings()
+    configure_logging(settings.log_level, None, _secrets(settings), console=False)
+    try:
+        speech = say_to_file(text, output, settings)
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(f"Wrote {output} ({speech.seconds:.1f} s of speech).")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

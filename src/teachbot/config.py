@@ -155,7 +155,9 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one LLM request.")
     llm_max_retries: int = Field(2, ge=0, description="Retries on 429 and 5xx, with backoff.")
     llm_vision_models: list[str] = Field(default_factory=list, description="Models that accept image inputs.")
-    llm_finetune_poll_seconds: float = Field(15.0, gt=0, description="Seconds between status polls of a fine-tuning job.")
+    llm_finetune_poll_seconds: float = Field(
+        15.0, gt=0, description="Seconds between status polls of a fine-tuning job."
+    )
     user_token_quota: int = Field(0, ge=0, description="Tokens one user may spend per day (0: unlimited).")
     guild_token_quota: int = Field(0, ge=0, description="Tokens one server may spend per day (0: unlimited).")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from bot_talk import MakeTeachbot, Talk
 from fake_discord import FakeDiscord
 from fake_models import VOICE_MESSAGE_FLAG, Upload
@@ -10,6 +11,15 @@ from teachbot.transports.discord.bot import TeachBot
 from teachbot.transports.discord.rendering import MAX_MESSAGES, split_message
 
 ZORBLAX = "what is the capital of the planet zorblax"
+
+
+def espeak_voice_message(text: str) -> bytes:
+    """Speech made by espeak-ng, encoded like a Discord voice message (OGG/Opus 48 kHz mono)."""
+    from teachbot.speech.audio import encode_ogg_opus
+    from teachbot.speech.tts_local import EspeakEngine
+
+    speech = EspeakEngine().synthesize(text, "en", "en-us")
+    return encode_ogg_opus(speech.pcm, speech.sample_rate)
 
 
 async def test_direct_messages_are_answered_in_the_global_scope(
@@ -43,11 +53,34 @@ async def test_typing_is_shown_while_answering(fake_discord: FakeDiscord, teachb
     await fake_discord.wait_for_request("POST", rf"/channels/{fake_discord.text2.id}/typing")
 
 
-async def test_voice_message_is_not_heard_yet(fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk) -> None:
-    voice = Upload.voice_message(b"OggS-not-really-audio", duration_secs=1.5)
+async def test_voice_message_is_transcribed_and_answered(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+) -> None:
+    audio = espeak_voice_message("hello, who are you?")
+    voice = Upload.voice_message(audio, duration_secs=2.0)
     said = await talk.ask("", user=fake_discord.member, attachments=[voice], flags=VOICE_MESSAGE_FLAG)
-    assert "voice messages" in said.content and ("can't listen" in said.content or "🎤" in said.content)
-    await talk.ask("hello", user=fake_discord.member)
+    first, _, answer = said.content.partition("\n")
+    assert first.startswith("> 🎤 ") and "who are you" in first
+    assert "teachbot" in answer.lower()
+
+
+@pytest.mark.parametrize(
+    ("data", "duration", "words"),
+    [
+        (b"OggS-not-really-audio", 1.5, "couldn't read that audio"),
+        (b"", 1.0, "audio"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, 1.0, "audio"),
+        (b"OggS" + b"\x00" * 64, 600.0, "at most"),
+    ],
+)
+async def test_bad_voice_messages_get_a_clear_reply(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk, data: bytes, duration: float, words: str
+) -> None:
+    voice = Upload.voice_message(data, duration_secs=duration)
+    said = await talk.ask("", user=fake_discord.member, attachments=[voice], flags=VOICE_MESSAGE_FLAG)
+    assert words in said.content
+    assert "Traceback" not in said.content
+    await talk.ask("hello", user=fake_discord.member)  # and the bot keeps answering
 
 
 async def test_a_server_correction_stays_in_that_server(

@@ -73,20 +73,22 @@ async def test_user_quota_is_kept_across_restarts(openai_server: FakeOpenAIServe
     app = await App.start(settings)
     try:
         await app.chat.ask("a first question that costs tokens", WHERE)
-        with pytest.raises(UserError, match="quota|limit"):
+        with pytest.raises(UserError, match=r"quota|limit"):
             await app.chat.ask("another one", WHERE)
     finally:
         await app.close()
     again = await App.start(settings)
     try:
-        with pytest.raises(UserError, match="quota|limit"):
+        with pytest.raises(UserError, match=r"quota|limit"):
             await again.chat.ask("after a restart", WHERE)
     finally:
         await again.close()
 
 
 async def test_server_down_is_a_clear_error(llm_settings: Settings) -> None:
-    settings = load_settings(**{**llm_settings.model_dump(), "llm_base_url": "http://127.0.0.1:9/v1", "llm_max_retries": 0})
+    settings = load_settings(
+        **{**llm_settings.model_dump(), "llm_base_url": "http://127.0.0.1:9/v1", "llm_max_retries": 0}
+    )
     app = await App.start(settings)
     try:
         with pytest.raises(UserError) as caught:

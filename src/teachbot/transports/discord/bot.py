@@ -18,7 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from teachbot.app import App
-from teachbot.config import Settings
+from teachbot.config import Settings, VoiceReplies
 from teachbot.errors import PermissionDenied, UserError
 from teachbot.paths import atomic_write_bytes
 from teachbot.transports.catalogue import Privilege
@@ -55,7 +55,7 @@ class TeachBot(commands.Bot):
         self.app = app
         self.settings: Settings = settings
         self.permissions = Permissions(settings)
-        self.voice = VoiceManager(self)
+        self.voice = VoiceManager(self, app.speech, idle_seconds=settings.voice_idle_seconds)
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
@@ -88,10 +88,23 @@ class TeachBot(commands.Bot):
         return await self.voice.leave(guild)
 
     async def transcribe(self, attachment: discord.Attachment) -> str:
-        raise UserError("I can't listen to voice messages yet: speech recognition is not set up in this build.")
+        """The words in a voice message or audio file; limits are checked before downloading."""
+        most_bytes, most_seconds = self.settings.max_upload_bytes, self.settings.max_audio_seconds
+        if attachment.size > most_bytes:
+            size = f"{attachment.size / 1e6:.1f} MB"
+            raise UserError(f"That audio is {size}; I listen to at most {most_bytes / 1e6:.1f} MB.")
+        if attachment.duration is not None and attachment.duration > most_seconds:
+            length = f"{attachment.duration:.0f} s"
+            raise UserError(f"That recording is {length} long; I listen to at most {most_seconds:.0f} s.")
+        transcript = await self.app.speech.hear(await attachment.read())
+        return transcript.text
 
     async def speak_reply(self, message: discord.Message, text: str) -> None:
-        return None
+        """Also speak the answer when the asker listens in voice (see the ``voice_replies`` setting)."""
+        policy = self.settings.voice_replies
+        if policy is VoiceReplies.NEVER or message.guild is None:
+            return
+        await self.voice.speak(message.author, message.guild, text, always=policy is VoiceReplies.ALWAYS)
 
     async def privilege(self, user: discord.abc.User) -> Privilege:
         return self.permissions.level(user, is_owner=await self.is_owner(user))

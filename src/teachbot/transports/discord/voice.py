@@ -10,6 +10,8 @@ import aiohttp
 import discord
 
 from teachbot.errors import MissingExtra, UserError
+from teachbot.speech.playback import VoicePlayer
+from teachbot.speech.service import SpeechService
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,49 @@ class VoiceManager:
 
     connect_timeout = 20.0  # seconds to reach the voice server before giving up
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, speech: SpeechService, *, idle_seconds: float) -> None:
         self.client = client
+        self.speech = speech
+        self.idle_seconds = idle_seconds
+        self.players: dict[int, VoicePlayer] = {}
+
+    def player(self, guild: discord.Guild) -> VoicePlayer | None:
+        """The guild's playback queue over its live voice connection (made on first use)."""
+        voice = guild.voice_client
+        if not isinstance(voice, discord.VoiceClient) or not voice.is_connected():
+            self.players.pop(guild.id, None)
+            return None
+        player = self.players.get(guild.id)
+        if player is None or player.closed or player.voice is not voice:
+
+            def forget() -> None:
+                self.players.pop(guild.id, None)
+
+            player = VoicePlayer(voice, idle_seconds=self.idle_seconds, on_disconnect=forget)
+            self.players[guild.id] = player
+        return player
+
+    async def speak(self, member: discord.abc.User, guild: discord.Guild | None, text: str, *, always: bool) -> bool:
+        """Say ``text`` where ``member`` is listening: in the bot's voice channel, or (``always``) in
+        whatever channel the member is in. Returns whether it was queued; never raises."""
+        state = getattr(member, "voice", None)
+        if guild is None or state is None or state.channel is None:
+            return False
+        try:
+            current = guild.voice_client
+            in_same = isinstance(current, discord.VoiceClient) and current.channel.id == state.channel.id
+            if not in_same:
+                if not always:
+                    return False
+                await self.join(state.channel)
+            player = self.player(guild)
+            if player is None:
+                return False
+            player.enqueue(await self.speech.audio_source(text))
+            return True
+        except Exception:
+            log.exception("speaking in guild %s failed", guild.id)
+            return False
 
     async def join(self, channel: discord.VoiceChannel | discord.StageChannel) -> str:
         missing = missing_voice_parts()
@@ -62,6 +105,10 @@ class VoiceManager:
         current = guild.voice_client
         if current is None:
             return "I'm not in a voice channel here."
-        await current.disconnect(force=False)
+        player = self.players.pop(guild.id, None)
+        if player is not None:
+            await player.close()
+        else:
+            await current.disconnect(force=False)
         log.info("left voice in guild %s", guild.id)
         return "Left the voice channel."

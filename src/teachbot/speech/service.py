@@ -1,0 +1,64 @@
+"""Speech for the transports: engines built once, lazily, and every blocking step off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from teachbot.config import Settings
+from teachbot.speech.factory import build_stt, build_tts, choose_stt_engine, hear
+from teachbot.speech.stt import SpeechToText, Transcript
+from teachbot.speech.tts import Speech, TextToSpeech
+
+if TYPE_CHECKING:
+    import discord
+
+log = logging.getLogger(__name__)
+
+MAX_SPOKEN_CHARS = 600  # a spoken answer longer than this is cut: nobody listens to a page
+
+
+class SpeechService:
+    """Hears audio attachments and speaks answers with the configured engines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stt: SpeechToText | None = None
+        self._tts: TextToSpeech | None = None
+        self._lock = asyncio.Lock()
+
+    async def _recognizer(self) -> SpeechToText:
+        async with self._lock:
+            if self._stt is None:
+                self._stt = await asyncio.to_thread(build_stt, self.settings)  # may load a model
+            return self._stt
+
+    async def _synthesizer(self) -> TextToSpeech:
+        async with self._lock:
+            if self._tts is None:
+                self._tts = await asyncio.to_thread(build_tts, self.settings)
+            return self._tts
+
+    async def hear(self, data: bytes) -> Transcript:
+        """Decode, check and transcribe an audio file's bytes (``UserError`` for bad or silent audio)."""
+        recognizer = await self._recognizer()
+        transcript = await asyncio.to_thread(hear, data, recognizer, self.settings)
+        log.info("transcribed with %s in %.2f s", transcript.engine, transcript.seconds)
+        return transcript
+
+    async def speak(self, text: str) -> Speech:
+        synthesizer = await self._synthesizer()
+        text = text[:MAX_SPOKEN_CHARS]
+        return await asyncio.to_thread(
+            synthesizer.synthesize, text, self.settings.tts_language, self.settings.tts_voice
+        )
+
+    async def audio_source(self, text: str) -> discord.AudioSource:
+        """The spoken ``text`` as a Discord audio source (48 kHz stereo frames)."""
+        from teachbot.speech.playback import speech_to_audio_source
+
+        return await asyncio.to_thread(speech_to_audio_source, await self.speak(text))
+
+    def engine_name(self) -> str:
+        return choose_stt_engine(self.settings).value

@@ -1,0 +1,116 @@
+"""Offline speech recognition with faster-whisper (the ``teachbot[whisper]`` extra).
+
+The model is a local CTranslate2 folder (``model.bin`` + ``config.json``) or a model name
+faster-whisper knows. A folder is loaded with ``local_files_only`` so nothing is fetched at run
+time; ``*.en`` models hear English only, multilingual ones about a hundred languages.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from teachbot.errors import ConfigError, MissingExtra, UserError
+from teachbot.speech.stt import ANY_LANGUAGE, SpeechToText, Transcript, base_language, check_language
+
+__all__ = ["WHISPER_HINT", "WhisperEngine", "whisper_installed"]
+
+log = logging.getLogger(__name__)
+
+WHISPER_HINT = "pip install 'teachbot[whisper]' (faster-whisper)"
+
+
+def whisper_installed() -> bool:
+    """Whether faster-whisper can be imported, without importing it (it is slow to import)."""
+    import importlib.util
+
+    return importlib.util.find_spec("faster_whisper") is not None
+
+
+def _is_english_only(model: str, path: Path | None) -> bool:
+    """``tiny.en``-style names, or a converted folder with the English-only vocabulary (51,864 tokens)."""
+    if model.rstrip("/").endswith(".en"):
+        return True
+    vocabulary = path / "vocabulary.txt" if path is not None else None
+    if vocabulary is None or not vocabulary.is_file():
+        return False
+    with vocabulary.open(encoding="utf-8") as lines:
+        return sum(1 for _ in lines) < 51865  # multilingual checkpoints have 51,865 or more
+
+
+class WhisperEngine(SpeechToText):
+    """faster-whisper on the CPU with int8 weights: near state-of-the-art accuracy, offline."""
+
+    name = "whisper"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        beam_size: int = 5,
+        cpu_threads: int = 0,
+        compute_type: str = "int8",
+    ) -> None:
+        if not model:
+            raise ConfigError("setting 'whisper_model' is empty: give a local model folder or a model name")
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError:
+            raise MissingExtra("Whisper speech recognition", WHISPER_HINT) from None
+        path = Path(model).expanduser()
+        local = path.is_dir()
+        if not local and (os.sep in model or model.startswith(".")):
+            raise ConfigError(f"setting 'whisper_model': no such model folder: {model}")
+        started = time.perf_counter()
+        try:
+            self._model: Any = WhisperModel(
+                str(path) if local else model,
+                device="cpu",
+                compute_type=compute_type,
+                cpu_threads=cpu_threads or min(4, os.cpu_count() or 1),
+                local_files_only=local,
+            )
+        except Exception as exc:  # the library raises bare RuntimeError/OSError/ValueError
+            log.exception("whisper model %s failed to load", model)
+            raise ConfigError(f"setting 'whisper_model': cannot load {model!r} ({exc.__class__.__name__})") from None
+        log.info("whisper model %s loaded in %.1f s", model, time.perf_counter() - started)
+        self.model_name = model
+        self.languages: frozenset[str] = (
+            frozenset({"en"}) if _is_english_only(model, path if local else None) else ANY_LANGUAGE
+        )
+        self._beam_size = beam_size
+        self._lock = threading.Lock()
+
+    def transcribe(self, pcm16k: bytes, language: str) -> Transcript:
+        """Transcribe a clip; long pauses are skipped by whisper's voice activity filter."""
+        check_language(self, language)
+        started = time.perf_counter()
+        audio = np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) / 32768.0
+        with self._lock:  # a CTranslate2 model serves one request at a time here
+            try:
+                segments, _info = self._model.transcribe(
+                    audio,
+                    language=base_language(language) or None,
+                    beam_size=self._beam_size,
+                    vad_filter=False,
+                    condition_on_previous_text=False,
+                    without_timestamps=True,
+                )
+                parts = list(segments)  # decoding happens while iterating
+            except ValueError as exc:
+                raise UserError(f"Whisper can't transcribe in '{language}'.") from exc
+        text = " ".join(part.text.strip() for part in parts).strip()
+        confidence = None
+        if parts:
+            mean_logprob = sum(part.avg_logprob for part in parts) / len(parts)
+            confidence = round(min(1.0, math.exp(mean_logprob)), 4)
+        seconds = time.perf_counter() - started
+        log.debug("whisper heard %r in %.2f s", text, seconds)
+        return Transcript(text=text, confidence=confidence, engine=self.name, seconds=seconds)
