@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from fakes.openai_server import FakeOpenAIServer
 
 from teachbot.config import Settings, load_settings
 
@@ -38,3 +39,14 @@ async def app(settings: Settings) -> AsyncIterator[App]:
         yield application
     finally:
         await application.close()
+
+
+@pytest.fixture
+async def openai_server() -> AsyncIterator[FakeOpenAIServer]:
+    """The loopback OpenAI-compatible server (tests/fakes/openai_server.py)."""
+    server = FakeOpenAIServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from bot_talk import MakeTeachbot
 from fake_discord import FakeDiscord
 from fake_models import Upload
 from fakes.openai_server import TEST_API_KEY, FakeOpenAIServer
-
-
-@pytest.fixture
-async def openai_server() -> AsyncIterator[FakeOpenAIServer]:
-    server = FakeOpenAIServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 def llm(server: FakeOpenAIServer) -> dict[str, object]:

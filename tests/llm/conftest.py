@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fakes.openai_server import TEST_API_KEY, FakeOpenAIServer
 
 from teachbot.config import Settings, load_settings
-
-
-@pytest.fixture
-async def openai_server() -> AsyncIterator[FakeOpenAIServer]:
-    server = FakeOpenAIServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture

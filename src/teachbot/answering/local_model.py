@@ -20,15 +20,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +34,7 @@ from sklearn.svm import LinearSVC
 
 from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, embed, ngrams, normalize_text
 from teachbot.errors import TeachbotError
+from teachbot.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -318,8 +316,8 @@ class LocalModel:
         }
         if self._weights is not None and self._bias is not None:
             arrays["weights"], arrays["bias"] = self._weights, self._bias
-        _atomic_write(directory / _ARRAYS, lambda f: np.savez_compressed(f, allow_pickle=False, **arrays))
-        _atomic_write(directory / _META, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
+        atomic_write(directory / _ARRAYS, lambda f: np.savez_compressed(f, allow_pickle=False, **arrays))
+        atomic_write(directory / _META, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
 
     @classmethod
     def load(cls, directory: Path) -> LocalModel:
@@ -365,20 +363,6 @@ def _background_for(prompts: Sequence[str]) -> list[str]:
     sims = embed(lines) @ embed(prompts).T
     closest = np.asarray(sims.max(axis=1).todense()).ravel() if sims.shape[1] else np.zeros(len(lines))
     return [line for line, s in zip(lines, closest, strict=True) if s < _BACKGROUND_CLASH]
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def answer_with_overlay(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import yaml
 
 from teachbot.datasets.examples import Example
 from teachbot.errors import UserError
+from teachbot.paths import atomic_write_bytes
 
 __all__ = ["EXPORT_FORMATS", "render", "write_atomic"]
 
@@ -30,18 +29,8 @@ def render(examples: Sequence[Example], fmt: str) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    """Write an export so readers never see half of it."""
+    atomic_write_bytes(path, data)
 
 
 def _chat(examples: Sequence[Example]) -> str:
