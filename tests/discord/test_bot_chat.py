@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
 from bot_talk import MakeTeachbot, Talk
 from fake_discord import FakeDiscord
@@ -124,3 +125,45 @@ async def test_long_replies_are_split_outside_code_blocks_or_attached(
     said = await talk.prefix("instruction", user=fake_discord.member)
     assert len(said.content) <= 2000 and "attached" in said.content
     assert said.files["reply.txt"].decode().strip() == (prose * 10).strip()
+
+
+async def test_answer_is_spoken_to_a_member_in_the_bots_voice_channel(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+) -> None:
+    import asyncio
+
+    from fakes.voice import RecordingVoiceClient
+
+    channel = teachbot_bot.get_channel(fake_discord.voice.id)
+    assert isinstance(channel, discord.VoiceChannel)
+    voice = await channel.connect(cls=RecordingVoiceClient)
+    await fake_discord.join_voice(fake_discord.member, fake_discord.voice)
+    said = await talk.ask("who are you?", user=fake_discord.member)
+    assert "teachbot" in said.content.lower()
+    guild = channel.guild
+    for _ in range(200):  # the reply is sent first; speech is synthesised and queued right after
+        player = teachbot_bot.voice.players.get(guild.id)
+        if player is not None and voice.packets:
+            break
+        await asyncio.sleep(0.05)
+    assert player is not None
+    await asyncio.wait_for(player.wait_idle(), 20)
+    assert len(voice.packets) > 50  # over a second of 20 ms Opus frames
+    await fake_discord.send_message(fake_discord.text2, fake_discord.member, "!leave")
+    left = await fake_discord.wait_for_bot_message(fake_discord.text2)
+    assert left["content"] == "Left the voice channel."
+    assert guild.voice_client is None
+
+
+async def test_answer_is_not_spoken_to_members_elsewhere(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+) -> None:
+    from fakes.voice import RecordingVoiceClient
+
+    channel = teachbot_bot.get_channel(fake_discord.voice.id)
+    assert isinstance(channel, discord.VoiceChannel)
+    voice = await channel.connect(cls=RecordingVoiceClient)
+    await talk.ask("who are you?", user=fake_discord.member)  # the member is in no voice channel
+    assert teachbot_bot.voice.players.get(channel.guild.id) is None
+    assert voice.packets == []
+    await voice.disconnect()

@@ -13,7 +13,7 @@ import nacl.secret
 import nacl.utils
 import numpy as np
 import pytest
-from discord.voice_state import ConnectionFlowState, VoiceConnectionState
+from fakes.voice import RecordingVoiceClient
 
 from teachbot.speech.playback import FRAME_BYTES, VoicePlayer, speech_to_audio_source
 from teachbot.speech.tts import Speech
@@ -128,49 +128,6 @@ async def test_idle_timer_leaves_the_channel_and_is_reset_by_playing() -> None:
 
 
 # -- discord.py's own AudioPlayer, Opus encoder and transport encryption ---------------------------
-
-
-class _FakeVoiceWebSocket:
-    def __init__(self) -> None:
-        self.speaking: list[Any] = []
-
-    async def speak(self, state: Any) -> None:
-        self.speaking.append(state)
-
-
-class _RecordingState(VoiceConnectionState):
-    """The real connection state, but packets are recorded instead of sent over UDP."""
-
-    def __init__(self, voice_client: discord.VoiceClient) -> None:
-        super().__init__(voice_client)
-        self.packets: list[bytes] = []
-
-    def send_packet(self, packet: bytes) -> None:
-        self.packets.append(bytes(packet))
-
-
-class RecordingVoiceClient(discord.VoiceClient):
-    """A VoiceClient whose connect() marks the connection ready without any network."""
-
-    def create_connection_state(self) -> VoiceConnectionState:
-        return _RecordingState(self)
-
-    async def connect(self, *, reconnect: bool = True, timeout: float = 30.0, **_: Any) -> None:
-        state = self._connection
-        state.secret_key = list(nacl.utils.random(nacl.secret.Aead.KEY_SIZE))
-        state.mode = "aead_xchacha20_poly1305_rtpsize"
-        state.ssrc = 0x5EED
-        state.ws = _FakeVoiceWebSocket()  # type: ignore[assignment]
-        state.state = ConnectionFlowState.connected
-
-    async def disconnect(self, *, force: bool = False) -> None:
-        self.stop()
-        self._connection.state = ConnectionFlowState.disconnected
-        self._connection._socket_reader.stop()
-
-    @property
-    def packets(self) -> list[bytes]:
-        return self._connection.packets  # type: ignore[attr-defined]
 
 
 class _Channel:
