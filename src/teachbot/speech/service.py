@@ -60,5 +60,12 @@ class SpeechService:
 
         return await asyncio.to_thread(speech_to_audio_source, await self.speak(text))
 
-    def engine_name(self) -> str:
-        return choose_stt_engine(self.settings).value
+    async def describe(self) -> str:
+        """One line saying which engines run and which languages the recognizer hears."""
+        recognizer = await self._recognizer()
+        heard = "most languages" if "*" in recognizer.languages else ", ".join(sorted(recognizer.languages))
+        engine = choose_stt_engine(self.settings).value
+        return (
+            f"I listen with {engine} (languages: {heard}; set: {self.settings.speech_language}) "
+            f"and speak with {self.settings.tts_engine.value} ({self.settings.tts_language})."
+        )

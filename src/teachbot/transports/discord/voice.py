@@ -99,7 +99,7 @@ class VoiceManager:
                 text = f"I couldn't connect to the voice channel {channel.mention}; try again later."
                 raise UserError(text) from None
         log.info("joined voice channel %s in guild %s", channel.id, channel.guild.id)
-        return f"Joined {channel.mention}: I'll speak my answers here."
+        return f"Joined {channel.mention}: I'll speak my answers here. {await self.speech.describe()}"
 
     async def leave(self, guild: discord.Guild) -> str:
         current = guild.voice_client
