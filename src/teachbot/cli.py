@@ -85,8 +85,11 @@ def run(scope: ScopeOption = None) -> None:
     if settings.discord_token is not None and settings.discord_token.get_secret_value():
         _run_discord(settings)
         return
-    err.print(
-        "No Discord token configured (TEACHBOT_DISCORD_TOKEN): chatting in the terminal on the embedded local model."
+    backend = (
+        "the embedded local model" if settings.backend.value == "local" else f"the {settings.backend.value} backend"
+    )
+    typer.echo(
+        f"No Discord token configured (TEACHBOT_DISCORD_TOKEN): chatting in the terminal on {backend}.", err=True
     )
     _chat(settings, _scope(settings, scope))
 
