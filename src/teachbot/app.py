@@ -118,6 +118,7 @@ class App:
         if not self.knowledge.has_model(GLOBAL_SCOPE):
             log.info("no trained model yet: training the starter version")
             await self.training.train(GLOBAL_SCOPE, author="teachbot")
+            loaded += 1
 
         def taught(s: Session) -> list[tuple[str, int, str, str, bool]]:
             rows = s.execute(
