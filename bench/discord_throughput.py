@@ -152,6 +152,9 @@ async def main() -> None:
 
                 seconds = await send_batch(fake, clock, channels, args.messages, None, seed=1)
                 full = latencies_ms(clock)
+                # The bot still finishes the burst's tail (echoed messages, stored reply ids) after the last
+                # reply is seen; let it drain so the paced run measures steady state, not that backlog.
+                await asyncio.sleep(5.0)
                 paced_count = int(args.rate * args.seconds)
                 await send_batch(fake, clock, channels, paced_count, args.rate, seed=2)
                 paced = latencies_ms(clock)
