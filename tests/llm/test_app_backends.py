@@ -138,3 +138,14 @@ async def test_fine_tuning_refused_offers_the_export(openai_server: FakeOpenAISe
             await Actions(app).train(WHERE, Upload("faq.csv", rows.encode()))
     finally:
         await app.close()
+
+
+async def test_a_reply_chain_is_the_memory(llm_app: App, openai_server: FakeOpenAIServer) -> None:
+    first = await llm_app.chat.ask("my name is Ada", WHERE, external_id="m1")
+    await llm_app.chat.link_external(first.answer_id, "b1")
+    await llm_app.chat.ask("an unrelated message in between", WHERE, external_id="m2")
+    await llm_app.chat.ask("what is my name?", WHERE, external_id="m3", reply_to="b1")
+    contents = [m["content"] for m in openai_server.chat_bodies[-1]["messages"] if m["role"] != "system"]
+    assert contents[0] == "my name is Ada"
+    assert "an unrelated message in between" not in contents
+    assert contents[-1] == "what is my name?"

@@ -63,12 +63,17 @@ class ChatService:
         *,
         external_id: str | None = None,
         attachments: Sequence[Attachment] = (),
+        reply_to: str | None = None,
     ) -> Reply:
-        """Answer ``text`` and store the question and the answer before returning."""
-        question = await self._question(text, where, attachments)
+        """Answer ``text`` and store the question and the answer before returning.
+
+        ``reply_to`` is the transport id of the message this one replies to: its reply chain is the
+        conversation memory (backends that use memory), else the channel's recent turns are.
+        """
+        question = await self._question(text, where, attachments, reply_to)
         text = question.text
         answer = await self.model.answer(question)
-        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id))
+        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id, reply_to))
         log.info(
             "answered scope=%s channel=%s author=%s message=%s version=%s confidence=%.2f fallback=%s",
             where.scope,
@@ -86,9 +91,15 @@ class ChatService:
         """Whether the backend can stream its answers."""
         return hasattr(self.model, "stream")
 
-    async def _question(self, text: str, where: Where, attachments: Sequence[Attachment]) -> Question:
+    async def _question(
+        self, text: str, where: Where, attachments: Sequence[Attachment], reply_to: str | None = None
+    ) -> Question:
         text = text.strip()[:MAX_QUESTION_CHARS]
-        history = await self.recent_turns(where.scope, where.channel, self.memory_turns) if self.memory_turns else ()
+        history: tuple[Turn, ...] = ()
+        if self.memory_turns and reply_to:
+            history = await self.reply_chain(where.scope, reply_to, self.memory_turns)
+        if self.memory_turns and not history:
+            history = await self.recent_turns(where.scope, where.channel, self.memory_turns)
         return Question(text=text, scope=where.scope, user_id=where.author, history=history, attachments=attachments)
 
     async def ask_streaming(
@@ -99,12 +110,13 @@ class ChatService:
         *,
         external_id: str | None = None,
         attachments: Sequence[Attachment] = (),
+        reply_to: str | None = None,
     ) -> Reply:
         """Like ``ask``, but ``on_text`` sees the answer so far while a streaming backend writes it."""
         stream_of = getattr(self.model, "stream", None)
         if stream_of is None:
-            return await self.ask(text, where, external_id=external_id, attachments=attachments)
-        question = await self._question(text, where, attachments)
+            return await self.ask(text, where, external_id=external_id, attachments=attachments, reply_to=reply_to)
+        question = await self._question(text, where, attachments, reply_to)
         text = question.text
         pieces: list[str] = []
         async with stream_of(question) as stream:
@@ -112,16 +124,24 @@ class ChatService:
                 pieces.append(delta)
                 await on_text("".join(pieces))
         answer = stream.answer
-        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id))
+        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id, reply_to))
         log.info(
             "answered (streamed) scope=%s channel=%s author=%s message=%s version=%s",
-            where.scope, where.channel, where.author, reply.answer_id, answer.model_version,
+            where.scope,
+            where.channel,
+            where.author,
+            reply.answer_id,
+            answer.model_version,
         )
         return reply
 
     @staticmethod
-    def _store_exchange(s: Session, text: str, answer: Answer, where: Where, external_id: str | None) -> Reply:
+    def _store_exchange(
+        s: Session, text: str, answer: Answer, where: Where, external_id: str | None, reply_to: str | None = None
+    ) -> Reply:
+        replied = _by_external_id(s, where.scope, reply_to) if reply_to else None
         asked = Message(
+            reply_to_id=replied.id if replied else None,
             scope=where.scope,
             channel=where.channel,
             author=where.author,
@@ -194,6 +214,20 @@ class ChatService:
         message_id = await self.db.run(newest)
         return None if message_id is None else await self.find_answer(scope, answer_id=message_id)
 
+    async def reply_chain(self, scope: str, external_id: str, limit: int = 10) -> tuple[Turn, ...]:
+        """The messages a reply answers, following reply links back, oldest first (at most ``limit``)."""
+
+        def walk(s: Session) -> list[Message]:
+            chain: list[Message] = []
+            message = _by_external_id(s, scope, external_id)
+            while message is not None and len(chain) < limit:
+                chain.append(message)
+                message = s.get(Message, message.reply_to_id) if message.reply_to_id else None
+            return chain
+
+        chain = await self.db.run(walk)
+        return tuple(Turn("assistant" if m.is_bot else "user", m.text) for m in reversed(chain))
+
     async def recent_turns(self, scope: str, channel: str, limit: int = 10) -> tuple[Turn, ...]:
         """The last ``limit`` messages of a channel as conversation turns, oldest first."""
 
@@ -208,3 +242,8 @@ class ChatService:
 
         messages = await self.db.run(recent)
         return tuple(Turn("assistant" if m.is_bot else "user", m.text) for m in reversed(messages))
+
+
+def _by_external_id(s: Session, scope: str, external_id: str) -> Message | None:
+    query = select(Message).where(Message.scope == scope, Message.external_id == external_id)
+    return s.scalars(query.order_by(Message.id.desc()).limit(1)).first()

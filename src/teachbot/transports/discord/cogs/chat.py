@@ -97,18 +97,26 @@ class ChatCog(BaseCog):
         where = where_of(message.author, message.channel, message.guild)
         files = await self._files_for_model(message, skip=audio)
         prefix = f"> 🎤 {text}\n" if spoken else ""
+        reference = message.reference.message_id if message.reference else None
+        reply_to = str(reference) if reference else None
         if self.app.chat.streams:
             streaming = StreamingReply(message)
             await streaming.start()
             reply = await self.app.chat.ask_streaming(
-                text, where, lambda so_far: streaming.update(prefix + so_far), external_id=str(message.id),
+                text,
+                where,
+                lambda so_far: streaming.update(prefix + so_far),
+                external_id=str(message.id),
                 attachments=files,
+                reply_to=reply_to,
             )
             await streaming.finish(prefix + reply.answer.text)
             sent = streaming.message
         else:
             async with message.channel.typing():
-                reply = await self.app.chat.ask(text, where, external_id=str(message.id), attachments=files)
+                reply = await self.app.chat.ask(
+                    text, where, external_id=str(message.id), attachments=files, reply_to=reply_to
+                )
             sent = await self._reply(message, prefix + reply.answer.text)
         if sent is not None:
             await self.app.chat.link_external(reply.answer_id, str(sent.id))
