@@ -6,12 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from teachbot.answering.protocols import Answer, Attachment, ChatModel, Question, Turn
 from teachbot.store.db import Database
-from teachbot.store.tables import Message
+from teachbot.store.tables import Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -139,42 +139,47 @@ class ChatService:
     def _store_exchange(
         s: Session, text: str, answer: Answer, where: Where, external_id: str | None, reply_to: str | None = None
     ) -> Reply:
-        replied = _by_external_id(s, where.scope, reply_to) if reply_to else None
-        asked = Message(
-            reply_to_id=replied.id if replied else None,
-            scope=where.scope,
-            channel=where.channel,
-            author=where.author,
-            author_name=where.author_name,
-            text=text,
-            external_id=external_id,
-        )
-        s.add(asked)
-        s.flush()
-        said = Message(
-            scope=where.scope,
-            channel=where.channel,
-            author="bot",
-            is_bot=True,
-            text=answer.text,
-            reply_to_id=asked.id,
-            confidence=answer.confidence,
-            model_version=answer.model_version,
-            example_id=answer.matched_example_id,
-        )
-        s.add(said)
-        s.flush()
-        return Reply(answer=answer, question_id=asked.id, answer_id=said.id)
+        """Two rows in one transaction, through Core inserts: this runs for every message, and the ORM's
+        unit of work costs several times more CPU than the statements themselves."""
+        replied = _id_by_external_id(s, where.scope, reply_to) if reply_to else None
+        now = utcnow()
+        common = {"scope": where.scope, "channel": where.channel, "created_at": now}
+        asked_id = s.execute(
+            insert(Message).returning(Message.id),
+            [
+                {
+                    **common,
+                    "author": where.author,
+                    "author_name": where.author_name,
+                    "is_bot": False,
+                    "text": text,
+                    "external_id": external_id,
+                    "reply_to_id": replied,
+                }
+            ],
+        ).scalar_one()
+        said_id = s.execute(
+            insert(Message).returning(Message.id),
+            [
+                {
+                    **common,
+                    "author": "bot",
+                    "author_name": "",
+                    "is_bot": True,
+                    "text": answer.text,
+                    "reply_to_id": asked_id,
+                    "confidence": answer.confidence,
+                    "model_version": answer.model_version,
+                    "example_id": answer.matched_example_id,
+                }
+            ],
+        ).scalar_one()
+        return Reply(answer=answer, question_id=asked_id, answer_id=said_id)
 
     async def link_external(self, answer_id: int, external_id: str) -> None:
         """Remember the transport's id (a Discord message id) of a stored answer."""
-
-        def link(s: Session) -> None:
-            message = s.get(Message, answer_id)
-            if message is not None:
-                message.external_id = external_id
-
-        await self.db.run(link)
+        statement = update(Message).where(Message.id == answer_id).values(external_id=external_id)
+        await self.db.run(lambda s: s.execute(statement))
 
     async def find_answer(
         self, scope: str, *, answer_id: int | None = None, external_id: str | None = None
@@ -242,6 +247,11 @@ class ChatService:
 
         messages = await self.db.run(recent)
         return tuple(Turn("assistant" if m.is_bot else "user", m.text) for m in reversed(messages))
+
+
+def _id_by_external_id(s: Session, scope: str, external_id: str) -> int | None:
+    query = select(Message.id).where(Message.scope == scope, Message.external_id == external_id)
+    return s.scalars(query.order_by(Message.id.desc()).limit(1)).first()
 
 
 def _by_external_id(s: Session, scope: str, external_id: str) -> Message | None:
