@@ -104,9 +104,13 @@ class App:
                 speech=SpeechService(settings),
                 remote=remote,
             )
-            await app._load_knowledge()
         except BaseException:
             db.close()
+            raise
+        try:
+            await app._load_knowledge()
+        except BaseException:
+            await app.close()
             raise
         return app
 

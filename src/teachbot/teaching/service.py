@@ -17,7 +17,7 @@ from teachbot.answering.chat import StoredAnswer, Where
 from teachbot.answering.knowledge import Knowledge
 from teachbot.errors import UserError
 from teachbot.store.db import Database
-from teachbot.store.tables import Correction, Example, ExampleSource, ExampleStatus, Feedback, Polarity
+from teachbot.store.tables import Correction, Example, ExampleSource, ExampleStatus, Feedback, Message, Polarity
 
 log = logging.getLogger(__name__)
 
@@ -354,8 +354,6 @@ def _parse_item_id(item_id: str) -> tuple[str, int]:
 
 
 def _answer_of(s: Session, message_id: int | None) -> tuple[str, str]:
-    from teachbot.store.tables import Message
-
     if message_id is None:
         return "", ""
     answer = s.get(Message, message_id)
