@@ -83,6 +83,7 @@ class App:
                 from teachbot.training.remote import RemoteTrainingService
 
                 training.remote_models = llm.scope_models
+                training.remote_answer = llm.answer_as
                 tuner = FineTuner(llm.client, model=settings.llm_model, system_prompt=llm.prompts.system_prompt)
                 remote = RemoteTrainingService(
                     db,

@@ -123,6 +123,12 @@ async def test_train_on_openai_backend_runs_a_fine_tuning_job(
         await app.chat.ask("hello", WHERE)
         assert openai_server.chat_bodies[-1]["model"].startswith("ft:")
         assert "succeeded" in await actions.jobs(WHERE, "")
+        openai_server.reply = lambda body: "answer 0"
+        from teachbot.datasets.examples import Example
+
+        report = await app.training.test("77", [Example("q1", "answer 0"), Example("q2", "answer 1")], version="77-v1")
+        assert report.accuracy == 0.5 and report.model_version == "77-v1"
+        assert openai_server.chat_bodies[-1]["model"].startswith("ft:")
     finally:
         await app.close()
 

@@ -43,9 +43,17 @@ class OpenAIChatModel:
     name = "openai"
 
     def __init__(
-        self, client: AsyncOpenAI, prompts: PromptBuilder, *, model: str, retrieve: Retrieve | None = None,
-        quota: QuotaGuard | None = None, temperature: float = 0.7, max_tokens: int = 512,
-        timeout: float | None = None, owns_client: bool = True,
+        self,
+        client: AsyncOpenAI,
+        prompts: PromptBuilder,
+        *,
+        model: str,
+        retrieve: Retrieve | None = None,
+        quota: QuotaGuard | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        timeout: float | None = None,
+        owns_client: bool = True,
     ) -> None:
         self.client = client
         self.prompts = prompts
@@ -64,15 +72,24 @@ class OpenAIChatModel:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, retrieve: Retrieve | None = None, ledger: UsageLedger | None = None,
+        cls,
+        settings: Settings,
+        *,
+        retrieve: Retrieve | None = None,
+        ledger: UsageLedger | None = None,
         client: AsyncOpenAI | None = None,
     ) -> OpenAIChatModel:
         """Everything from ``Settings``; pass ``ledger`` (database-backed) to keep quotas across restarts."""
         return cls(
-            client or build_client(settings), PromptBuilder.from_settings(settings), model=settings.llm_model,
-            retrieve=retrieve, quota=QuotaGuard.from_settings(settings, ledger or InMemoryUsageLedger()),
-            temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
-            timeout=settings.llm_timeout_seconds, owns_client=client is None,
+            client or build_client(settings),
+            PromptBuilder.from_settings(settings),
+            model=settings.llm_model,
+            retrieve=retrieve,
+            quota=QuotaGuard.from_settings(settings, ledger or InMemoryUsageLedger()),
+            temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
+            timeout=settings.llm_timeout_seconds,
+            owns_client=client is None,
         )
 
     async def close(self) -> None:
@@ -89,9 +106,12 @@ class OpenAIChatModel:
         return self.prompts.build(question, self.retrieve(question))
 
     async def answer(self, question: Question) -> Answer:
+        return await self.answer_as(self.model_for(question.scope), question)
+
+    async def answer_as(self, model: str, question: Question) -> Answer:
+        """Answer with a named model (e.g. a fine-tuned version being tested before activation)."""
         await self.quota.check(question.scope, question.user_id)
         built = self.prepare(question)
-        model = self.model_for(question.scope)
         with llm_errors(model, timeout=self.timeout):
             completion = await self._complete(model, built.messages)
         text = _completion_text(completion)
@@ -138,15 +158,20 @@ class OpenAIChatModel:
 
     def _answer(self, model: str, text: str, built: BuiltPrompt, tokens: int) -> Answer:
         return Answer(
-            text=text, confidence=1.0, model_version=model, used_example_ids=built.example_ids,
-            backend=self.name, tokens_used=tokens,
+            text=text,
+            confidence=1.0,
+            model_version=model,
+            used_example_ids=built.example_ids,
+            backend=self.name,
+            tokens_used=tokens,
         )
 
     async def _complete(self, model: str, messages: list[dict[str, Any]]) -> ChatCompletion:
         for _ in range(3):
             try:
                 return await self.client.chat.completions.create(
-                    model=model, messages=cast("list[ChatCompletionMessageParam]", messages),
+                    model=model,
+                    messages=cast("list[ChatCompletionMessageParam]", messages),
                     temperature=self.temperature,
                     max_tokens=omit if self._completion_tokens_param else self.max_tokens,
                     max_completion_tokens=self.max_tokens if self._completion_tokens_param else omit,
@@ -160,8 +185,10 @@ class OpenAIChatModel:
         for _ in range(3):
             try:
                 return await self.client.chat.completions.create(
-                    model=model, messages=cast("list[ChatCompletionMessageParam]", messages),
-                    temperature=self.temperature, stream=True,
+                    model=model,
+                    messages=cast("list[ChatCompletionMessageParam]", messages),
+                    temperature=self.temperature,
+                    stream=True,
                     stream_options={"include_usage": True} if self._stream_usage else omit,
                     max_tokens=omit if self._completion_tokens_param else self.max_tokens,
                     max_completion_tokens=self.max_tokens if self._completion_tokens_param else omit,

@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import resources
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from teachbot.answering.knowledge import ActiveModel, Knowledge, build_reference
 from teachbot.answering.local_model import LocalModel
-from teachbot.answering.protocols import GLOBAL_SCOPE
+from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, Question
 from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples
@@ -146,6 +146,7 @@ class TrainingService:
         self._cancelled: set[int] = set()
         self.with_reference = with_reference  # LLM backends show training examples in their prompts
         self.remote_models: dict[str, str] = {}  # scope → active fine-tuned model (shared with the LLM backend)
+        self.remote_answer: Callable[[str, Question], Awaitable[Answer]] | None = None  # set on LLM backends
 
     # -- training
     async def train(
@@ -327,6 +328,13 @@ class TrainingService:
         if not examples:
             raise UserError("The test set has no examples.")
         if version is not None:
+            remote = await self.db.run(
+                lambda s: s.scalars(
+                    select(ModelVersion.remote_model).where(ModelVersion.name == version, ModelVersion.scope == scope)
+                ).first()
+            )
+            if remote:
+                return await self._evaluate_remote(scope, version, remote, examples)
             chosen = await self.load_version(scope, version)
             return await asyncio.to_thread(self._evaluate_model, chosen, examples)
         report = await asyncio.to_thread(self._evaluate_knowledge, scope, examples)
@@ -335,6 +343,18 @@ class TrainingService:
             previous = await asyncio.to_thread(self._evaluate_model, earlier, examples)
             report.previous = {"model_version": previous.model_version, "accuracy": previous.accuracy}
         return report
+
+    async def _evaluate_remote(
+        self, scope: str, version: str, model: str, examples: Sequence[Example]
+    ) -> EvaluationReport:
+        """A fine-tuned version answers every prompt; an answer counts when it matches the expected text."""
+        if self.remote_answer is None:
+            raise UserError(f"`{version}` is a fine-tuned model; testing it needs the openai backend.")
+        outcomes = []
+        for e in examples:
+            answer = await self.remote_answer(model, Question(text=e.prompt, scope=scope, user_id="test"))
+            outcomes.append(Outcome(e.prompt, e.answer.strip(), answer.text.strip() or None, 1.0))
+        return build_report(version, outcomes)
 
     def _evaluate_knowledge(self, scope: str, examples: Sequence[Example]) -> EvaluationReport:
         outcomes = []
