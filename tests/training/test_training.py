@@ -9,7 +9,7 @@ import pytest
 from teachbot.answering.chat import Where
 from teachbot.app import App
 from teachbot.config import ActivationPolicy
-from teachbot.errors import DataFormatError
+from teachbot.errors import DataFormatError, UserError
 from teachbot.training.service import starter_examples
 
 TOPICS = {
@@ -153,3 +153,21 @@ async def test_chat_keeps_answering_while_a_run_trains(app: App, tmp_path: Path)
     assert max(latencies) < 2.0
     jobs = await app.training.runs("global")
     assert jobs[0].state == "succeeded" and jobs[0].version == outcome.version.name
+
+
+async def test_test_without_a_file_scores_the_held_out_split_and_versions(app: App, tmp_path: Path) -> None:
+    from teachbot.transports.actions import Actions
+
+    actions = Actions(app)
+    where = Where("global", "c", "trainer")
+    with pytest.raises(UserError, match="held-out"):
+        await actions.test(where, None)
+    rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(6)}
+    await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
+    outcome = await app.training.train("global", author="t")
+    held = await app.training.holdout_examples("global")
+    assert held and outcome.report is not None and outcome.report.examples == len(held)
+    _, report = await actions.test(where, None)
+    assert report is not None and report.examples == len(held)
+    _, old = await actions.test(where, None, "v1")
+    assert old is not None and old.model_version == "v1" and old.accuracy < report.accuracy

@@ -344,6 +344,14 @@ class TrainingService:
             report.previous = {"model_version": previous.model_version, "accuracy": previous.accuracy}
         return report
 
+    async def holdout_examples(self, scope: str) -> list[Example]:
+        """The held-out split of ``scope``'s selected data: the questions every version is scored on."""
+        training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
+        if not training.positives:
+            return []
+        _, _, held = self._split(training, [])
+        return held
+
     async def _evaluate_remote(
         self, scope: str, version: str, model: str, examples: Sequence[Example]
     ) -> EvaluationReport:

@@ -26,7 +26,7 @@ from teachbot.errors import UserError
 from teachbot.paths import safe_filename
 from teachbot.teaching.service import FeedbackKind
 from teachbot.training.evaluation import EvaluationReport
-from teachbot.training.service import Progress
+from teachbot.training.service import MIN_HOLDOUT_EXAMPLES, Progress
 from teachbot.transports.catalogue import BY_NAME
 
 MAX_JSON_TEST_CHARS = 100_000
@@ -167,17 +167,28 @@ class Actions:
         return "\n".join(lines)
 
     async def test(self, where: Where, upload: Upload | None, text: str = "") -> tuple[str, EvaluationReport | None]:
-        """Test on an uploaded file, or on JSON given inline (a list of prompts or of {prompt, answer})."""
+        """Test on an uploaded file, on JSON given inline (a list of prompts or of {prompt, answer}), or
+        on the held-out split; ``text`` may start with the version to test (default: what answers now)."""
+        text = text.strip()
+        version: str | None = None
+        if text and not text.startswith(("[", "{")):
+            version, _, text = text.partition(" ")
+            text = text.strip()
         if upload is not None:
             self._check_size(upload)
             examples = await asyncio.to_thread(parse_examples, upload.data, source=upload.filename)
-        elif text.strip():
+        elif text:
             prompts, examples = parse_inline_test(text)
             if prompts:
                 return await self._answers_for(where, prompts), None
         else:
-            raise UserError(f'Attach a test set, or give JSON: `{self.prefix}test ["question", …]`.')
-        report = await self.app.training.test(where.scope, examples)
+            examples = await self.app.training.holdout_examples(where.scope)
+            if not examples:
+                raise UserError(
+                    f"There is no held-out split yet (it needs {MIN_HOLDOUT_EXAMPLES} dataset examples): attach a "
+                    f'test set, or give JSON: `{self.prefix}test ["question", …]`.'
+                )
+        report = await self.app.training.test(where.scope, examples, version=version)
         mistakes = [(o.prompt, o.answer or "", o.expected) for o in report.errors]
         queued = await self.app.teaching.suggest(where.scope, mistakes, author=f"test:{where.author}")
         summary = report.summary()

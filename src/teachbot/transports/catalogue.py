@@ -57,7 +57,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
         Privilege.TRAINER,
     ),
     CommandSpec(
-        "test", "[file or JSON]", "Evaluate the active model on a test set and report its scores.", Privilege.TRAINER
+        "test",
+        "[version] [file or JSON]",
+        "Evaluate a model version (default: what answers now) on a test set, or on the held-out split.",
+        Privilege.TRAINER,
     ),
     CommandSpec("validate", "[file]", "Check a dataset file without importing it.", Privilege.TRAINER),
     CommandSpec(

@@ -135,12 +135,16 @@ class ConsoleChat:
         return await self.actions.train(self.where, await self._upload(rest) if rest else None)
 
     async def _test(self, rest: str) -> str:
-        if rest.startswith(("[", "{")):
-            summary, _ = await self.actions.test(self.where, None, rest)
-        elif rest:
-            summary, _ = await self.actions.test(self.where, await self._upload(rest))
+        """``!test`` (held-out split), ``!test [JSON]``, ``!test FILE``, each optionally after a version."""
+        head, _, tail = rest.partition(" ")
+        if head and not head.startswith(("[", "{")) and "." not in head:
+            version, rest = head, tail.strip()  # a version name (files have an extension)
         else:
-            raise usage(self.prefix, "test")
+            version = ""
+        if rest and not rest.startswith(("[", "{")):
+            summary, _ = await self.actions.test(self.where, await self._upload(rest), version)
+        else:
+            summary, _ = await self.actions.test(self.where, None, f"{version} {rest}".strip())
         return summary
 
     async def _datasets(self, rest: str) -> str:

@@ -42,7 +42,9 @@ class BaseCog(commands.Cog):
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             sent = await ctx.send(
-                chunk, files=files if last and files else discord.utils.MISSING, ephemeral=ephemeral,
+                chunk,
+                files=files if last and files else discord.utils.MISSING,
+                ephemeral=ephemeral,
                 reference=ctx.message if index == 0 and ctx.interaction is None else None,  # type: ignore[arg-type]
                 mention_author=False,
             )

@@ -90,10 +90,14 @@ class TrainingCog(BaseCog):
             return
         payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()
         chart = await asyncio.to_thread(render_chart, report)
-        await self.send(ctx, summary, files=[
-            discord.File(io.BytesIO(payload), filename=f"test-{report.model_version}.json"),
-            discord.File(io.BytesIO(chart), filename=f"test-{report.model_version}.png"),
-        ])
+        await self.send(
+            ctx,
+            summary,
+            files=[
+                discord.File(io.BytesIO(payload), filename=f"test-{report.model_version}.json"),
+                discord.File(io.BytesIO(chart), filename=f"test-{report.model_version}.png"),
+            ],
+        )
 
     @commands.hybrid_command(name="datasets", description=BY_NAME["datasets"].help)
     @requires(Privilege.TRAINER)
