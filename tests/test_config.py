@@ -97,3 +97,10 @@ def test_cli_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "chat_cooldown_seconds" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_secret_values_lists_every_configured_secret() -> None:
+    settings = load_settings(discord_token="tok-123456", llm_api_key="sk-abcdefgh", speech_api_key="spk-987654")
+    assert sorted(settings.secret_values()) == ["sk-abcdefgh", "spk-987654", "tok-123456"]
+    view = settings.public_view()
+    assert view["speech_api_key"] == "********" and "spk-987654" not in str(view)

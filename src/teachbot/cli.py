@@ -44,15 +44,11 @@ def _settings() -> Settings:
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [s.get_secret_value() for s in (settings.discord_token, settings.llm_api_key) if s is not None]
-
-
 def _with_app(settings: Settings, work: Callable[[Any], Awaitable[T]], *, console_logs: bool = False) -> T:
     """Start the app, run ``work(app)``, close it; a ``UserError`` becomes one line and exit 1."""
     from teachbot.app import App
 
-    configure_logging(settings.log_level, settings.data_dir, _secrets(settings), console=console_logs)
+    configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=console_logs)
 
     async def main() -> T:
         application = await App.start(settings)
@@ -102,7 +98,7 @@ def _run_discord(settings: Settings) -> None:
             "the Discord transport is not part of this build yet; unset TEACHBOT_DISCORD_TOKEN to chat in the terminal."
         )
         raise typer.Exit(EXIT_USAGE) from None
-    configure_logging(settings.log_level, settings.data_dir, _secrets(settings), console=True)
+    configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=True)
     try:
         asyncio.run(run_bot(settings))
     except UserError as exc:
@@ -356,7 +352,7 @@ def transcribe(
     from teachbot.speech.factory import transcribe_file
 
     settings = _settings()
-    configure_logging(settings.log_level, None, _secrets(settings), console=False)
+    configure_logging(settings.log_level, None, settings.secret_values(), console=False)
     try:
         transcript = transcribe_file(path, settings)
     except UserError as exc:
@@ -374,7 +370,7 @@ def say(
     from teachbot.speech.factory import say_to_file
 
     settings = _settings()
-    configure_logging(settings.log_level, None, _secrets(settings), console=False)
+    configure_logging(settings.log_level, None, settings.secret_values(), console=False)
     try:
         speech = say_to_file(text, output, settings)
     except UserError as exc:

@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     speech_language: str = Field("en", description="Language of speech in (BCP-47 / ISO code).")
     tts_language: str = Field("en", description="Language of speech out.")
     tts_voice: str = Field("", description="Voice name for the TTS engine (engine default if empty).")
+    speech_base_url: str = Field(
+        "", description="OpenAI-compatible server for the openai speech engines (empty: llm_base_url)."
+    )
+    speech_api_key: SecretStr | None = Field(None, description="Key for speech_base_url (empty: llm_api_key).")
+    stt_model: str = Field("whisper-1", description="Model of the openai speech-to-text engine.")
+    tts_model: str = Field("tts-1", description="Model of the openai text-to-speech engine.")
     max_audio_seconds: float = Field(120.0, gt=0, description="Longest audio clip transcribed.")
     voice_replies: VoiceReplies = Field(
         VoiceReplies.SAME_CHANNEL, description="Speak answers in voice: same_channel, always or never."
@@ -216,6 +222,11 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.database_path}"
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting, for the log filter that masks them."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
 
     def public_view(self) -> dict[str, Any]:
         """Every setting with secrets masked, for ``teachbot config`` and logs."""

@@ -161,6 +161,21 @@ def test_openai_speech_through_the_sdk(serve, tmp_path: Path) -> None:
     assert request["input"] == "Hello from the stand-in."
 
 
+def test_speech_server_and_models_have_their_own_settings(serve, hello_message: bytes, tmp_path: Path) -> None:
+    seen = Recorder()
+    base = serve(_openai_standin(seen))
+    settings = load_settings(
+        data_dir=tmp_path, stt_engine="openai", tts_engine="openai", llm_base_url="http://127.0.0.1:9/v1",
+        llm_api_key="llm-key", speech_base_url=f"{base}/v1", speech_api_key="speech-key",
+        stt_model="my-stt", tts_model="my-tts",
+    )
+    hear(hello_message, build_stt(settings), settings)
+    build_tts(settings).synthesize("Hi.", "en", "")
+    transcription, speech = seen.requests
+    assert (transcription["model"], transcription["auth"]) == ("my-stt", "Bearer speech-key")
+    assert (speech["model"], speech["auth"]) == ("my-tts", "Bearer speech-key")
+
+
 def test_openai_errors_are_user_errors(serve, hello_message: bytes) -> None:
     base = serve(lambda request, body: (400, "application/json", b'{"error": {"message": "bad"}}'))
     with pytest.raises(UserError, match="didn't answer"):

@@ -30,8 +30,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _secret(settings: Settings) -> str | None:
-    return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+def _server(settings: Settings) -> tuple[str, str | None]:
+    """The OpenAI-compatible speech server and its key: the speech settings, else the LLM's."""
+    key = settings.speech_api_key or settings.llm_api_key
+    return settings.speech_base_url or settings.llm_base_url, key.get_secret_value() if key else None
 
 
 def _sphinx(settings: Settings) -> SpeechToText:
@@ -55,7 +57,8 @@ def _google(settings: Settings) -> SpeechToText:
 def _openai_stt(settings: Settings) -> SpeechToText:
     from teachbot.speech.stt_online import OpenAIEngine
 
-    return OpenAIEngine(base_url=settings.llm_base_url, api_key=_secret(settings))
+    base_url, key = _server(settings)
+    return OpenAIEngine(base_url=base_url, api_key=key, model=settings.stt_model)
 
 
 _STT: dict[SttEngine, Callable[[Settings], SpeechToText]] = {
@@ -106,7 +109,8 @@ def _gtts(settings: Settings) -> TextToSpeech:
 def _openai_tts(settings: Settings) -> TextToSpeech:
     from teachbot.speech.tts_online import OpenAITtsEngine
 
-    return OpenAITtsEngine(base_url=settings.llm_base_url, api_key=_secret(settings))
+    base_url, key = _server(settings)
+    return OpenAITtsEngine(base_url=base_url, api_key=key, model=settings.tts_model)
 
 
 _TTS: dict[TtsEngine, Callable[[Settings], TextToSpeech]] = {
@@ -169,9 +173,7 @@ def speech_file_bytes(speech: Speech, suffix: str) -> bytes:
     raise UserError(f"I can write .wav or .ogg files, not .{kind or '(none)'}.")
 
 
-def say_to_file(
-    text: str, path: Path | str, settings: Settings, tts: TextToSpeech | None = None
-) -> Speech:
+def say_to_file(text: str, path: Path | str, settings: Settings, tts: TextToSpeech | None = None) -> Speech:
     """``teachbot say TEXT -o FILE``: synthesize and write by the file's extension."""
     target = Path(path)
     if target.suffix.lower() not in {".wav", ".ogg", ".opus"}:
