@@ -15,6 +15,8 @@ from teachbot.store.tables import Message, utcnow
 
 log = logging.getLogger(__name__)
 
+Deliver = Callable[[Answer], Awaitable[str | None]]  # sends an answer, returns the sent message's transport id
+
 MAX_QUESTION_CHARS = 4000
 
 
@@ -64,16 +66,22 @@ class ChatService:
         external_id: str | None = None,
         attachments: Sequence[Attachment] = (),
         reply_to: str | None = None,
+        deliver: Deliver | None = None,
     ) -> Reply:
         """Answer ``text`` and store the question and the answer before returning.
 
         ``reply_to`` is the transport id of the message this one replies to: its reply chain is the
         conversation memory (backends that use memory), else the channel's recent turns are.
+        ``deliver`` sends the answer and returns the transport id of what it sent, so the exchange and
+        that id are stored in one transaction (one database round trip per message).
         """
         question = await self._question(text, where, attachments, reply_to)
         text = question.text
         answer = await self.model.answer(question)
-        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id, reply_to))
+        sent_id = await deliver(answer) if deliver is not None else None
+        reply = await self.db.run(
+            lambda s: self._store_exchange(s, text, answer, where, external_id, reply_to, sent_id)
+        )
         log.info(
             "answered scope=%s channel=%s author=%s message=%s version=%s confidence=%.2f fallback=%s",
             where.scope,
@@ -111,11 +119,17 @@ class ChatService:
         external_id: str | None = None,
         attachments: Sequence[Attachment] = (),
         reply_to: str | None = None,
+        sent_id: str | None = None,
     ) -> Reply:
-        """Like ``ask``, but ``on_text`` sees the answer so far while a streaming backend writes it."""
+        """Like ``ask``, but ``on_text`` sees the answer so far while a streaming backend writes it;
+        ``sent_id`` is the transport id of the message the answer is being written into."""
         stream_of = getattr(self.model, "stream", None)
         if stream_of is None:
-            return await self.ask(text, where, external_id=external_id, attachments=attachments, reply_to=reply_to)
+            reply = await self.ask(text, where, external_id=external_id, attachments=attachments, reply_to=reply_to)
+            await on_text(reply.answer.text)
+            if sent_id is not None:
+                await self.link_external(reply.answer_id, sent_id)
+            return reply
         question = await self._question(text, where, attachments, reply_to)
         text = question.text
         pieces: list[str] = []
@@ -124,7 +138,9 @@ class ChatService:
                 pieces.append(delta)
                 await on_text("".join(pieces))
         answer = stream.answer
-        reply = await self.db.run(lambda s: self._store_exchange(s, text, answer, where, external_id, reply_to))
+        reply = await self.db.run(
+            lambda s: self._store_exchange(s, text, answer, where, external_id, reply_to, sent_id)
+        )
         log.info(
             "answered (streamed) scope=%s channel=%s author=%s message=%s version=%s",
             where.scope,
@@ -137,7 +153,13 @@ class ChatService:
 
     @staticmethod
     def _store_exchange(
-        s: Session, text: str, answer: Answer, where: Where, external_id: str | None, reply_to: str | None = None
+        s: Session,
+        text: str,
+        answer: Answer,
+        where: Where,
+        external_id: str | None,
+        reply_to: str | None = None,
+        sent_id: str | None = None,
     ) -> Reply:
         """Two rows in one transaction, through Core inserts: this runs for every message, and the ORM's
         unit of work costs several times more CPU than the statements themselves."""
@@ -168,6 +190,7 @@ class ChatService:
                     "is_bot": True,
                     "text": answer.text,
                     "reply_to_id": asked_id,
+                    "external_id": sent_id,
                     "confidence": answer.confidence,
                     "model_version": answer.model_version,
                     "example_id": answer.matched_example_id,

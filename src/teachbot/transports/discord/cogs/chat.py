@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from teachbot.answering.protocols import Attachment
+from teachbot.answering.protocols import Answer, Attachment
 from teachbot.config import Backend
 from teachbot.errors import UserError
 from teachbot.transports.discord.cogs.base import BaseCog, where_of
@@ -101,7 +101,7 @@ class ChatCog(BaseCog):
         reply_to = str(reference) if reference else None
         if self.app.chat.streams:
             streaming = StreamingReply(message)
-            await streaming.start()
+            placeholder = await streaming.start()
             reply = await self.app.chat.ask_streaming(
                 text,
                 where,
@@ -109,17 +109,19 @@ class ChatCog(BaseCog):
                 external_id=str(message.id),
                 attachments=files,
                 reply_to=reply_to,
+                sent_id=str(placeholder.id),
             )
             await streaming.finish(prefix + reply.answer.text)
-            sent = streaming.message
         else:
+
+            async def deliver(answer: Answer) -> str | None:
+                sent = await self._reply(message, prefix + answer.text)
+                return str(sent.id) if sent is not None else None
+
             async with message.channel.typing():
                 reply = await self.app.chat.ask(
-                    text, where, external_id=str(message.id), attachments=files, reply_to=reply_to
+                    text, where, external_id=str(message.id), attachments=files, reply_to=reply_to, deliver=deliver
                 )
-            sent = await self._reply(message, prefix + reply.answer.text)
-        if sent is not None:
-            await self.app.chat.link_external(reply.answer_id, str(sent.id))
         await self.bot.speak_reply(message, reply.answer.text)
 
     async def _files_for_model(self, message: discord.Message, skip: discord.Attachment | None) -> list[Attachment]:
