@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from teachbot.answering.local_model import LocalModel, Prediction, answer_with_overlay
-from teachbot.answering.nearest import NearestIndex
+from teachbot.answering.knowledge import ActiveModel, Knowledge
+from teachbot.answering.local_model import DEFAULT_THRESHOLD, LocalModel, Prediction
+from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.errors import TeachbotError
 
 DATA = {
@@ -137,14 +138,15 @@ def test_load_missing_or_corrupt_raises(model: LocalModel, tmp_path: Path) -> No
 
 
 def test_overlay_wins_over_the_model(model: LocalModel) -> None:
-    overlay = NearestIndex()
-    assert answer_with_overlay(model, overlay, "what is your name").answer == "My name is Teachbot."
-    overlay.add(1, "what is your name", "Call me Teach.")
-    taught = answer_with_overlay(model, overlay, "What is your name?")
-    assert taught.answer == "Call me Teach."
+    knowledge = Knowledge(threshold=DEFAULT_THRESHOLD, taught_threshold=TAUGHT_THRESHOLD, fallback="?")
+    knowledge.set_model("global", ActiveModel("v1", model, ()))
+    assert knowledge.answer("what is your name").text == "My name is Teachbot."
+    knowledge.teach("global", 1, "what is your name", "Call me Teach.")
+    taught = knowledge.answer("What is your name?")
+    assert taught.text == "Call me Teach."
     assert taught.confidence > 0.95
-    assert answer_with_overlay(model, overlay, "what do you like to eat").answer == "Pizza is my favourite food."
-    assert answer_with_overlay(None, NearestIndex(), "anything").answer is None
+    assert knowledge.answer("what do you like to eat").text == "Pizza is my favourite food."
+    assert Knowledge(threshold=0.35, taught_threshold=0.55, fallback="?").answer("anything").is_fallback
 
 
 # The starter set is what every new user meets first: it must answer about itself and say it

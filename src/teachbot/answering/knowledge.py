@@ -65,6 +65,10 @@ class Knowledge:
                 active.model.threshold = self.threshold  # the setting in force, not the one at training
                 self._models[scope] = active
 
+    def active(self, scope: str) -> ActiveModel | None:
+        """The version in memory for ``scope`` itself (not the global one it falls back to)."""
+        return self._models.get(scope)
+
     def model_version(self, scope: str) -> str | None:
         active = self._models.get(scope) or self._models.get(GLOBAL_SCOPE)
         return active.version if active else None

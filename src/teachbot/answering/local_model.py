@@ -39,7 +39,7 @@ from teachbot.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_THRESHOLD", "LocalModel", "Prediction", "answer_with_overlay"]
+__all__ = ["DEFAULT_THRESHOLD", "LocalModel", "Prediction", "taught_wins"]
 
 #: Below this confidence the model says it does not know. On CLINC150 val the range 0.25-0.4 is
 #: flat (92.5-93.0 % in scope, 56-62 % out-of-scope rejected; bench/intents.py --tune).
@@ -419,29 +419,14 @@ def _background_for(prompts: Sequence[str]) -> list[str]:
     return [line for line, s in zip(lines, closest, strict=True) if s < _BACKGROUND_CLASH]
 
 
-def answer_with_overlay(
-    model: LocalModel | None, overlay: NearestIndex, text: str, *, overlay_threshold: float = TAUGHT_THRESHOLD
-) -> Prediction:
-    """Taught corrections first, else the model: what the service layer answers with.
-
-    A taught example at or above ``overlay_threshold`` wins when it is a near-copy of the
-    question (score ≥ ``SURE_OVERLAY``), when the model has no answer or agrees, or when it is
-    closer (by ``OVERLAY_MARGIN``) to the question than the training example the model's answer
-    rests on. The last rule keeps a correction from stealing questions that merely share its
-    wording (bench/teach.py: without it 2.4 points of unrelated accuracy were lost, with it 0.1).
-    """
-    hits = overlay.search(text, k=1, min_score=overlay_threshold) if len(overlay) else []
-    prediction = model.predict(text) if model is not None else Prediction(None, 0.0)
-    if not hits:
-        return prediction
-    hit = hits[0]
-    if taught_wins(text, hit.score, hit.answer, prediction):
-        return Prediction(hit.answer, hit.score, None, hit.prompt)
-    return prediction
-
-
 def taught_wins(text: str, score: float, answer: str, prediction: Prediction) -> bool:
-    """Whether a taught answer (``score`` against ``text``) should replace the model's ``prediction``."""
+    """Whether a taught answer (``score`` against ``text``) should replace the model's ``prediction``.
+
+    It wins when it is a near-copy of the question (score ≥ ``SURE_OVERLAY``), when the model has no
+    answer or agrees, or when it is closer (by ``OVERLAY_MARGIN``) to the question than the training
+    example the model's answer rests on. The last rule keeps a correction from stealing questions that
+    merely share its wording (bench/teach.py: without it 2.4 points of unrelated accuracy were lost).
+    """
     if score >= SURE_OVERLAY or prediction.answer in (None, answer) or prediction.matched_prompt is None:
         return True
     query, rival = embed([text, prediction.matched_prompt])

@@ -34,7 +34,7 @@ MAX_TEXT_CHARS = 4000
 #: Cosine score at or above which a taught example counts as "the same question". Measured on
 #: CLINC150 test against train: 70 % of questions have a same-intent example scoring ≥ 0.55, while
 #: only 0.009 % of different-intent pairs do (0.05 % at 0.45, 0.003 % at 0.6); the overlay rule in
-#: ``local_model.answer_with_overlay`` guards the remaining borderline cases.
+#: ``local_model.taught_wins`` guards the remaining borderline cases.
 TAUGHT_THRESHOLD = 0.55
 
 #: Up to this many merged rows a search scores every row exactly (see ``NearestIndex.scores``).

@@ -160,9 +160,7 @@ def decode_text(data: bytes, source: str) -> str:
             try:
                 text = data[len(bom) :].decode(encoding)
             except UnicodeDecodeError as exc:
-                raise DataFormatError(
-                    f"is not valid {encoding.upper()} text ({exc.reason})", source=source
-                ) from None
+                raise DataFormatError(f"is not valid {encoding.upper()} text ({exc.reason})", source=source) from None
             break
     else:
         _refuse_binary(data, source)
@@ -213,9 +211,7 @@ def iter_file_lines(handle: BinaryIO, source: str) -> Iterator[tuple[int, str]]:
             return
         number += 1
         if len(raw) > MAX_LINE_CHARS * 4:
-            raise DataFormatError(
-                f"line is longer than {MAX_LINE_CHARS:,} characters", source=source, line=number
-            )
+            raise DataFormatError(f"line is longer than {MAX_LINE_CHARS:,} characters", source=source, line=number)
         if number == 1:
             if raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
@@ -229,9 +225,7 @@ def iter_file_lines(handle: BinaryIO, source: str) -> Iterator[tuple[int, str]]:
                 f"is not UTF-8 text (byte 0x{raw[exc.start]:02x})", source=source, line=number
             ) from None
         if "\x00" in line:
-            raise DataFormatError(
-                "contains NUL characters; it looks like a binary file", source=source, line=number
-            )
+            raise DataFormatError("contains NUL characters; it looks like a binary file", source=source, line=number)
         yield number, line.rstrip("\r\n")
 
 
@@ -239,9 +233,7 @@ def split_lines(text: str, source: str) -> Iterator[tuple[int, str]]:
     """Numbered lines split on newlines only (JSON strings may hold U+2028, which is not a line break)."""
     for number, line in enumerate(text.split("\n"), start=1):
         if len(line) > MAX_LINE_CHARS:
-            raise DataFormatError(
-                f"line is longer than {MAX_LINE_CHARS:,} characters", source=source, line=number
-            )
+            raise DataFormatError(f"line is longer than {MAX_LINE_CHARS:,} characters", source=source, line=number)
         yield number, line.rstrip("\r")
 
 

@@ -59,9 +59,7 @@ def parse_table(
             values = {name: row[index].strip() for name, index in columns.items()}
             examples.append(_example(values, source, line))
     except csv.Error as exc:
-        raise DataFormatError(
-            f"is not valid CSV ({exc})", source=source, line=reader.line_num or None
-        ) from None
+        raise DataFormatError(f"is not valid CSV ({exc})", source=source, line=reader.line_num or None) from None
     return examples
 
 
@@ -79,9 +77,7 @@ def parse_jsonl(
             continue
         record = load_json_line(line, source, number)
         examples.extend(
-            examples_from_record(
-                record, source=source, line=number, prompt_key=prompt_key, answer_key=answer_key
-            )
+            examples_from_record(record, source=source, line=number, prompt_key=prompt_key, answer_key=answer_key)
         )
     return examples
 
@@ -91,9 +87,7 @@ def load_json_line(line: str, source: str, number: int) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise DataFormatError(
-            f"invalid JSON: {exc.msg} (column {exc.colno})", source=source, line=number
-        ) from None
+        raise DataFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source, line=number) from None
     except (ValueError, RecursionError) as exc:
         raise DataFormatError(f"invalid JSON: {type(exc).__name__}", source=source, line=number) from None
 
@@ -111,9 +105,7 @@ def examples_from_record(
     keys = [str(key).casefold() for key in record]
     lowered = {str(key).casefold(): value for key, value in record.items()}
     columns = _pick_columns(keys, source, line, prompt_key, answer_key, what="key")
-    values = {
-        name: _text(lowered[keys[index]], f"`{keys[index]}`", source, line) for name, index in columns.items()
-    }
+    values = {name: _text(lowered[keys[index]], f"`{keys[index]}`", source, line) for name, index in columns.items()}
     weight = lowered.get("weight", 1)
     return [_example(values, source, line, weight=_weight(weight, source, line))]
 
@@ -137,9 +129,7 @@ def parse_corpus_yaml(text: str, source: str) -> list[Example]:
         return []
     _check_yaml_nodes(root, source)
     if not isinstance(root, yaml.MappingNode):
-        raise DataFormatError(
-            "must be a mapping with a `conversations` list", source=source, line=_line(root)
-        )
+        raise DataFormatError("must be a mapping with a `conversations` list", source=source, line=_line(root))
     top = {key.value: value for key, value in root.value if isinstance(key, yaml.ScalarNode)}
     conversations = top.get("conversations")
     if conversations is None:
@@ -175,13 +165,9 @@ def parse_qa_text(lines: Iterable[tuple[int, str]], source: str) -> list[Example
         if question is None:
             return
         if answer is None:
-            raise DataFormatError(
-                "question has no answer (add a line starting with `A:`)", source=source, line=start
-            )
+            raise DataFormatError("question has no answer (add a line starting with `A:`)", source=source, line=start)
         examples.append(
-            _example(
-                {"prompt": " ".join(question).strip(), "answer": "\n".join(answer).strip()}, source, start
-            )
+            _example({"prompt": " ".join(question).strip(), "answer": "\n".join(answer).strip()}, source, start)
         )
 
     for number, line in lines:
@@ -202,13 +188,9 @@ def parse_qa_text(lines: Iterable[tuple[int, str]], source: str) -> list[Example
                 )
             question.append(line.strip())
         elif _A.match(line):
-            raise DataFormatError(
-                "answer without a question (start the block with `Q:`)", source=source, line=number
-            )
+            raise DataFormatError("answer without a question (start the block with `Q:`)", source=source, line=number)
         elif not line.lstrip().startswith("#"):
-            raise DataFormatError(
-                "expected a line starting with `Q:` (or `Question:`)", source=source, line=number
-            )
+            raise DataFormatError("expected a line starting with `Q:` (or `Question:`)", source=source, line=number)
     finish()
     return examples
 
@@ -227,18 +209,14 @@ def _pick_columns(
                 )
             chosen[role] = names.index(named.strip().casefold())
             continue
-        index = next(
-            (names.index(c) for c in candidates if c in names and names.index(c) not in chosen.values()), None
-        )
+        index = next((names.index(c) for c in candidates if c in names and names.index(c) not in chosen.values()), None)
         if index is None:
             hint = (
                 "the first row must name the columns, e.g. `prompt,answer`"
                 if what == "column"
                 else ("a line needs `messages`, or `prompt` and `answer`")
             )
-            raise DataFormatError(
-                f"no {role} {what} ({hint}); found: {found or 'none'}", source=source, line=line
-            )
+            raise DataFormatError(f"no {role} {what} ({hint}); found: {found or 'none'}", source=source, line=line)
         chosen[role] = index
     for name in _OPTIONAL_COLUMNS:
         if name in names:
@@ -272,9 +250,7 @@ def _from_chat(messages: Any, source: str, line: int) -> list[Example]:
     for position, message in enumerate(messages, start=1):
         where = f"message {position}"
         if not isinstance(message, dict):
-            raise DataFormatError(
-                f"{where} must be an object, got {_kind(message)}", source=source, line=line
-            )
+            raise DataFormatError(f"{where} must be an object, got {_kind(message)}", source=source, line=line)
         role = message.get("role")
         if role not in ("system", "user", "assistant", "tool", "function"):
             raise DataFormatError(f"{where} has an unknown role {role!r}", source=source, line=line)
@@ -320,9 +296,7 @@ def _from_preference(record: dict[str, Any], source: str, line: int) -> Example:
 def _output(record: dict[str, Any], key: str, source: str, line: int) -> str:
     output = record.get(key)
     if not isinstance(output, list) or not output or not isinstance(output[-1], dict):
-        raise DataFormatError(
-            f"`{key}` must be a list holding an assistant message", source=source, line=line
-        )
+        raise DataFormatError(f"`{key}` must be a list holding an assistant message", source=source, line=line)
     if output[-1].get("role") != "assistant":
         raise DataFormatError(f"`{key}` must end with an assistant message", source=source, line=line)
     text = _text(output[-1].get("content"), f"`{key}` content", source, line).strip()
@@ -368,9 +342,7 @@ def _check_yaml_nodes(root: yaml.Node, source: str) -> None:
 
 def _yaml_text(node: yaml.Node, source: str) -> str:
     if not isinstance(node, yaml.ScalarNode):
-        raise DataFormatError(
-            "a statement must be text, not a list or mapping", source=source, line=_line(node)
-        )
+        raise DataFormatError("a statement must be text, not a list or mapping", source=source, line=_line(node))
     text = "" if node.tag.endswith(":null") else node.value.strip()
     if not text:
         raise DataFormatError("empty statement", source=source, line=_line(node))

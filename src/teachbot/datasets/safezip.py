@@ -35,9 +35,7 @@ def read_zip_members(
     try:
         with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
             infos = archive.infolist()
-            _check_headers(
-                infos, max_total_bytes=max_total_bytes, max_members=max_members, max_ratio=max_ratio
-            )
+            _check_headers(infos, max_total_bytes=max_total_bytes, max_members=max_members, max_ratio=max_ratio)
             members: dict[str, bytes] = {}
             budget = max_total_bytes
             for info in infos:
@@ -53,9 +51,7 @@ def read_zip_members(
         raise UserError(f"The zip archive uses a feature teachbot cannot read ({exc}).") from None
 
 
-def _check_headers(
-    infos: list[zipfile.ZipInfo], *, max_total_bytes: int, max_members: int, max_ratio: float
-) -> None:
+def _check_headers(infos: list[zipfile.ZipInfo], *, max_total_bytes: int, max_members: int, max_ratio: float) -> None:
     """Refuse on what the headers declare, before decompressing anything."""
     if len(infos) > max_members:
         raise UserError(f"The zip archive has {len(infos):,} entries; the limit is {max_members:,}.")
@@ -69,13 +65,9 @@ def _check_headers(
             raise UserError(f"The zip archive holds `{_show(name)}` twice.")
         seen.add(key)
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise UserError(
-                f"The zip archive entry `{_show(name)}` is a symbolic link; links are not accepted."
-            )
+            raise UserError(f"The zip archive entry `{_show(name)}` is a symbolic link; links are not accepted.")
         if info.flag_bits & 0x1:
-            raise UserError(
-                f"The zip archive entry `{_show(name)}` is encrypted; upload it without a password."
-            )
+            raise UserError(f"The zip archive entry `{_show(name)}` is encrypted; upload it without a password.")
         declared += info.file_size
         if declared > max_total_bytes:
             raise UserError(f"The zip archive unpacks to more than {max_total_bytes:,} bytes, the limit.")
@@ -108,9 +100,7 @@ def _read_member(
             if size > budget:
                 raise UserError(f"The zip archive unpacks to more than {max_total_bytes:,} bytes, the limit.")
             if size > info.file_size:
-                raise UserError(
-                    f"The zip archive entry `{_show(info.filename)}` is larger than its header says."
-                )
+                raise UserError(f"The zip archive entry `{_show(info.filename)}` is larger than its header says.")
             _check_ratio(info.filename, size, info.compress_size, max_ratio)
             chunks.append(chunk)
     return b"".join(chunks)
@@ -119,8 +109,7 @@ def _read_member(
 def _check_ratio(name: str, size: int, compressed: int, max_ratio: float) -> None:
     if size > RATIO_FLOOR and size > max_ratio * max(compressed, 1):
         raise UserError(
-            f"The zip archive entry `{_show(name)}` expands more than {max_ratio:g} times; "
-            "it looks like a zip bomb."
+            f"The zip archive entry `{_show(name)}` expands more than {max_ratio:g} times; it looks like a zip bomb."
         )
 
 

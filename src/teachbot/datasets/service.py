@@ -240,12 +240,12 @@ class DatasetService:
             )
             if row is None:
                 raise UserError(f"Dataset `{name}` has no version {version}.")
-            rows = s.scalars(select(ExampleRow).where(ExampleRow.dataset_version_id == row.id).order_by(ExampleRow.id))
-            positives = [r for r in rows]
-            rejected = {r.prompt: r.answer for r in positives if r.polarity == Polarity.NEGATIVE}
+            in_version = ExampleRow.dataset_version_id == row.id
+            rows = list(s.scalars(select(ExampleRow).where(in_version).order_by(ExampleRow.id)))
+            rejected = {r.prompt: r.answer for r in rows if r.polarity == Polarity.NEGATIVE}
             return [
                 Example(r.prompt, r.answer, rejected=rejected.get(r.prompt))
-                for r in positives
+                for r in rows
                 if r.polarity == Polarity.POSITIVE
             ]
 

@@ -156,9 +156,7 @@ class ValidationReport:
             for code in codes:
                 shown = [i for i in self.issues if i.code == code][:limit]
                 lines.append(f"  {code} ({self.counts[code]:,}): {CHECKS[code][1]}")
-                lines.extend(
-                    f"    {'line ' + str(i.line) + ': ' if i.line else ''}{i.message}" for i in shown
-                )
+                lines.extend(f"    {'line ' + str(i.line) + ': ' if i.line else ''}{i.message}" for i in shown)
                 if self.counts[code] > len(shown):
                     lines.append(f"    ... and {self.counts[code] - len(shown):,} more")
         if not self.counts:
@@ -174,9 +172,7 @@ class ValidationReport:
             "warnings": self.warning_count,
             "stats": self.stats,
             "counts": dict(self.counts),
-            "issues": [
-                {"level": i.level, "code": i.code, "message": i.message, "line": i.line} for i in self.issues
-            ],
+            "issues": [{"level": i.level, "code": i.code, "message": i.message, "line": i.line} for i in self.issues],
         }
 
 
@@ -292,9 +288,7 @@ class _Checker:
         system, prompt, answer = _norm(e.system), _norm(e.prompt), _norm(e.answer)
         near = hash((system, prompt, answer))
         if near in self.near:
-            self.issue(
-                "near_duplicate", f"same as line {self.near[near]} up to case, punctuation and spacing", line
-            )
+            self.issue("near_duplicate", f"same as line {self.near[near]} up to case, punctuation and spacing", line)
             return
         self.near[near] = line or 0
         question = hash((system, prompt))
@@ -330,9 +324,7 @@ class _Checker:
         return report
 
 
-def _check_json_line(
-    checker: _Checker, line: str, number: int, prompt_key: str | None, answer_key: str | None
-) -> None:
+def _check_json_line(checker: _Checker, line: str, number: int, prompt_key: str | None, answer_key: str | None) -> None:
     """OpenAI's per-line checks on the raw object, then the examples it yields."""
     try:
         record = readers.load_json_line(line, checker.report.source, number)
@@ -376,9 +368,7 @@ def _check_messages(checker: _Checker, messages: Any, line: int) -> bool:
             checker.issue("message_missing_key", f"{where} lacks `role` or `content`", line)
         unknown = sorted(str(key) for key in message if key not in _MESSAGE_KEYS)
         if unknown:
-            checker.issue(
-                "message_unrecognized_key", f"{where} has unrecognised key(s): {', '.join(unknown)}", line
-            )
+            checker.issue("message_unrecognized_key", f"{where} has unrecognised key(s): {', '.join(unknown)}", line)
         role = message.get("role")
         if "role" in message and role not in _ROLES:
             checker.issue("unrecognized_role", f"{where} has role {role!r}", line)
@@ -434,9 +424,7 @@ def _content(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
 
 

@@ -58,9 +58,7 @@ def _preference(examples: Sequence[Example]) -> str:
         if e.rejected
     ]
     if not lines:
-        raise UserError(
-            "None of these examples has a rejected answer, so there is nothing to export as preferences."
-        )
+        raise UserError("None of these examples has a rejected answer, so there is nothing to export as preferences.")
     return "".join(lines)
 
 
@@ -81,9 +79,7 @@ def _table(delimiter: str) -> Callable[[Sequence[Example]], str]:
 def _corpus(examples: Sequence[Example]) -> str:
     """A ChatterBot corpus: one two-statement conversation per example."""
     document = {"categories": ["teachbot"], "conversations": [[e.prompt, e.answer] for e in examples]}
-    return str(
-        yaml.safe_dump(document, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000)
-    )
+    return str(yaml.safe_dump(document, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000))
 
 
 def _prompt_messages(e: Example) -> list[dict[str, str]]:

@@ -121,16 +121,28 @@ class JobStatus:
 class FineTuner:
     """Prepares, starts, follows and cancels fine-tuning jobs of one base model."""
 
-    def __init__(self, client: AsyncOpenAI, *, model: str, system_prompt: str | None = None,
-                 prices: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        *,
+        model: str,
+        system_prompt: str | None = None,
+        prices: dict[str, float] | None = None,
+    ) -> None:
         self.client = client
         self.model = model
         self.system_prompt = system_prompt
         self.prices = TRAINING_PRICES_PER_MILLION if prices is None else prices
 
     # -- prepare
-    def prepare(self, examples: Sequence[Example], validation_examples: Sequence[Example] = (),
-                method: Method = "supervised", *, epochs: int = 3) -> JobPlan:
+    def prepare(
+        self,
+        examples: Sequence[Example],
+        validation_examples: Sequence[Example] = (),
+        method: Method = "supervised",
+        *,
+        epochs: int = 3,
+    ) -> JobPlan:
         """Render the JSONL lines and count them; nothing is sent to the server."""
         lines, skipped = self._render(examples, method)
         if not lines:
@@ -146,11 +158,17 @@ class FineTuner:
             why = "no rejected answer" if method == "dpo" else "empty or weight 0"
             warnings.append(f"{skipped} example(s) left out ({why}).")
         return JobPlan(
-            method=method, model=self.model, training_jsonl=_jsonl(lines),
-            validation_jsonl=_jsonl(validation) if validation else None, example_count=len(lines),
-            validation_count=len(validation), training_tokens=tokens, epochs=epochs,
+            method=method,
+            model=self.model,
+            training_jsonl=_jsonl(lines),
+            validation_jsonl=_jsonl(validation) if validation else None,
+            example_count=len(lines),
+            validation_count=len(validation),
+            training_tokens=tokens,
+            epochs=epochs,
             estimated_cost_usd=None if price is None else round(tokens * epochs * price / 1_000_000, 2),
-            skipped=skipped, warnings=tuple(warnings),
+            skipped=skipped,
+            warnings=tuple(warnings),
         )
 
     def _render(self, examples: Sequence[Example], method: Method) -> tuple[list[dict[str, Any]], int]:
@@ -166,11 +184,13 @@ class FineTuner:
             if method == "supervised":
                 lines.append({"messages": [*head, {"role": "assistant", "content": example.answer}]})
             elif example.rejected and example.rejected.strip():
-                lines.append({
-                    "input": {"messages": head},
-                    "preferred_output": [{"role": "assistant", "content": example.answer}],
-                    "non_preferred_output": [{"role": "assistant", "content": example.rejected}],
-                })
+                lines.append(
+                    {
+                        "input": {"messages": head},
+                        "preferred_output": [{"role": "assistant", "content": example.answer}],
+                        "non_preferred_output": [{"role": "assistant", "content": example.rejected}],
+                    }
+                )
             else:
                 skipped += 1
         return lines, skipped
@@ -180,19 +200,26 @@ class FineTuner:
         """Upload the files and create the job; returns the job id."""
         with _fine_tuning_errors(self.model, starting=True):
             training = await self.client.files.create(
-                file=("teachbot-train.jsonl", plan.training_jsonl, "application/jsonl"), purpose="fine-tune")
+                file=("teachbot-train.jsonl", plan.training_jsonl, "application/jsonl"), purpose="fine-tune"
+            )
             validation_id: str | openai.Omit = openai.omit
             if plan.validation_jsonl:
                 validation = await self.client.files.create(
-                    file=("teachbot-validation.jsonl", plan.validation_jsonl, "application/jsonl"),
-                    purpose="fine-tune")
+                    file=("teachbot-validation.jsonl", plan.validation_jsonl, "application/jsonl"), purpose="fine-tune"
+                )
                 validation_id = validation.id
             hyper = {"n_epochs": plan.epochs}
-            method: Any = ({"type": "dpo", "dpo": {"hyperparameters": hyper}} if plan.method == "dpo"
-                           else {"type": "supervised", "supervised": {"hyperparameters": hyper}})
+            method: Any = (
+                {"type": "dpo", "dpo": {"hyperparameters": hyper}}
+                if plan.method == "dpo"
+                else {"type": "supervised", "supervised": {"hyperparameters": hyper}}
+            )
             job = await self.client.fine_tuning.jobs.create(
-                model=plan.model, training_file=training.id, validation_file=validation_id,
-                method=method, suffix="teachbot",
+                model=plan.model,
+                training_file=training.id,
+                validation_file=validation_id,
+                method=method,
+                suffix="teachbot",
             )
         log.info("fine-tuning job %s started (%s, %d examples)", job.id, plan.method, plan.example_count)
         return job.id
@@ -231,8 +258,14 @@ def _status(job: FineTuningJob, events: tuple[JobEvent, ...] = ()) -> JobStatus:
     error = None
     if job.error is not None and (job.error.message or job.error.code):
         error = job.error.message or job.error.code
-    return JobStatus(job_id=job.id, status=job.status, events=events, fine_tuned_model=job.fine_tuned_model,
-                     trained_tokens=job.trained_tokens, error=error)
+    return JobStatus(
+        job_id=job.id,
+        status=job.status,
+        events=events,
+        fine_tuned_model=job.fine_tuned_model,
+        trained_tokens=job.trained_tokens,
+        error=error,
+    )
 
 
 def _line_tokens(line: dict[str, Any]) -> int:

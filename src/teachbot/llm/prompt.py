@@ -36,13 +36,55 @@ EXAMPLES_HEADER = (
     "Otherwise answer normally, staying consistent with them."
 )
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
-IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-                  ".webp": "image/webp"}
-TEXT_TYPES = {"application/json", "application/xml", "application/x-yaml", "application/yaml",
-              "application/toml", "application/javascript", "application/x-sh", "application/sql"}
-TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml",
-                 ".toml", ".ini", ".cfg", ".log", ".xml", ".html", ".htm", ".py", ".js", ".ts", ".java",
-                 ".c", ".h", ".cpp", ".rs", ".go", ".rb", ".sh", ".sql", ".css"}
+IMAGE_SUFFIXES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+TEXT_TYPES = {
+    "application/json",
+    "application/xml",
+    "application/x-yaml",
+    "application/yaml",
+    "application/toml",
+    "application/javascript",
+    "application/x-sh",
+    "application/sql",
+}
+TEXT_SUFFIXES = {
+    ".txt",
+    ".md",
+    ".markdown",
+    ".rst",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".jsonl",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".ini",
+    ".cfg",
+    ".log",
+    ".xml",
+    ".html",
+    ".htm",
+    ".py",
+    ".js",
+    ".ts",
+    ".java",
+    ".c",
+    ".h",
+    ".cpp",
+    ".rs",
+    ".go",
+    ".rb",
+    ".sh",
+    ".sql",
+    ".css",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +113,12 @@ class PromptBuilder:
     """Builds the chat messages for a question; pure and synchronous so it can be timed and tested."""
 
     def __init__(
-        self, *, system_prompt: str, context_tokens: int, model: str, vision_models: Sequence[str] = (),
+        self,
+        *,
+        system_prompt: str,
+        context_tokens: int,
+        model: str,
+        vision_models: Sequence[str] = (),
         max_examples: int = 8,
     ) -> None:
         self.system_prompt = system_prompt
@@ -83,8 +130,10 @@ class PromptBuilder:
     @classmethod
     def from_settings(cls, settings: Settings) -> PromptBuilder:
         return cls(
-            system_prompt=load_system_prompt(settings), context_tokens=settings.llm_context_tokens,
-            model=settings.llm_model, vision_models=settings.llm_vision_models,
+            system_prompt=load_system_prompt(settings),
+            context_tokens=settings.llm_context_tokens,
+            model=settings.llm_model,
+            vision_models=settings.llm_vision_models,
         )
 
     def build(self, question: Question, examples: Sequence[TaughtExample] = ()) -> BuiltPrompt:
@@ -161,8 +210,10 @@ class PromptBuilder:
             kind = _kind(attachment)
             if kind == "image":
                 if not self.vision:
-                    note(f"The user attached the image {attachment.filename}; it was ignored "
-                                 "because this model cannot see images.")
+                    note(
+                        f"The user attached the image {attachment.filename}; it was ignored "
+                        "because this model cannot see images."
+                    )
                 elif left < IMAGE_TOKENS:
                     note(f"The image {attachment.filename} was left out: the prompt is full.")
                 else:

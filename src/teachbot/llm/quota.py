@@ -77,7 +77,12 @@ class QuotaGuard:
     """Refuses a question when its asker or its server is over today's quota; records what was spent."""
 
     def __init__(
-        self, ledger: UsageLedger, *, user_quota: int = 0, scope_quota: int = 0, clock: Clock = utc_now,
+        self,
+        ledger: UsageLedger,
+        *,
+        user_quota: int = 0,
+        scope_quota: int = 0,
+        clock: Clock = utc_now,
     ) -> None:
         self.ledger = ledger
         self.user_quota = user_quota

@@ -66,9 +66,7 @@ class OpenAIEngine(SpeechToText):
     name = "openai"
     languages = ANY_LANGUAGE
 
-    def __init__(
-        self, *, base_url: str, api_key: str | None, model: str = "whisper-1", timeout: float = 60.0
-    ) -> None:
+    def __init__(self, *, base_url: str, api_key: str | None, model: str = "whisper-1", timeout: float = 60.0) -> None:
         if not base_url:
             raise ConfigError("setting 'llm_base_url' is empty: the openai speech engine needs a server")
         from openai import OpenAI

@@ -114,4 +114,3 @@ class SphinxEngine(SpeechToText):
         seconds = time.perf_counter() - started
         log.debug("sphinx heard %r in %.2f s", text, seconds)
         return Transcript(text=text, confidence=None, engine=self.name, seconds=seconds)
-

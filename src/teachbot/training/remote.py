@@ -24,10 +24,10 @@ from teachbot.store.tables import ModelVersion, TrainingRun
 from teachbot.training.service import (
     Progress,
     RunState,
-    _finish_run,
-    _next_name,
-    _progress_run,
+    finish_run,
     is_held_out,
+    next_version_name,
+    record_progress,
 )
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,11 @@ class RemoteTrainingService:
             if last.status == "succeeded" and last.fine_tuned_model:
                 model = last.fine_tuned_model
                 version = await self.db.run(lambda s: _insert_remote_version(s, scope, model, len(train), author))
-                await self.db.run(lambda s: _finish_run(s, run_id, RunState.SUCCEEDED, f"fine-tuned {model}", version))
+                await self.db.run(lambda s: finish_run(s, run_id, RunState.SUCCEEDED, f"fine-tuned {model}", version))
             else:
                 state = RunState.CANCELLED if last.status == "cancelled" else RunState.FAILED
                 reason = last.error or last.status
-                await self.db.run(lambda s: _finish_run(s, run_id, state, reason))
+                await self.db.run(lambda s: finish_run(s, run_id, state, reason))
             return RemoteOutcome(run_id, plan.summary(), last.status, version, last.error)
 
     async def _follow(self, run_id: int, job_id: str, progress: Progress | None) -> JobStatus:
@@ -110,7 +110,7 @@ class RemoteTrainingService:
             last = status
             stage = status.events[-1].message if status.events else status.status
             fraction = STATUS_FRACTION.get(status.status, 0.5)
-            await self.db.run(partial(_progress_run, run_id=run_id, stage=stage, fraction=fraction))
+            await self.db.run(partial(record_progress, run_id=run_id, stage=stage, fraction=fraction))
             if progress:
                 progress(f"{status.status}: {stage}", fraction)
             if run_id in self._cancel and not status.finished:
@@ -152,7 +152,7 @@ def _start_remote_run(s: Session, scope: str, author: str, job_id: str) -> int:
 
 
 def _insert_remote_version(s: Session, scope: str, model: str, examples: int, author: str) -> str:
-    name = _next_name(s, scope)
+    name = next_version_name(s, scope)
     s.add(
         ModelVersion(name=name, scope=scope, backend="openai", remote_model=model, examples=examples, created_by=author)
     )

@@ -160,25 +160,25 @@ class TrainingService:
         if lock.locked():
             raise UserError("A training run for this scope is already going; wait for it or cancel it (`!jobs`).")
         async with lock:
-            run_id = await self.db.run(lambda s: _start_run(s, scope, author))
+            run_id = await self.db.run(lambda s: start_run(s, scope, author))
             try:
                 outcome = await self._train(scope, run_id, author, progress, activation)
             except asyncio.CancelledError:
-                await self.db.run(lambda s: _finish_run(s, run_id, RunState.CANCELLED, "cancelled"))
+                await self.db.run(lambda s: finish_run(s, run_id, RunState.CANCELLED, "cancelled"))
                 raise
             except UserError as exc:
                 state = RunState.CANCELLED if isinstance(exc, RunCancelled) else RunState.FAILED
                 reason = str(exc)
-                await self.db.run(lambda s: _finish_run(s, run_id, state, reason))
+                await self.db.run(lambda s: finish_run(s, run_id, state, reason))
                 raise
             except Exception as exc:
                 reason = type(exc).__name__
-                await self.db.run(lambda s: _finish_run(s, run_id, RunState.FAILED, reason))
+                await self.db.run(lambda s: finish_run(s, run_id, RunState.FAILED, reason))
                 raise
             finally:
                 self._cancelled.discard(run_id)
             await self.db.run(
-                lambda s: _finish_run(s, run_id, RunState.SUCCEEDED, outcome.describe(), outcome.version.name)
+                lambda s: finish_run(s, run_id, RunState.SUCCEEDED, outcome.describe(), outcome.version.name)
             )
             return outcome
 
@@ -190,7 +190,7 @@ class TrainingService:
                 raise RunCancelled(f"Run #{run_id} was cancelled; nothing changed.")
             if progress is not None:
                 progress(text, fraction)
-            await self.db.run(lambda s: _progress_run(s, run_id, text, fraction))
+            await self.db.run(lambda s: record_progress(s, run_id, text, fraction))
 
         await stage("collecting examples", 0.05)
         training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
@@ -201,7 +201,7 @@ class TrainingService:
             LocalModel.fit, [e.prompt for e in train], [e.answer for e in train], negatives=training.negatives
         )
         await stage("saving the new version", 0.7)
-        name = await self.db.run(lambda s: _next_name(s, scope))
+        name = await self.db.run(lambda s: next_version_name(s, scope))
         path = await asyncio.to_thread(self._save, model, name, train_ids)
         answers = len({e.answer for e in train})
         version = await self.db.run(lambda s: _insert_version(s, name, scope, path, len(train), answers, author))
@@ -210,7 +210,7 @@ class TrainingService:
             await stage(f"evaluating on {len(held)} held-out examples", 0.8)
             candidate = ActiveModel(name, model, tuple(train_ids))
             evaluation = await asyncio.to_thread(self._evaluate_model, candidate, held)
-            current = await self._active_model(scope)
+            current = self.knowledge.active(scope)  # already in memory: no reload from disk
             if current is not None:
                 previous_report = await asyncio.to_thread(self._evaluate_model, current, held)
                 evaluation.previous = {"model_version": current.version, "accuracy": previous_report.accuracy}
@@ -371,7 +371,9 @@ class TrainingService:
             outcomes.append(Outcome(e.prompt, e.answer, None if answer.is_fallback else answer.text, answer.confidence))
         return build_report(self.knowledge.model_version(scope) or "untrained", outcomes)
 
-    async def _previous_version(self, scope: str) -> ActiveModel | None:
+    async def _previous_name(self, scope: str) -> str | None:
+        """The local version activated before the active one, by creation order."""
+
         def previous(s: Session) -> str | None:
             rows = list(
                 s.scalars(
@@ -383,7 +385,10 @@ class TrainingService:
             current = next((i for i, r in enumerate(rows) if r.active), None)
             return rows[current - 1].name if current else None
 
-        name = await self.db.run(previous)
+        return await self.db.run(previous)
+
+    async def _previous_version(self, scope: str) -> ActiveModel | None:
+        name = await self._previous_name(scope)
         if name is None:
             return None
         try:
@@ -392,12 +397,6 @@ class TrainingService:
             return None
 
     # -- versions
-    async def _active_model(self, scope: str) -> ActiveModel | None:
-        if not self.knowledge.has_model(scope):
-            return None
-        name = self.knowledge.model_version(scope)
-        return await self.load_version(scope, name) if name else None
-
     async def load_version(self, scope: str, name: str) -> ActiveModel:
         """Load stored version ``name`` (visible from ``scope``) from disk."""
         row = await self.db.run(lambda s: s.scalars(select(ModelVersion).where(ModelVersion.name == name)).first())
@@ -471,24 +470,24 @@ class TrainingService:
 
     async def rollback(self, scope: str, *, author: str) -> str:
         """Activate the version before the active one."""
-        earlier = await self._previous_version(scope)
+        earlier = await self._previous_name(scope)
         if earlier is None:
             raise UserError("There is no earlier version to roll back to.")
-        return await self.activate(scope, earlier.version, author=author)
+        return await self.activate(scope, earlier, author=author)
 
 
-def _start_run(s: Session, scope: str, author: str) -> int:
+def start_run(s: Session, scope: str, author: str) -> int:
     run = TrainingRun(scope=scope, author=author, state=RunState.RUNNING, stage="starting")
     s.add(run)
     s.flush()
     return run.id
 
 
-def _progress_run(s: Session, run_id: int, stage: str, fraction: float) -> None:
+def record_progress(s: Session, run_id: int, stage: str, fraction: float) -> None:
     s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(stage=stage[:200], progress=fraction))
 
 
-def _finish_run(s: Session, run_id: int, state: RunState, message: str, version: str | None = None) -> None:
+def finish_run(s: Session, run_id: int, state: RunState, message: str, version: str | None = None) -> None:
     values: dict[str, object] = {"state": state, "message": message[:2000], "finished_at": utcnow()}
     if state == RunState.SUCCEEDED:
         values["progress"] = 1.0
@@ -500,7 +499,7 @@ def _run_state(s: Session, scope: str, run_id: int) -> str | None:
     return s.scalars(select(TrainingRun.state).where(TrainingRun.id == run_id, TrainingRun.scope == scope)).first()
 
 
-def _next_name(s: Session, scope: str) -> str:
+def next_version_name(s: Session, scope: str) -> str:
     count = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.scope == scope)) or 0
     prefix = "v" if scope == GLOBAL_SCOPE else f"{scope}-v"
     return f"{prefix}{count + 1}"

@@ -10,7 +10,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -24,6 +24,9 @@ from teachbot.paths import atomic_write_bytes
 from teachbot.transports.catalogue import Privilege
 from teachbot.transports.discord.permissions import Permissions
 from teachbot.transports.discord.voice import VoiceManager
+
+if TYPE_CHECKING:
+    from teachbot.transports.discord.cogs.chat import ChatCog
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +58,18 @@ class TeachBot(commands.Bot):
         self.app = app
         self.settings: Settings = settings
         self.permissions = Permissions(settings)
+        self.chat: ChatCog | None = None  # set in setup_hook; plain messages go to it
         self.voice = VoiceManager(self, app.speech, idle_seconds=settings.voice_idle_seconds)
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
-        from teachbot.transports.discord.cogs import COGS
+        from teachbot.transports.discord.cogs import COGS, ChatCog
 
-        for cog in COGS:
-            await self.add_cog(cog(self))
+        for cog_class in COGS:
+            cog = cog_class(self)
+            await self.add_cog(cog)
+            if isinstance(cog, ChatCog):
+                self.chat = cog
         await self._sync_commands_if_changed()
 
     async def _sync_commands_if_changed(self) -> None:
@@ -76,6 +83,17 @@ class TeachBot(commands.Bot):
         await self.tree.sync()
         atomic_write_bytes(marker, digest.encode())
         log.info("application commands synced (%s)", len(self.tree.get_commands()))
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Parse each message once: a command (known or not) is invoked, anything else goes to chat."""
+        if message.author.bot:
+            return
+        ctx = await self.get_context(message)
+        if ctx.valid or (ctx.invoked_with and message.content.startswith(self.settings.command_prefix)):
+            await self.invoke(ctx)
+            return
+        if self.chat is not None:
+            await self.chat.handle(message)
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) to %s server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))

@@ -7,7 +7,7 @@ import time
 
 import discord
 
-from teachbot.transports.discord.rendering import MESSAGE_LIMIT
+from teachbot.transports.discord.rendering import MESSAGE_LIMIT, split_message
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ class StreamingReply:
         """The final text without the writing mark; what does not fit follows as more messages."""
         if self.message is None:
             return
-        from teachbot.transports.discord.rendering import split_message
-
         chunks = split_message(text)
         try:
             await self.message.edit(content=chunks[0])

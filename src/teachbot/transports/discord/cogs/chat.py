@@ -61,13 +61,10 @@ class ChatCog(BaseCog):
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return text.strip()
 
-    @commands.Cog.listener()
-    async def on_message(self, message: discord.Message) -> None:
+    async def handle(self, message: discord.Message) -> None:
+        """A message that is not a command (the bot's ``on_message`` decided): answer it if addressed."""
         if message.author.bot or not self._addressed(message):
             return
-        ctx = await self.bot.get_context(message)
-        if ctx.valid or (ctx.invoked_with and message.content.startswith(self.app.settings.command_prefix)):
-            return  # a command (or an unknown one): the command handlers deal with it
         refusal = self.bot.permissions.refusal(message.author, message.channel)
         if refusal:  # blocked or not allowed: ignored, like llmcord, so the bot can't be used to spam
             log.debug("ignoring message %s: %s", message.id, refusal)
