@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from teachbot.config import Settings
-from teachbot.transports.catalogue import COMMANDS
+from teachbot.transports.catalogue import COMMANDS, Door, usage_line
 
 
 def main() -> None:
@@ -21,9 +21,9 @@ def main() -> None:
     print("| command | who | what it does |")
     print("|---|---|---|")
     for spec in COMMANDS:
-        where = "" if spec.console else " (Discord only)"
-        usage = f" {spec.usage}" if spec.usage else ""
-        print(f"| `!{spec.name}{usage}` | {spec.privilege.name.lower()} | {spec.help}{where} |".replace("|  |", "| |"))
+        where = "" if spec.doors & Door.CONSOLE else " (Discord only)"
+        usage = usage_line("!", spec).replace("|", "\\|")
+        print(f"| `{usage}` | {spec.privilege.name.lower()} | {spec.help}{where} |")
 
 
 if __name__ == "__main__":

@@ -91,13 +91,8 @@ def run(scope: ScopeOption = None) -> None:
 
 
 def _run_discord(settings: Settings) -> None:
-    try:
-        from teachbot.transports.discord.bot import run_bot
-    except ImportError:
-        _error(
-            "the Discord transport is not part of this build yet; unset TEACHBOT_DISCORD_TOKEN to chat in the terminal."
-        )
-        raise typer.Exit(EXIT_USAGE) from None
+    from teachbot.transports.discord.bot import run_bot
+
     configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=True)
     try:
         asyncio.run(run_bot(settings))
@@ -139,6 +134,8 @@ def train(
     answer_column: Annotated[str | None, typer.Option(help="CSV column holding the answers.")] = None,
 ) -> None:
     """Import dataset files, train a new model version and activate it."""
+    from teachbot.transports import wording
+
     settings = _settings()
     chosen = _scope(settings, scope)
 
@@ -154,13 +151,13 @@ def train(
                 answer_column=answer_column,
                 max_bytes=settings.max_upload_bytes,
             )
-            typer.echo(info.describe())
+            typer.echo(wording.dataset_info(info))
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
             task = bar.add_task("training", total=1.0)
             outcome = await application.training.train(
                 chosen, author="cli", progress=lambda stage, done: bar.update(task, description=stage, completed=done)
             )
-        typer.echo(outcome.describe())
+        typer.echo(wording.train_outcome(outcome, settings.command_prefix))
 
     _with_app(settings, work)
 
@@ -195,12 +192,14 @@ def test(
 @models_app.command("list")
 def models_list(scope: ScopeOption = None) -> None:
     """List the model versions of a scope."""
+    from teachbot.transports import wording
+
     settings = _settings()
     chosen = _scope(settings, scope)
 
     async def work(application: Any) -> None:
         for version in await application.training.versions(chosen):
-            typer.echo(version.describe())
+            typer.echo(wording.version_info(version))
 
     _with_app(settings, work)
 
@@ -221,32 +220,43 @@ def models_rollback(scope: ScopeOption = None) -> None:
     typer.echo(_with_app(settings, lambda a: a.training.rollback(chosen, author="cli")))
 
 
-def _act(scope: str | None, work: Callable[[Any, Any], Awaitable[str]]) -> None:
-    """Run one shared command action as the CLI user and print its reply."""
-    from teachbot.answering.chat import Where
-    from teachbot.transports.actions import Actions
+def _act(scope: str | None, work: Callable[[Any, Any], Awaitable[Any]]) -> None:
+    """Run one command handler as the command-line user (the owner) and print its reply."""
+    from teachbot.answering.chat import Origin
+    from teachbot.transports import wording
+    from teachbot.transports.catalogue import Door, Privilege
+    from teachbot.transports.handlers import Call, CommandHandlers
 
     settings = _settings()
-    where = Where(scope=_scope(settings, scope), channel="cli", author="cli", author_name="cli")
-    typer.echo(_with_app(settings, lambda application: work(Actions(application), where)))
+    origin = Origin(scope=_scope(settings, scope), channel="cli", author="cli", author_name="cli")
+    call = Call(origin, Door.CONSOLE, Privilege.OWNER, trusted=True, external_ids=False)
+
+    async def run(application: Any) -> str:
+        try:
+            reply = await work(CommandHandlers(application), call)
+        except UserError as exc:
+            raise UserError(wording.user_error(exc, settings.command_prefix)) from None
+        return str(reply.text)
+
+    typer.echo(_with_app(settings, run))
 
 
 @datasets_app.command("list")
 def datasets_list(scope: ScopeOption = None) -> None:
     """List the datasets and how each feeds training."""
-    _act(scope, lambda actions, where: actions.datasets(where, "list"))
+    _act(scope, lambda handlers, call: handlers.datasets_list(call))
 
 
 @datasets_app.command("show")
 def datasets_show(name: str, version: int | None = None, scope: ScopeOption = None) -> None:
     """Show a dataset version's size and first examples."""
-    _act(scope, lambda actions, where: actions.datasets(where, f"show {name} {version or ''}".strip()))
+    _act(scope, lambda handlers, call: handlers.datasets_show(call, name, version))
 
 
 @datasets_app.command("diff")
 def datasets_diff(name: str, old: int, new: int, scope: ScopeOption = None) -> None:
     """Compare two versions of a dataset."""
-    _act(scope, lambda actions, where: actions.datasets(where, f"diff {name} {old} {new}"))
+    _act(scope, lambda handlers, call: handlers.datasets_diff(call, name, old, new))
 
 
 @datasets_app.command("export")
@@ -256,13 +266,13 @@ def datasets_export(
     scope: ScopeOption = None,
 ) -> None:
     """Write a dataset into the data folder's exports/."""
-    _act(scope, lambda actions, where: actions.export(where, name, fmt))
+    _act(scope, lambda handlers, call: handlers.datasets_export(call, name, fmt))
 
 
 @datasets_app.command("delete")
 def datasets_delete(name: str, scope: ScopeOption = None) -> None:
     """Delete a dataset and all its versions."""
-    _act(scope, lambda actions, where: actions.datasets(where, f"delete {name}"))
+    _act(scope, lambda handlers, call: handlers.datasets_delete(call, name))
 
 
 @datasets_app.command("select")
@@ -272,7 +282,7 @@ def datasets_select(
     scope: ScopeOption = None,
 ) -> None:
     """Choose how a dataset feeds training."""
-    _act(scope, lambda actions, where: actions.select_dataset(where.scope, f"{name} {use}"))
+    _act(scope, lambda handlers, call: handlers.select_dataset(call, name, use.lower()))
 
 
 @datasets_app.command("from-chat")
@@ -285,12 +295,14 @@ def datasets_from_chat(
     scope: ScopeOption = None,
 ) -> None:
     """Turn stored conversations into a new dataset version (corrections applied)."""
+    from teachbot.transports.handlers import Reply
+    from teachbot.transports.wording import dataset_info
 
-    async def work(actions: Any, where: Any) -> str:
-        info = await actions.app.datasets.from_conversations(
-            where.scope, name, author="cli", channel=channel, since=since, until=until, only_liked=liked
+    async def work(handlers: Any, call: Any) -> Reply:
+        info = await handlers.app.datasets.from_conversations(
+            call.scope, name, author="cli", channel=channel, since=since, until=until, only_liked=liked
         )
-        return str(info.describe())
+        return Reply(dataset_info(info))
 
     _act(scope, work)
 
@@ -321,11 +333,12 @@ def review(
     scope: ScopeOption = None,
 ) -> None:
     """List corrections and 👎 waiting for review; approve or reject them."""
+    from teachbot.transports.handlers import Reply
 
-    async def work(actions: Any, where: Any) -> str:
-        lines = [await actions.review(where, item, approve=True) for item in approve]
-        lines += [await actions.review(where, item, approve=False) for item in reject]
-        return "\n".join(lines) if lines else str(await actions.review_list(where.scope))
+    async def work(handlers: Any, call: Any) -> Reply:
+        lines = [(await handlers.approve(call, item)).text for item in approve]
+        lines += [(await handlers.reject(call, item)).text for item in reject]
+        return Reply("\n".join(lines)) if lines else await handlers.review(call)
 
     _act(scope, work)
 
@@ -333,7 +346,7 @@ def review(
 @app.command()
 def jobs(scope: ScopeOption = None) -> None:
     """List training runs with their state."""
-    _act(scope, lambda actions, where: actions.jobs(where, ""))
+    _act(scope, lambda handlers, call: handlers.jobs_list(call))
 
 
 @app.command()
@@ -341,7 +354,7 @@ def archive(
     what: Annotated[str, typer.Argument(help="datasets, exports, logs or all.")] = "all", scope: ScopeOption = None
 ) -> None:
     """Zip part of the data folder into archives/."""
-    _act(scope, lambda actions, where: actions.archive(where, what))
+    _act(scope, lambda handlers, call: handlers.archive(call, what))
 
 
 @app.command()

@@ -8,15 +8,19 @@ class TeachbotError(Exception):
 
 
 class UserError(TeachbotError):
-    """A problem the user can fix; its message is safe to show verbatim."""
+    """A problem the user can fix; its message is safe to show verbatim.
+
+    ``see`` names a command (without the prefix) that helps; the edge adds it with the configured prefix,
+    so services never write a prefix themselves.
+    """
+
+    def __init__(self, message: str, *, see: str | None = None) -> None:
+        super().__init__(message)
+        self.see = see
 
 
 class ConfigError(TeachbotError):
     """A setting is missing or wrong; the message names the setting."""
-
-
-class PermissionDenied(UserError):
-    """The caller lacks the privilege a command needs."""
 
 
 class DataFormatError(UserError):

@@ -9,7 +9,7 @@ from bot_talk import Talk
 from fake_discord import FakeDiscord
 from fake_models import Upload
 
-from teachbot.transports.catalogue import COMMANDS
+from teachbot.transports.catalogue import COMMANDS, Door, Privilege
 from teachbot.transports.discord.bot import TeachBot
 
 MODES = ["prefix", "slash"]
@@ -24,8 +24,12 @@ JSONL = b"".join(
 
 async def test_every_command_is_a_slash_command_synced_once(fake_discord: FakeDiscord, teachbot_bot: TeachBot) -> None:
     sync = await fake_discord.command_syncs.take(lambda _: True, timeout=5, description="global sync")
-    assert sorted(c["name"] for c in sync["commands"]) == sorted(spec.name for spec in COMMANDS if spec.discord)
-    assert sorted(c.name for c in teachbot_bot.commands) == sorted(spec.name for spec in COMMANDS if spec.discord)
+    assert sorted(c["name"] for c in sync["commands"]) == sorted(
+        spec.name for spec in COMMANDS if spec.doors & Door.DISCORD
+    )
+    assert sorted(c.name for c in teachbot_bot.commands) == sorted(
+        spec.name for spec in COMMANDS if spec.doors & Door.DISCORD
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -46,11 +50,11 @@ async def test_everyday_commands(mode: str, fake_discord: FakeDiscord, teachbot_
     assert (await talk.run(mode, "review", user=owner)).content == "Nothing waits for review."
     assert "no review item C99" in (await talk.run(mode, "approve", "C99", {"item_id": "C99"}, user=owner)).content
     assert "no review item F99" in (await talk.run(mode, "reject", "F99", {"item_id": "F99"}, user=owner)).content
-    assert (await talk.run(mode, "datasets", user=owner)).content == "No datasets yet."
+    assert (await talk.run(mode, "datasets list", user=owner)).content == "No datasets yet."
     said = await talk.run(mode, "select_dataset", "nosuch", {"name": "nosuch"}, user=owner)
     assert "nosuch" in said.content
-    assert (await talk.run(mode, "jobs", user=owner)).content == "No training runs yet."
-    assert "no model version of its own" in (await talk.run(mode, "models", user=owner)).content
+    assert (await talk.run(mode, "jobs list", user=owner)).content == "No training runs yet."
+    assert "no model version of its own" in (await talk.run(mode, "models list", user=owner)).content
     assert (await talk.run(mode, "join", user=member)).content == "Join a voice channel first, then call me."
     assert (await talk.run(mode, "leave", user=member)).content == "I'm not in a voice channel here."
 
@@ -72,9 +76,9 @@ async def test_training_and_file_commands(
     while "Trained" not in (final.payload.get("content") or ""):
         final = await fake_discord.wait_for_edit(status.message, timeout=20)
     assert "Imported" in final.payload["content"] or "colours" in final.payload["content"]
-    assert "colours" in (await talk.run(mode, "datasets", user=trainer)).content
-    assert "v" in (await talk.run(mode, "models", user=trainer)).content
-    assert "succeeded" in (await talk.run(mode, "jobs", user=trainer)).content
+    assert "colours" in (await talk.run(mode, "datasets list", user=trainer)).content
+    assert "v" in (await talk.run(mode, "models list", user=trainer)).content
+    assert "succeeded" in (await talk.run(mode, "jobs list", user=trainer)).content
 
     test_set = Upload("check.jsonl", JSONL)
     said = await talk.run(mode, "test", attachments=[test_set], options={"file": test_set}, user=trainer)
@@ -87,7 +91,7 @@ async def test_training_and_file_commands(
     said = await talk.run(mode, "test", '["what colour is grass"]', {"data": '["what colour is grass"]'}, user=trainer)
     assert "what colour is grass →" in said.content
 
-    said = await talk.run(mode, "datasets", "export colours csv", {"action": "export colours csv"}, user=trainer)
+    said = await talk.run(mode, "datasets export", "colours csv", {"name": "colours", "format": "csv"}, user=trainer)
     exported = said.content.split("`")[1]
     said = await talk.run(mode, "getfile", exported, {"name": exported}, user=trainer)
     assert b"The sky is blue." in said.files[exported]
@@ -108,9 +112,14 @@ async def test_correct_and_forget(mode: str, fake_discord: FakeDiscord, teachbot
     first = await talk.ask(question, user=member)
     assert first.content != "Zorbopolis is the capital."
 
-    said = await talk.run(mode, "correct", f"{first.message['id']} Zorbopolis is the capital.",
-                          {"answer": f"{first.message['id']} Zorbopolis is the capital."},
-                          user=trainer, channel=fake_discord.text2)
+    said = await talk.run(
+        mode,
+        "correct",
+        f"{first.message['id']} Zorbopolis is the capital.",
+        {"message_id": str(first.message["id"]), "answer": "Zorbopolis is the capital."},
+        user=trainer,
+        channel=fake_discord.text2,
+    )
     assert said.content.startswith("Learned (C")
     again = await talk.ask(question, user=member)
     assert again.content == "Zorbopolis is the capital."
@@ -129,8 +138,9 @@ async def test_correct_and_forget(mode: str, fake_discord: FakeDiscord, teachbot
 async def test_correct_as_a_reply_to_an_answer(fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk) -> None:
     trainer = fake_discord.trainer
     answer = await talk.ask("who painted the zorblax sunrise", user=trainer)
-    said = await talk.prefix("correct", "Vel Anor painted it.", user=trainer, channel=fake_discord.text2,
-                             reference=answer.message)
+    said = await talk.prefix(
+        "correct", "Vel Anor painted it.", user=trainer, channel=fake_discord.text2, reference=answer.message
+    )
     assert said.content.startswith("Learned (C")
     assert said.message["message_reference"]["message_id"] is not None
     assert (await talk.ask("who painted the zorblax sunrise", user=trainer)).content == "Vel Anor painted it."
@@ -144,6 +154,19 @@ async def test_slash_correct_without_an_id_corrects_the_last_answer_in_the_chann
     fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
 ) -> None:
     await talk.ask("who painted the zorblax sunrise", user=fake_discord.member)
-    said = await talk.slash("correct", {"answer": "Vel Anor painted it."}, user=fake_discord.trainer,
-                            channel=fake_discord.text2)
+    said = await talk.slash(
+        "correct", {"answer": "Vel Anor painted it."}, user=fake_discord.trainer, channel=fake_discord.text2
+    )
     assert said.content.startswith("Learned (C") and "zorblax sunrise" in said.content
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_privileged_command_refuses_a_member_as_the_catalogue_says(
+    mode: str, fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+) -> None:
+    for spec in COMMANDS:
+        if spec.privilege <= Privilege.MEMBER or not spec.doors & Door.DISCORD:
+            continue
+        name = f"{spec.name} {spec.default}" if spec.subcommands else spec.name
+        said = await talk.run(mode, name, user=fake_discord.member)
+        assert said.content == f"`{spec.name}` needs the {spec.privilege.name.lower()} role.", name

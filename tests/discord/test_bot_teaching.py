@@ -13,7 +13,8 @@ from fake_models import Upload
 from sqlalchemy import select
 
 from teachbot.store.tables import Feedback
-from teachbot.transports.discord.bot import GENERIC_ERROR, TeachBot
+from teachbot.transports.discord.bot import TeachBot
+from teachbot.transports.wording import GENERIC_ERROR
 
 ZORBLAX = "what is the capital of the planet zorblax"
 
@@ -154,7 +155,7 @@ async def test_a_failing_service_gets_a_short_line_and_a_logged_traceback(
         assert (await talk.ask("hello", user=fake_discord.member)).content == GENERIC_ERROR
         assert (await talk.ask("hello", user=fake_discord.member)).content not in ("", GENERIC_ERROR)
         for mode in ("prefix", "slash"):
-            said = await talk.run(mode, "models", user=fake_discord.owner)
+            said = await talk.run(mode, "models list", user=fake_discord.owner)
             assert said.content == GENERIC_ERROR and "on fire" not in said.content
         assert (await talk.prefix("hi", user=fake_discord.member)).content == "HI!"
     tracebacks = [r for r in caplog.records if r.exc_info]

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from fakes.openai_server import FakeOpenAIServer
 
-from teachbot.answering.chat import Where
+from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.config import Settings, load_settings
 from teachbot.errors import UserError
 
 QUESTION = "what is the capital of the planet zorblax"
-WHERE = Where(scope="77", channel="c1", author="u1")
+WHERE = Origin(scope="77", channel="c1", author="u1")
 
 
 def system_text(body: dict[str, Any]) -> str:
@@ -40,7 +40,7 @@ async def test_a_correction_reaches_the_llm_prompt_at_once(llm_app: App, openai_
     again = await llm_app.chat.ask(QUESTION, WHERE)
     assert "Zorbopolis is the capital." in system_text(openai_server.chat_bodies[-1])
     assert again.answer.used_example_ids, "the answer records which taught examples it used"
-    other = await llm_app.chat.ask(QUESTION, Where(scope="78", channel="c9", author="u2"))
+    other = await llm_app.chat.ask(QUESTION, Origin(scope="78", channel="c9", author="u2"))
     assert other.answer.text
     assert "Zorbopolis" not in system_text(openai_server.chat_bodies[-1]), "another server's teaching leaked"
 
@@ -101,17 +101,17 @@ async def test_server_down_is_a_clear_error(llm_settings: Settings) -> None:
 async def test_train_on_openai_backend_runs_a_fine_tuning_job(
     openai_server: FakeOpenAIServer, llm_settings: Settings, tmp_path: Path
 ) -> None:
-    from teachbot.transports.actions import Actions, Upload
+    from teachbot.transports.catalogue import Door
+    from teachbot.transports.handlers import Call, CommandHandlers, Upload
 
     settings = load_settings(**{**llm_settings.model_dump(), "llm_finetune_poll_seconds": 0.02})
     app = await App.start(settings)
     try:
-        actions = Actions(app)
+        handlers = CommandHandlers(app)
         rows = "question,answer\n" + "".join(f"question number {i},answer {i % 3}\n" for i in range(12))
         stages: list[str] = []
-        text = await actions.train(
-            WHERE, Upload("faq.csv", rows.encode()), progress=lambda stage, _done: stages.append(stage)
-        )
+        call = Call(WHERE, Door.CONSOLE, progress=lambda stage, _done: stages.append(stage))
+        text = (await handlers.train(call, Upload("faq.csv", rows.encode()))).text
         assert "fine-tuning of fake-model" in text and "succeeded" in text
         assert any("running" in s for s in stages)
         uploads = openai_server.requests_to("/v1/files")
@@ -122,7 +122,7 @@ async def test_train_on_openai_backend_runs_a_fine_tuning_job(
         await app.training.activate("77", "77-v1", author="t")
         await app.chat.ask("hello", WHERE)
         assert openai_server.chat_bodies[-1]["model"].startswith("ft:")
-        assert "succeeded" in await actions.jobs(WHERE, "")
+        assert "succeeded" in (await handlers.jobs_list(call)).text
         openai_server.reply = lambda body: "answer 0"
         from teachbot.datasets.examples import Example
 
@@ -134,14 +134,15 @@ async def test_train_on_openai_backend_runs_a_fine_tuning_job(
 
 
 async def test_fine_tuning_refused_offers_the_export(openai_server: FakeOpenAIServer, llm_settings: Settings) -> None:
-    from teachbot.transports.actions import Actions, Upload
+    from teachbot.transports.catalogue import Door
+    from teachbot.transports.handlers import Call, CommandHandlers, Upload
 
     openai_server.fine_tuning = False
     app = await App.start(llm_settings)
     try:
         rows = "question,answer\n" + "".join(f"question number {i},answer {i % 3}\n" for i in range(12))
         with pytest.raises(UserError, match="export"):
-            await Actions(app).train(WHERE, Upload("faq.csv", rows.encode()))
+            await CommandHandlers(app).train(Call(WHERE, Door.CONSOLE), Upload("faq.csv", rows.encode()))
     finally:
         await app.close()
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from teachbot.answering.chat import Where
+from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.config import load_settings
 
@@ -67,7 +67,7 @@ async def test_kill_during_training_keeps_the_active_model(tmp_path: Path) -> No
         assert runs[0].state == "interrupted"
         datasets = await app.datasets.list_datasets("global")
         assert [(d.name, d.rows) for d in datasets] == [("big", 16000)]
-        reply = await app.chat.ask("who are you", Where("global", "c", "u"))
+        reply = await app.chat.ask("who are you", Origin("global", "c", "u"))
         assert "teachbot" in reply.answer.text
         assert not [p for p in (data_dir / "models").iterdir() if p.name.startswith(".")]
     finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from teachbot.answering.chat import Where
+from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.config import ActivationPolicy
 from teachbot.errors import DataFormatError, UserError
@@ -46,7 +46,7 @@ def write_csv(path: Path, rows: dict[str, list[str]]) -> Path:
 
 
 async def ask(app: App, text: str, scope: str = "global") -> str:
-    return (await app.chat.ask(text, Where(scope, "c", "u"))).answer.text
+    return (await app.chat.ask(text, Origin(scope, "c", "u"))).answer.text
 
 
 async def test_starter_version_exists_and_knows_about_itself(app: App) -> None:
@@ -156,18 +156,19 @@ async def test_chat_keeps_answering_while_a_run_trains(app: App, tmp_path: Path)
 
 
 async def test_test_without_a_file_scores_the_held_out_split_and_versions(app: App, tmp_path: Path) -> None:
-    from teachbot.transports.actions import Actions
+    from teachbot.transports.catalogue import Door
+    from teachbot.transports.handlers import Call, CommandHandlers
 
-    actions = Actions(app)
-    where = Where("global", "c", "trainer")
+    handlers = CommandHandlers(app)
+    call = Call(Origin("global", "c", "trainer"), Door.CONSOLE)
     with pytest.raises(UserError, match="held-out"):
-        await actions.test(where, None)
+        await handlers.test(call)
     rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(6)}
     await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
     outcome = await app.training.train("global", author="t")
     held = await app.training.holdout_examples("global")
     assert held and outcome.report is not None and outcome.report.examples == len(held)
-    _, report = await actions.test(where, None)
+    report = (await handlers.test(call)).report
     assert report is not None and report.examples == len(held)
-    _, old = await actions.test(where, None, "v1")
+    old = (await handlers.test(call, version="v1")).report
     assert old is not None and old.model_version == "v1" and old.accuracy < report.accuracy

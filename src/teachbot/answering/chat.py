@@ -21,8 +21,8 @@ MAX_QUESTION_CHARS = 4000
 
 
 @dataclass(frozen=True, slots=True)
-class Where:
-    """Where a message was said: the scope (server or global), the channel and the author."""
+class Origin:
+    """Where a message came from and who sent it: the scope (server or global), the channel and the author."""
 
     scope: str
     channel: str
@@ -61,7 +61,7 @@ class ChatService:
     async def ask(
         self,
         text: str,
-        where: Where,
+        where: Origin,
         *,
         external_id: str | None = None,
         attachments: Sequence[Attachment] = (),
@@ -100,7 +100,7 @@ class ChatService:
         return hasattr(self.model, "stream")
 
     async def _question(
-        self, text: str, where: Where, attachments: Sequence[Attachment], reply_to: str | None = None
+        self, text: str, where: Origin, attachments: Sequence[Attachment], reply_to: str | None = None
     ) -> Question:
         text = text.strip()[:MAX_QUESTION_CHARS]
         history: tuple[Turn, ...] = ()
@@ -113,7 +113,7 @@ class ChatService:
     async def ask_streaming(
         self,
         text: str,
-        where: Where,
+        where: Origin,
         on_text: Callable[[str], Awaitable[None]],
         *,
         external_id: str | None = None,
@@ -156,7 +156,7 @@ class ChatService:
         s: Session,
         text: str,
         answer: Answer,
-        where: Where,
+        where: Origin,
         external_id: str | None,
         reply_to: str | None = None,
         sent_id: str | None = None,

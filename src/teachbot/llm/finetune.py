@@ -51,14 +51,16 @@ TRAINING_PRICES_PER_MILLION: dict[str, float] = {
     "gpt-3.5-turbo": 8.00,
 }
 REFUSAL_WORDS = ("not available", "not supported", "cannot", "not allowed", "access")
-EXPORT_HINT = "Use `!export` or `teachbot datasets export` to get the JSONL and fine-tune elsewhere."
 
 
 class FineTuningUnavailable(UserError):
     """The server does not offer fine-tuning (or not to this key, or not for this model)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"Fine-tuning is not available on this server ({reason}). {EXPORT_HINT}")
+        super().__init__(
+            f"Fine-tuning is not available on this server ({reason}); export the data to fine-tune elsewhere.",
+            see="datasets export NAME openai-chat",
+        )
         self.reason = reason
 
 

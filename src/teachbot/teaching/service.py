@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from teachbot.answering.chat import StoredAnswer, Where
+from teachbot.answering.chat import Origin, StoredAnswer
 from teachbot.answering.knowledge import Knowledge
 from teachbot.errors import UserError
 from teachbot.store.db import Database
@@ -46,15 +46,6 @@ class TeachResult:
     question: str = ""
     answer: str = ""
 
-    def describe(self) -> str:
-        if self.status is TeachStatus.APPLIED:
-            return (
-                f"Learned ({self.item_id}): asked “{_clip(self.question)}”, I will now answer “{_clip(self.answer)}”."
-            )
-        if self.status is TeachStatus.PENDING:
-            return f"Thanks! Your suggestion {self.item_id} waits for a trainer's review."
-        return f"{self.item_id} is {self.status.value}."
-
 
 @dataclass(frozen=True, slots=True)
 class ReviewItem:
@@ -64,22 +55,11 @@ class ReviewItem:
     current: str
     suggestion: str
 
-    def describe(self) -> str:
-        if self.suggestion:
-            was = f"(was “{_clip(self.current)}”)"
-            return f"{self.item_id} by {self.author}: “{_clip(self.question)}” → “{_clip(self.suggestion)}” {was}"
-        return f"{self.item_id} by {self.author}: 👎 on “{_clip(self.current)}” for “{_clip(self.question)}”"
-
-
-def _clip(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 def _clean_answer(text: str) -> str:
     text = text.strip()
     if not text:
-        raise UserError("Give the better answer after the command, e.g. `!correct Paris is the capital.`")
+        raise UserError("Give the better answer after the command.", see="correct Paris is the capital.")
     if len(text) > MAX_ANSWER_CHARS:
         raise UserError(f"That answer is {len(text)} characters; the limit is {MAX_ANSWER_CHARS}.")
     return text
@@ -93,7 +73,7 @@ class TeachingService:
         self.knowledge = knowledge
 
     # -- corrections
-    async def correct(self, where: Where, target: StoredAnswer | None, better: str, *, trusted: bool) -> TeachResult:
+    async def correct(self, where: Origin, target: StoredAnswer | None, better: str, *, trusted: bool) -> TeachResult:
         """Record ``better`` as the answer to the question behind ``target``."""
         better = _clean_answer(better)
         if target is None or not target.question.strip():
@@ -149,12 +129,12 @@ class TeachingService:
 
     # -- feedback
     async def feedback(
-        self, where: Where, kind: FeedbackKind, *, target: StoredAnswer | None = None, text: str = "", trusted: bool
+        self, where: Origin, kind: FeedbackKind, *, target: StoredAnswer | None = None, text: str = "", trusted: bool
     ) -> TeachResult:
         """Store 👍 / 👎 on an answer, or a free-text note. A trusted 👎 stops that answer at once."""
         text = text.strip()[:MAX_ANSWER_CHARS]
         if kind is FeedbackKind.TEXT and not text:
-            raise UserError("Write your feedback after the command, e.g. `!feedback the answers about X are outdated`.")
+            raise UserError("Write your feedback after the command.", see="feedback the answers about X are outdated")
         if kind is not FeedbackKind.TEXT and target is None:
             raise UserError("Reactions count only on my answers.")
         applies_now = kind is FeedbackKind.DOWN and trusted and target is not None and bool(target.question)
@@ -287,7 +267,7 @@ class TeachingService:
 
     # -- forgetting and undo
     async def forget(self, scope: str, example_id: int, *, author: str) -> str:
-        """Stop using a learned example (it stays in the database, marked removed)."""
+        """Stop using a learned example (it stays in the database, marked removed); returns its prompt."""
 
         def remove(s: Session) -> str:
             example = s.get(Example, example_id)
@@ -299,10 +279,10 @@ class TeachingService:
         prompt = await self.db.run(remove)
         self.knowledge.forget(scope, example_id)
         log.info("forget example=%s scope=%s author=%s", example_id, scope, author)
-        return f"Forgotten: what I learned for “{_clip(prompt)}”."
+        return prompt
 
     async def undo_last(self, scope: str, author: str) -> str:
-        """Undo ``author``'s newest correction or feedback in ``scope``."""
+        """Undo ``author``'s newest correction or feedback in ``scope``; returns its item id."""
 
         def undo(s: Session) -> tuple[str, int | None]:
             correction = s.scalars(
@@ -343,7 +323,7 @@ class TeachingService:
         if example_id is not None:
             self.knowledge.forget(scope, example_id)
         log.info("undo %s scope=%s author=%s", label, scope, author)
-        return f"Undone: {label}."
+        return label
 
 
 def _parse_item_id(item_id: str) -> tuple[str, int]:

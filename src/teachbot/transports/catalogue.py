@@ -1,13 +1,15 @@
-"""Every bot command once: name, arguments, help text and who may use it.
+"""Every bot command once: its name, typed arguments, help text, who may use it and where it exists.
 
-The console, the Discord cogs, ``!help`` and the README table all read this list, so the help a
-user sees is the same everywhere.
+This list is the single declaration of a command. The Discord commands (prefix and slash) are built
+from it, the terminal dispatches from it, the permission check reads the privilege from it, and
+``!help`` and the README table are printed from it. What a command *does* is the method of the same
+name on ``CommandHandlers`` (``transports/handlers.py``); a subcommand's method is ``group_sub``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Flag, IntEnum, StrEnum, auto
 from importlib import resources
 from pathlib import Path
 
@@ -20,85 +22,245 @@ class Privilege(IntEnum):
     OWNER = 3
 
 
+class Door(Flag):
+    """Origin a command exists."""
+
+    DISCORD = auto()
+    CONSOLE = auto()
+    EVERYWHERE = DISCORD | CONSOLE
+
+
+class ArgKind(StrEnum):
+    """How an argument is written and what the handler receives."""
+
+    WORD = "word"  # one word → str
+    NUMBER = "number"  # a whole number such as an id → int (``#12`` and ``v3`` accepted)
+    CHOICE = "choice"  # one of ``choices`` → str
+    TEXT = "text"  # the rest of the line → str
+    FILE = "file"  # an attachment on Discord, a file in the data folder in the terminal → Upload
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument of a command. Optional ones may be left out; a word that does not fit is then
+    read as the next argument (``!correct 12 better`` vs ``!correct better``)."""
+
+    name: str
+    kind: ArgKind
+    help: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    not_starting: str = ""  # a WORD never starts with one of these characters (so JSON is not a version)
+
+    @property
+    def usage(self) -> str:
+        shown = "|".join(self.choices) if self.kind is ArgKind.CHOICE else self.name
+        return f"<{shown}>" if self.required else f"[{shown}]"
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    name: str
-    usage: str
-    help: str
-    privilege: Privilege = Privilege.MEMBER
-    console: bool = True
-    discord: bool = True
+    """A command: ``help`` is its one-line description everywhere (help, slash description, README)."""
 
+    name: str
+    help: str
+    args: tuple[Arg, ...] = ()
+    privilege: Privilege = Privilege.MEMBER
+    doors: Door = Door.EVERYWHERE
+    heavy: bool = False  # long or costly: a per-user cooldown (``heavy_cooldown_seconds``), and Discord defers
+    progress: str = ""  # shows a live status message with this title while it runs (Discord)
+    subcommands: tuple[CommandSpec, ...] = ()  # a group: ``!name sub …``
+    default: str = ""  # the subcommand run when a group is called alone
+    guild_only: bool = False
+
+    @property
+    def usage(self) -> str:
+        if self.subcommands:
+            return "[" + " | ".join(f"{s.name} {s.usage}".strip() for s in self.subcommands) + "]"
+        return " ".join(arg.usage for arg in self.args)
+
+    def subcommand(self, name: str) -> CommandSpec | None:
+        return next((s for s in self.subcommands if s.name == name), None)
+
+
+TRAINER = Privilege.TRAINER
+FILE_ARG = Arg("file", ArgKind.FILE, "A dataset file (attached on Discord, in the data folder in the terminal).")
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("hi", "", "Say hi."),
-    CommandSpec("help", "", "List the commands."),
-    CommandSpec("instruction", "", "Show the guide to using and teaching the bot."),
+    CommandSpec("hi", "Say hi."),
+    CommandSpec("help", "List the commands."),
+    CommandSpec("instruction", "Show the guide to using and teaching the bot."),
     CommandSpec(
         "correct",
-        "[message id] <better answer>",
         "Correct one of the bot's answers (reply to it, give its id, or the last one).",
+        (
+            Arg(
+                "message_id", ArgKind.NUMBER, "Id of the answer to correct (default: the one replied to, or the last)."
+            ),
+            Arg("answer", ArgKind.TEXT, "The better answer.", required=True),
+        ),
     ),
-    CommandSpec("feedback", "<text>", "Send a note to the people who train the bot."),
-    CommandSpec("undo", "", "Undo your last correction or feedback."),
+    CommandSpec(
+        "feedback", "Send a note to the people who train the bot.", (Arg("text", ArgKind.TEXT, "Your note.", True),)
+    ),
+    CommandSpec("undo", "Undo your last correction or feedback."),
     CommandSpec(
         "forget",
-        "<example id>",
         "Stop giving a learned answer (reply to the answer, or give the example id).",
-        Privilege.TRAINER,
+        (Arg("example_id", ArgKind.NUMBER, "Id of the learned example (default: the answer replied to)."),),
+        TRAINER,
     ),
-    CommandSpec("review", "", "Show corrections and 👎 waiting for review.", Privilege.TRAINER),
-    CommandSpec("approve", "<item id>", "Approve a review item: it applies at once.", Privilege.TRAINER),
-    CommandSpec("reject", "<item id>", "Reject a review item: it is never used.", Privilege.TRAINER),
+    CommandSpec("review", "Show corrections and 👎 waiting for review.", privilege=TRAINER),
+    CommandSpec(
+        "approve",
+        "Approve a review item: it applies at once.",
+        (Arg("item_id", ArgKind.WORD, "Review item id, like C12 or F3.", True),),
+        TRAINER,
+    ),
+    CommandSpec(
+        "reject",
+        "Reject a review item: it is never used.",
+        (Arg("item_id", ArgKind.WORD, "Review item id, like C12 or F3.", True),),
+        TRAINER,
+    ),
     CommandSpec(
         "train",
-        "[file or dataset name]",
         "Import an attached/named dataset and train a new model version.",
-        Privilege.TRAINER,
+        (FILE_ARG, Arg("name", ArgKind.WORD, "Dataset name: to name the import, or to train on a stored dataset.")),
+        TRAINER,
+        heavy=True,
+        progress="Training",
     ),
     CommandSpec(
         "test",
-        "[version] [file or JSON]",
         "Evaluate a model version (default: what answers now) on a test set, or on the held-out split.",
-        Privilege.TRAINER,
+        (
+            FILE_ARG,
+            Arg("version", ArgKind.WORD, "Model version to test (default: what answers now).", not_starting="[{"),
+            Arg("data", ArgKind.TEXT, 'Inline JSON: ["question", …] or [{"prompt": …, "answer": …}, …].'),
+        ),
+        TRAINER,
+        heavy=True,
     ),
-    CommandSpec("validate", "[file]", "Check a dataset file without importing it.", Privilege.TRAINER),
+    CommandSpec("validate", "Check a dataset file without importing it.", (FILE_ARG,), TRAINER),
     CommandSpec(
         "datasets",
-        "[list | show NAME | diff NAME V1 V2 | export NAME FORMAT | delete NAME | from_chat NAME [liked]]",
         "Manage datasets: list, inspect, compare versions, export, delete, or build one from conversations.",
-        Privilege.TRAINER,
+        privilege=TRAINER,
+        default="list",
+        subcommands=(
+            CommandSpec("list", "List the datasets and how each feeds training."),
+            CommandSpec(
+                "show",
+                "Show a dataset version's size and first examples.",
+                (Arg("name", ArgKind.WORD, "Dataset name.", True), Arg("version", ArgKind.NUMBER, "Version number.")),
+            ),
+            CommandSpec(
+                "diff",
+                "Compare two versions of a dataset.",
+                (
+                    Arg("name", ArgKind.WORD, "Dataset name.", True),
+                    Arg("old", ArgKind.NUMBER, "Older version.", True),
+                    Arg("new", ArgKind.NUMBER, "Newer version.", True),
+                ),
+            ),
+            CommandSpec(
+                "export",
+                "Write a dataset (or `corrections` as preference pairs) into exports/.",
+                (
+                    Arg("name", ArgKind.WORD, "Dataset name, or `corrections`.", True),
+                    Arg("format", ArgKind.CHOICE, "File format.", choices=("openai-chat", "preference", "csv", "yaml")),
+                ),
+            ),
+            CommandSpec(
+                "delete", "Delete a dataset and all its versions.", (Arg("name", ArgKind.WORD, "Dataset name.", True),)
+            ),
+            CommandSpec(
+                "from_chat",
+                "Turn stored conversations into a dataset (corrections applied).",
+                (
+                    Arg("name", ArgKind.WORD, "Name of the new dataset.", True),
+                    Arg("liked", ArgKind.CHOICE, "Only answers with a 👍 (and corrected ones).", choices=("liked",)),
+                ),
+            ),
+        ),
     ),
     CommandSpec(
         "select_dataset",
-        "<name> [positive|negative|off]",
         "Choose what feeds training: answers to give, never to give, or nothing.",
-        Privilege.TRAINER,
+        (
+            Arg("name", ArgKind.WORD, "Dataset name.", True),
+            Arg("use", ArgKind.CHOICE, "How it feeds training.", choices=("positive", "negative", "off")),
+        ),
+        TRAINER,
     ),
-    CommandSpec("jobs", "[cancel <run id>]", "List training runs with their state, or cancel one.", Privilege.TRAINER),
+    CommandSpec(
+        "jobs",
+        "List training runs with their state, or cancel one.",
+        privilege=TRAINER,
+        default="list",
+        subcommands=(
+            CommandSpec("list", "List training runs with their state."),
+            CommandSpec("cancel", "Cancel a running run.", (Arg("run_id", ArgKind.NUMBER, "Run id.", True),)),
+        ),
+    ),
     CommandSpec(
         "models",
-        "[activate <version> | rollback]",
         "List model versions, activate one, or roll back.",
-        Privilege.TRAINER,
+        privilege=TRAINER,
+        default="list",
+        subcommands=(
+            CommandSpec("list", "List the model versions."),
+            CommandSpec(
+                "activate", "Make a stored version the active one.", (Arg("version", ArgKind.WORD, "Version.", True),)
+            ),
+            CommandSpec("rollback", "Activate the version before the active one."),
+        ),
     ),
-    CommandSpec("archive", "[datasets|exports|logs|all]", "Zip data into the archives folder.", Privilege.TRAINER),
-    CommandSpec("getfile", "<name>", "Send a file from the exports or archives folder.", Privilege.TRAINER),
-    CommandSpec("join", "", "Join your voice channel and speak answers there.", console=False),
-    CommandSpec("leave", "", "Leave the voice channel.", console=False),
+    CommandSpec(
+        "archive",
+        "Zip data into the archives folder.",
+        (
+            Arg(
+                "what",
+                ArgKind.CHOICE,
+                "What to archive (default: all).",
+                choices=("datasets", "exports", "logs", "all"),
+            ),
+        ),
+        TRAINER,
+        heavy=True,
+    ),
+    CommandSpec(
+        "getfile",
+        "Send a file from the exports or archives folder.",
+        (Arg("name", ArgKind.WORD, "File name.", True),),
+        TRAINER,
+    ),
+    CommandSpec("join", "Join your voice channel and speak answers there.", doors=Door.DISCORD, guild_only=True),
+    CommandSpec("leave", "Leave the voice channel.", doors=Door.DISCORD, guild_only=True),
 )
 
 BY_NAME = {spec.name: spec for spec in COMMANDS}
 
 
-def help_text(prefix: str, *, console: bool, privilege: Privilege) -> str:
-    """The ``!help`` reply: the commands this user may run here."""
+def handler_name(group: CommandSpec | None, spec: CommandSpec) -> str:
+    """The ``CommandHandlers`` method that runs ``spec``: its name, or ``group_sub`` for a subcommand."""
+    return f"{group.name}_{spec.name}" if group is not None else spec.name
+
+
+def usage_line(prefix: str, spec: CommandSpec, group: CommandSpec | None = None) -> str:
+    words = [f"{prefix}{group.name}" if group else "", f"{prefix}{spec.name}" if not group else spec.name, spec.usage]
+    return " ".join(w for w in words if w)
+
+
+def help_text(prefix: str, door: Door, privilege: Privilege) -> str:
+    """The ``!help`` reply: the commands this user may run through this door."""
     lines = ["Commands:"]
     for spec in COMMANDS:
-        if (console and not spec.console) or (not console and not spec.discord) or spec.privilege > privilege:
+        if not spec.doors & door or spec.privilege > privilege:
             continue
-        usage = f" {spec.usage}" if spec.usage else ""
-        lines.append(f"  {prefix}{spec.name}{usage} — {spec.help}")
+        lines.append(f"  {usage_line(prefix, spec)} — {spec.help}")
     lines.append("Anything else is a message to the bot.")
     return "\n".join(lines)
 

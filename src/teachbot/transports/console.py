@@ -1,8 +1,8 @@
 """Chat in the terminal: the same brain and commands as on Discord, one line at a time.
 
-A line starting with the command prefix is a command; anything else is a message to the bot. Works
-interactively and with piped input. The console user is the owner. Files named in commands are
-resolved inside the data folder, like everywhere else.
+A line starting with the command prefix is a command, dispatched through the catalogue; anything
+else is a message to the bot. Works interactively and with piped input. The terminal user is the
+owner. Files named in commands are resolved inside the data folder, like everywhere else.
 """
 
 from __future__ import annotations
@@ -10,55 +10,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TextIO
+from typing import Any, TextIO
 
-from teachbot.answering.chat import StoredAnswer, Where
+from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.errors import UserError
 from teachbot.paths import resolve_inside
-from teachbot.transports.actions import Actions, Upload, split_leading_id, usage
-from teachbot.transports.catalogue import Privilege, help_text, instruction_text
+from teachbot.transports import wording
+from teachbot.transports.arguments import parse_line
+from teachbot.transports.catalogue import BY_NAME, ArgKind, CommandSpec, Door, Privilege, handler_name
+from teachbot.transports.handlers import Call, CommandHandlers, Reply, Upload
 
 log = logging.getLogger(__name__)
 
 CONSOLE_CHANNEL = "console"
 CONSOLE_USER = "owner"
-GENERIC_ERROR = "Something went wrong on my side; the details are in the log."
-
-Handler = Callable[[str], Awaitable[str]]
 
 
 class ConsoleChat:
-    """Turns console lines into service calls and returns the text to print."""
+    """Turns terminal lines into command calls or questions and returns the text to print."""
 
     def __init__(self, app: App, scope: str) -> None:
         self.app = app
         self.scope = scope
         self.prefix = app.settings.command_prefix
-        self.actions = Actions(app)
-        self.where = Where(scope=scope, channel=CONSOLE_CHANNEL, author=CONSOLE_USER, author_name="console")
-        self.handlers: dict[str, Handler] = {
-            "hi": self._hi,
-            "help": self._help,
-            "instruction": self._instruction,
-            "correct": self._correct,
-            "feedback": self._feedback,
-            "undo": self._undo,
-            "forget": self._forget,
-            "review": self._review,
-            "approve": self._approve,
-            "reject": self._reject,
-            "train": self._train,
-            "test": self._test,
-            "datasets": self._datasets,
-            "select_dataset": self._select_dataset,
-            "models": self._models,
-            "archive": self._archive,
-            "getfile": self._getfile,
-            "jobs": self._jobs,
-            "validate": self._validate,
-        }
+        self.handlers = CommandHandlers(app)
+        self.origin = Origin(scope=scope, channel=CONSOLE_CHANNEL, author=CONSOLE_USER, author_name="console")
+
+    def call(self) -> Call:
+        return Call(self.origin, Door.CONSOLE, Privilege.OWNER, trusted=True, external_ids=False)
 
     async def handle(self, line: str) -> str:
         """One line in, the reply out. Never raises for a bad line."""
@@ -67,108 +47,46 @@ class ConsoleChat:
             return ""
         try:
             if line.startswith(self.prefix):
-                name, _, rest = line[len(self.prefix) :].partition(" ")
-                handler = self.handlers.get(name.lower())
-                if handler is None:
-                    return f"Unknown command `{self.prefix}{name}`. Type `{self.prefix}help`."
-                log.info("command %s scope=%s author=%s", name.lower(), self.scope, CONSOLE_USER)
-                return await handler(rest.strip())
-            reply = await self.app.chat.ask(line, self.where)
+                return (await self.command(line[len(self.prefix) :])).text
+            reply = await self.app.chat.ask(line, self.origin)
             return reply.answer.text
         except UserError as exc:
-            return str(exc)
+            return wording.user_error(exc, self.prefix)
         except Exception:
             log.exception("console line failed: %r", line[:200])
-            return GENERIC_ERROR
+            return wording.GENERIC_ERROR
 
-    # -- commands
-    async def _hi(self, _: str) -> str:
-        return "HI!"
-
-    async def _help(self, _: str) -> str:
-        return help_text(self.prefix, console=True, privilege=Privilege.OWNER)
-
-    async def _instruction(self, _: str) -> str:
-        return await asyncio.to_thread(instruction_text, self.app.settings.instruction_file)
-
-    async def _last(self) -> StoredAnswer | None:
-        return await self.app.chat.last_answer(self.scope, CONSOLE_CHANNEL)
-
-    async def _correct(self, rest: str) -> str:
-        target_id, better = split_leading_id(rest)
-        if target_id is not None:
-            target = await self.app.chat.find_answer(self.scope, answer_id=target_id)
-        else:
-            target = await self._last()
-        return await self.actions.correct(self.where, target, better, trusted=True)
-
-    async def _feedback(self, rest: str) -> str:
-        if rest in ("+", "👍", "-", "👎"):
-            return await self.actions.rate(self.where, await self._last(), good=rest in ("+", "👍"), trusted=True)
-        return await self.actions.feedback(self.where, rest, trusted=True)
-
-    async def _undo(self, _: str) -> str:
-        return await self.actions.undo(self.where)
-
-    async def _forget(self, rest: str) -> str:
-        return await self.actions.forget(self.where, await self._last(), rest)
-
-    async def _review(self, _: str) -> str:
-        return await self.actions.review_list(self.scope)
-
-    async def _approve(self, rest: str) -> str:
-        return await self.actions.review(self.where, rest, approve=True)
-
-    async def _reject(self, rest: str) -> str:
-        return await self.actions.review(self.where, rest, approve=False)
+    async def command(self, text: str) -> Reply:
+        """Run ``name [sub] args…`` (without the prefix) through the catalogue."""
+        name, _, rest = text.partition(" ")
+        spec = BY_NAME.get(name.lower())
+        if spec is None or not spec.doors & Door.CONSOLE:
+            raise UserError(f"Unknown command `{self.prefix}{name}`. Type `{self.prefix}help`.")
+        group: CommandSpec | None = None
+        if spec.subcommands:
+            word, _, after = rest.strip().partition(" ")
+            sub = spec.subcommand(word.lower()) if word else spec.subcommand(spec.default)
+            if sub is None:
+                raise UserError(f"Usage: `{self.prefix}{spec.name} {spec.usage}`")
+            group, spec, rest = spec, sub, after if word else ""
+        log.info("command %s scope=%s author=%s", handler_name(group, spec), self.scope, CONSOLE_USER)
+        values = parse_line(self.prefix, spec, rest, group)
+        for arg in spec.args:
+            if arg.kind is ArgKind.FILE and values.get(arg.name) is not None:
+                values[arg.name] = await self._upload(values[arg.name])
+        handler: Any = getattr(self.handlers, handler_name(group, spec))
+        reply: Reply = await handler(self.call(), **values)
+        if reply.send_path is not None:
+            return Reply(f"The file is at {reply.send_path}")
+        return reply
 
     async def _upload(self, name: str) -> Upload:
         """A file inside the data folder, read like an attachment (size checked first)."""
         path = resolve_inside(self.app.data_dir, name)
         if not path.is_file():
             raise UserError(f"There is no file `{name}` in the data folder ({self.app.data_dir}).")
-        if path.stat().st_size > self.app.settings.max_upload_bytes:
-            raise UserError(f"`{name}` is larger than the upload limit ({self.app.settings.max_upload_bytes:,} bytes).")
+        self.handlers.check_upload_size(name, path.stat().st_size)
         return Upload(path.name, await asyncio.to_thread(path.read_bytes))
-
-    async def _train(self, rest: str) -> str:
-        return await self.actions.train(self.where, await self._upload(rest) if rest else None)
-
-    async def _test(self, rest: str) -> str:
-        """``!test`` (held-out split), ``!test [JSON]``, ``!test FILE``, each optionally after a version."""
-        head, _, tail = rest.partition(" ")
-        if head and not head.startswith(("[", "{")) and "." not in head:
-            version, rest = head, tail.strip()  # a version name (files have an extension)
-        else:
-            version = ""
-        if rest and not rest.startswith(("[", "{")):
-            summary, _ = await self.actions.test(self.where, await self._upload(rest), version)
-        else:
-            summary, _ = await self.actions.test(self.where, None, f"{version} {rest}".strip())
-        return summary
-
-    async def _datasets(self, rest: str) -> str:
-        return await self.actions.datasets(self.where, rest)
-
-    async def _validate(self, rest: str) -> str:
-        if not rest:
-            raise usage(self.prefix, "validate")
-        return (await self.actions.validate(await self._upload(rest))).to_text()
-
-    async def _select_dataset(self, rest: str) -> str:
-        return await self.actions.select_dataset(self.scope, rest)
-
-    async def _models(self, rest: str) -> str:
-        return await self.actions.models(self.where, rest)
-
-    async def _jobs(self, rest: str) -> str:
-        return await self.actions.jobs(self.where, rest)
-
-    async def _archive(self, rest: str) -> str:
-        return await self.actions.archive(self.where, rest or "all")
-
-    async def _getfile(self, rest: str) -> str:
-        return f"The file is at {await self.actions.file_to_send(rest)}"
 
 
 async def run_console(app: App, scope: str, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:

@@ -19,9 +19,12 @@ from discord.ext import commands
 
 from teachbot.app import App
 from teachbot.config import Settings, VoiceReplies
-from teachbot.errors import PermissionDenied, UserError
+from teachbot.errors import UserError
 from teachbot.paths import atomic_write_bytes
+from teachbot.transports import wording
 from teachbot.transports.catalogue import Privilege
+from teachbot.transports.discord.checks import CommandGate, IgnoredCheck, PermissionDeniedCheck
+from teachbot.transports.discord.commands import CommandDoor
 from teachbot.transports.discord.permissions import Permissions
 from teachbot.transports.discord.voice import VoiceManager
 
@@ -30,13 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GENERIC_ERROR = "Something went wrong on my side; it has been logged."
 COMMANDS_HASH_FILE = "discord-commands.sha256"
-
-
-def scope_of(guild: discord.abc.Snowflake | None) -> str:
-    """A server's knowledge scope is its id; direct messages use the global scope."""
-    return "global" if guild is None else str(guild.id)
 
 
 class TeachBot(commands.Bot):
@@ -61,10 +58,14 @@ class TeachBot(commands.Bot):
         self.chat: ChatCog | None = None  # set in setup_hook; plain messages go to it
         self.voice = VoiceManager(self, app.speech, idle_seconds=settings.voice_idle_seconds)
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
+        self.add_check(CommandGate(settings.heavy_cooldown_seconds))
+        self.door = CommandDoor(self)
 
     async def setup_hook(self) -> None:
         from teachbot.transports.discord.cogs import COGS, ChatCog
 
+        for command in self.door.build():
+            self.add_command(command)
         for cog_class in COGS:
             cog = cog_class(self)
             await self.add_cog(cog)
@@ -98,13 +99,7 @@ class TeachBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) to %s server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
-    # -- voice, used by the chat and voice cogs
-    async def join_voice(self, channel: discord.VoiceChannel | discord.StageChannel) -> str:
-        return await self.voice.join(channel)
-
-    async def leave_voice(self, guild: discord.Guild) -> str:
-        return await self.voice.leave(guild)
-
+    # -- voice, used by the chat cog
     async def transcribe(self, attachment: discord.Attachment) -> str:
         """The words in a voice message or audio file; limits are checked before downloading."""
         most_bytes, most_seconds = self.settings.max_upload_bytes, self.settings.max_audio_seconds
@@ -135,7 +130,7 @@ class TeachBot(commands.Bot):
         """The line to show for ``error``, or None when it is unexpected (the caller logs it)."""
         original = root_cause(error)
         if isinstance(original, UserError):
-            return str(original)
+            return wording.user_error(original, self.settings.command_prefix)
         if isinstance(error, PermissionDeniedCheck):
             return str(error)
         if isinstance(error, commands.CommandOnCooldown):
@@ -145,9 +140,18 @@ class TeachBot(commands.Bot):
         if isinstance(error, commands.CheckFailure | app_commands.CheckFailure):
             return "You can't use this command here."
         if isinstance(error, commands.UserInputError):
-            usage = f"{self.settings.command_prefix}{command} {command.signature}" if command else ""
-            return f"{error} Usage: `{usage.strip()}`"
+            return f"{error} Usage: `{self._usage(command)}`"
         return None
+
+    def _usage(self, command: commands.Command[Any, ..., Any] | None) -> str:
+        from teachbot.transports.catalogue import BY_NAME, usage_line
+
+        if command is None:
+            return ""
+        prefix = self.settings.command_prefix
+        group = BY_NAME.get(command.root_parent.name) if command.root_parent is not None else None
+        spec = group.subcommand(command.name) if group is not None else BY_NAME.get(command.name)
+        return usage_line(prefix, spec, group) if spec is not None else f"{prefix}{command.qualified_name}"
 
     async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:
         if isinstance(error, commands.CommandNotFound | IgnoredCheck):
@@ -155,7 +159,7 @@ class TeachBot(commands.Bot):
         text = self.explain(error, ctx.command)
         if text is None:
             log.error("command %s failed", ctx.command, exc_info=root_cause(error))
-            text = GENERIC_ERROR
+            text = wording.GENERIC_ERROR
         await self._reply_safely(ctx, text)
 
     async def _reply_safely(self, ctx: commands.Context[Any], text: str) -> None:
@@ -172,7 +176,7 @@ class TeachBot(commands.Bot):
         if text is None:
             name = getattr(interaction.command, "name", "?")
             log.error("application command %s failed", name, exc_info=root_cause(error))
-            text = GENERIC_ERROR
+            text = wording.GENERIC_ERROR
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)
@@ -195,29 +199,6 @@ def root_cause(error: BaseException) -> BaseException:
             break
         error = inner
     return error
-
-
-class PermissionDeniedCheck(commands.CheckFailure):
-    """A command refused for lack of privilege; its text is shown to the user."""
-
-
-class IgnoredCheck(commands.CheckFailure):
-    """A message command from a user or channel the bot ignores (block/allow lists): no reply at all."""
-
-
-def requires(level: Privilege) -> Any:
-    """Command check: the caller must be at least ``level`` and pass the allow/block lists."""
-
-    async def predicate(ctx: commands.Context[Any]) -> bool:
-        bot: TeachBot = ctx.bot
-        refusal = bot.permissions.refusal(ctx.author, ctx.channel)
-        if refusal:  # a slash command must be answered (ephemerally); a message is ignored
-            raise PermissionDeniedCheck(refusal) if ctx.interaction is not None else IgnoredCheck(refusal)
-        if level > Privilege.MEMBER and await bot.privilege(ctx.author) < level:
-            raise PermissionDeniedCheck(f"`{ctx.command}` needs the {level.name.lower()} role.")
-        return True
-
-    return commands.check(predicate)
 
 
 def configure_endpoints(settings: Settings) -> None:
@@ -282,4 +263,4 @@ def _request_stop(bot: TeachBot, signal_name: str) -> None:
 _STOPPING: set[asyncio.Task[None]] = set()
 
 
-__all__ = ["PermissionDenied", "TeachBot", "configure_endpoints", "requires", "run_bot", "scope_of"]
+__all__ = ["TeachBot", "configure_endpoints", "run_bot"]

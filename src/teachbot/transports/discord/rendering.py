@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Awaitable, Callable, Sequence
 
 import discord
 
@@ -70,3 +71,19 @@ def plan_reply(text: str) -> tuple[list[str], discord.File | None]:
         return chunks, None
     preview = chunks[0][: MESSAGE_LIMIT - 60].rstrip()
     return [f"{preview}\n… (the whole reply is attached)"], as_file(text)
+
+
+Send = Callable[[str, list[discord.File]], Awaitable[discord.Message | None]]
+
+
+async def send_text(text: str, first: Send, more: Send, files: Sequence[discord.File] = ()) -> discord.Message | None:
+    """Send ``text`` as ``plan_reply`` splits it: ``first`` sends the first message (a reply), ``more`` the
+    rest; files go with the last message. Returns the first message sent."""
+    chunks, attachment = plan_reply(text)
+    extra = ([attachment] if attachment else []) + list(files)
+    sent_first: discord.Message | None = None
+    for index, chunk in enumerate(chunks):
+        last = index == len(chunks) - 1
+        sent = await (first if index == 0 else more)(chunk, extra if last else [])
+        sent_first = sent_first or sent
+    return sent_first

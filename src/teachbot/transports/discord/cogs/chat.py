@@ -12,8 +12,9 @@ from discord.ext import commands
 from teachbot.answering.protocols import Answer, Attachment
 from teachbot.config import Backend
 from teachbot.errors import UserError
-from teachbot.transports.discord.cogs.base import BaseCog, where_of
-from teachbot.transports.discord.rendering import plan_reply
+from teachbot.transports import wording
+from teachbot.transports.discord.commands import origin_of
+from teachbot.transports.discord.rendering import send_text
 from teachbot.transports.discord.streaming import StreamingReply
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 AUDIO_TYPES = ("audio/",)
 MAX_ATTACHMENTS = 4
-GENERIC_ERROR = "Something went wrong on my side; it has been logged."
 
 
 def is_audio(attachment: discord.Attachment) -> bool:
@@ -34,11 +34,12 @@ def is_audio(attachment: discord.Attachment) -> bool:
     return not content_type and attachment.filename.lower().endswith((".ogg", ".opus", ".mp3", ".wav", ".m4a", ".flac"))
 
 
-class ChatCog(BaseCog):
-    """The conversation itself; commands live in the other cogs."""
+class ChatCog(commands.Cog):
+    """The conversation itself; commands are built from the catalogue."""
 
     def __init__(self, bot: TeachBot) -> None:
-        super().__init__(bot)
+        self.bot = bot
+        self.app = bot.app
         seconds = self.app.settings.chat_cooldown_seconds
         bucket = commands.BucketType.user
         self.cooldowns = commands.CooldownMapping.from_cooldown(1, seconds, bucket) if seconds else None
@@ -77,10 +78,10 @@ class ChatCog(BaseCog):
         try:
             await self._answer(message)
         except UserError as exc:
-            await self._reply(message, str(exc))
+            await self._reply(message, wording.user_error(exc, self.app.settings.command_prefix))
         except Exception:
             log.exception("answering message %s failed", message.id)
-            await self._reply(message, GENERIC_ERROR)
+            await self._reply(message, wording.GENERIC_ERROR)
 
     async def _answer(self, message: discord.Message) -> None:
         audio = next((a for a in message.attachments if is_audio(a)), None)
@@ -91,7 +92,7 @@ class ChatCog(BaseCog):
             spoken = True
         if not text:
             return
-        where = where_of(message.author, message.channel, message.guild)
+        where = origin_of(message.author, message.channel, message.guild)
         files = await self._files_for_model(message, skip=audio)
         prefix = f"> 🎤 {text}\n" if spoken else ""
         reference = message.reference.message_id if message.reference else None
@@ -135,16 +136,16 @@ class ChatCog(BaseCog):
         return files
 
     async def _reply(self, message: discord.Message, text: str) -> discord.Message | None:
-        chunks, attachment = plan_reply(text)
-        first: discord.Message | None = None
+        """Reply with ``text`` split for Discord; a failed send is logged, never raised."""
+
+        async def first(chunk: str, files: list[discord.File]) -> discord.Message:
+            return await message.reply(chunk, files=files or discord.utils.MISSING, mention_author=False)
+
+        async def more(chunk: str, files: list[discord.File]) -> discord.Message:
+            return await message.channel.send(chunk, files=files or discord.utils.MISSING)
+
         try:
-            for index, chunk in enumerate(chunks):
-                last = index == len(chunks) - 1
-                file = attachment if last and attachment else discord.utils.MISSING
-                if index == 0:
-                    first = await message.reply(chunk, file=file, mention_author=False)
-                else:
-                    await message.channel.send(chunk, file=file)
+            return await send_text(text, first, more)
         except discord.HTTPException:
             log.warning("could not reply in channel %s", message.channel.id, exc_info=True)
-        return first
+            return None

@@ -1,0 +1,100 @@
+"""The words of replies, written once at the edge with the configured prefix.
+
+Services return data (results, infos, outcomes) and domain errors; this module turns them into the
+sentences users read, so a changed prefix or wording is one edit here.
+"""
+
+from __future__ import annotations
+
+from teachbot.datasets.service import DatasetDiff, DatasetInfo
+from teachbot.errors import UserError
+from teachbot.teaching.service import ReviewItem, TeachResult, TeachStatus
+from teachbot.training.remote import RemoteOutcome
+from teachbot.training.service import RunInfo, RunState, TrainOutcome, VersionInfo
+
+GENERIC_ERROR = "Something went wrong on my side; it has been logged."
+
+
+def clip(text: str, limit: int = 120) -> str:
+    """One line of at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def user_error(error: UserError, prefix: str) -> str:
+    """A ``UserError`` as shown: its text, plus the command that helps when the service named one."""
+    if error.see:
+        return f"{error} See `{prefix}{error.see}`."
+    return str(error)
+
+
+def teach_result(result: TeachResult, prefix: str) -> str:
+    if result.status is TeachStatus.APPLIED and result.question:
+        return (
+            f"Learned ({result.item_id}): asked “{clip(result.question)}”, I will now answer “{clip(result.answer)}”."
+        )
+    if result.status is TeachStatus.PENDING:
+        return f"Thanks! Your suggestion {result.item_id} waits for a trainer's review."
+    return f"{result.item_id} is {result.status.value}."
+
+
+def review_item(item: ReviewItem) -> str:
+    if item.suggestion:
+        was = f" (was “{clip(item.current)}”)" if item.current.strip() else ""
+        return f"{item.item_id} by {item.author}: “{clip(item.question)}” → “{clip(item.suggestion)}”{was}"
+    return f"{item.item_id} by {item.author}: 👎 on “{clip(item.current)}” for “{clip(item.question)}”"
+
+
+def dataset_info(info: DatasetInfo) -> str:
+    use = {"positive": "answers to give", "negative": "answers never to give", None: "not used for training"}
+    state = "new version" if info.new_version else "unchanged, same content as"
+    return (
+        f"Dataset `{info.name}` ({state} v{info.version}): {info.rows} examples, "
+        f"hash {info.content_hash[:12]}, {use.get(info.selected, info.selected)}."
+    )
+
+
+def dataset_diff(diff: DatasetDiff, limit: int = 10) -> str:
+    counts = f"+{len(diff.added)} −{len(diff.removed)}, {diff.unchanged} unchanged"
+    lines = [f"`{diff.name}` v{diff.old} → v{diff.new}: {counts}."]
+    lines += [f"+ {p} → {a}" for p, a in diff.added[:limit]]
+    lines += [f"− {p} → {a}" for p, a in diff.removed[:limit]]
+    return "\n".join(lines)
+
+
+def version_info(version: VersionInfo) -> str:
+    accuracy = version.metrics.get("accuracy")
+    score = f", holdout accuracy {float(accuracy):.1%}" if isinstance(accuracy, int | float) else ""
+    mark = " (active)" if version.active else ""
+    made = f"{version.created_at} by {version.created_by}"
+    return f"{version.name}{mark}: {version.examples} examples, {version.answers} answers{score}, {made}"
+
+
+def run_info(run: RunInfo) -> str:
+    target = f" → {run.version}" if run.version else ""
+    detail = run.stage if run.state == RunState.RUNNING else run.message.splitlines()[0] if run.message else ""
+    return f"#{run.run_id} {run.kind} {run.state} {run.progress:.0%}{target} by {run.author}: {detail}"
+
+
+def train_outcome(outcome: TrainOutcome, prefix: str) -> str:
+    version = outcome.version
+    lines = [f"Trained {version.name} on {version.examples} examples ({version.answers} answers)."]
+    if outcome.report is not None:
+        lines.append(outcome.report.summary(max_lines=3))
+    lines.append(
+        f"{version.name} is now active."
+        if outcome.activated
+        else f"Kept {outcome.previous} active; `{prefix}models activate {version.name}` switches."
+    )
+    return "\n".join(lines)
+
+
+def remote_outcome(outcome: RemoteOutcome, prefix: str) -> str:
+    lines = [outcome.plan_summary]
+    if outcome.version:
+        lines.append(
+            f"Fine-tuning succeeded: version {outcome.version}. `{prefix}models activate {outcome.version}` uses it."
+        )
+    else:
+        lines.append(f"Fine-tuning job ended {outcome.status}" + (f": {outcome.error}" if outcome.error else "."))
+    return "\n".join(lines)
