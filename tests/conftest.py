@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,8 +27,25 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder where the starter model is trained, built once per test session."""
+    from teachbot.app import App
+
+    folder = tmp_path_factory.mktemp("teachbot-template") / "data"
+
+    async def build() -> None:
+        app = await App.start(load_settings(data_dir=folder))
+        await app.close()
+
+    asyncio.run(build())
+    return folder
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, trained_data_dir: Path) -> Settings:
+    """Settings on a data folder of the test's own, seeded with the trained starter model (no retraining)."""
+    shutil.copytree(trained_data_dir, tmp_path / "data")
     return load_settings(data_dir=tmp_path / "data")
 
 

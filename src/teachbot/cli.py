@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from teachbot.config import Settings, load_settings
-from teachbot.errors import ConfigError, UserError
+from teachbot.errors import ConfigError, TeachbotError, UserError
 from teachbot.logs import configure_logging
 
 T = TypeVar("T")
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(help="teachbot: a Discord bot you talk to and teach.", no_args_is_help=True, add_completion=False)
 models_app = typer.Typer(help="List, activate and roll back model versions.", no_args_is_help=True)
@@ -57,11 +60,7 @@ def _with_app(settings: Settings, work: Callable[[Any], Awaitable[T]], *, consol
         finally:
             await application.close()
 
-    try:
-        return asyncio.run(main())
-    except UserError as exc:
-        _error(str(exc))
-        raise typer.Exit(1) from None
+    return asyncio.run(main())
 
 
 def _scope(settings: Settings, scope: str | None) -> str:
@@ -94,11 +93,7 @@ def _run_discord(settings: Settings) -> None:
     from teachbot.transports.discord.bot import run_bot
 
     configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=True)
-    try:
-        asyncio.run(run_bot(settings))
-    except UserError as exc:
-        _error(str(exc))
-        raise typer.Exit(1) from None
+    asyncio.run(run_bot(settings))
 
 
 @app.command()
@@ -317,11 +312,7 @@ def datasets_validate(
     from teachbot.datasets.validation import validate_file
 
     settings = _settings()
-    try:
-        report = validate_file(path, validation=validation, max_bytes=settings.max_upload_bytes)
-    except UserError as exc:
-        _error(str(exc))
-        raise typer.Exit(1) from None
+    report = validate_file(path, validation=validation, max_bytes=settings.max_upload_bytes)
     typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.to_text())
     raise typer.Exit(0 if report.ok else 1)
 
@@ -366,11 +357,7 @@ def transcribe(
 
     settings = _settings()
     configure_logging(settings.log_level, None, settings.secret_values(), console=False)
-    try:
-        transcript = transcribe_file(path, settings)
-    except UserError as exc:
-        _error(str(exc))
-        raise typer.Exit(1) from None
+    transcript = transcribe_file(path, settings)
     typer.echo(transcript.text)
 
 
@@ -384,18 +371,35 @@ def say(
 
     settings = _settings()
     configure_logging(settings.log_level, None, settings.secret_values(), console=False)
-    try:
-        speech = say_to_file(text, output, settings)
-    except UserError as exc:
-        _error(str(exc))
-        raise typer.Exit(1) from None
+    speech = say_to_file(text, output, settings)
     typer.echo(f"Wrote {output} ({speech.seconds:.1f} s of speech).")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: whatever goes wrong ends in one line on stderr, never a traceback.
+
+    Exit codes: 0 done, 1 a check found problems (``datasets validate``) or an unexpected failure
+    (logged), 2 bad input or settings, 130 interrupted.
+    """
     try:
-        app()
-    except ConfigError as exc:  # raised while parsing settings inside a command
+        code = app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:  # a bad option or argument: click's own one-line message
+        exc.show()
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("", err=True)
+        code = EXIT_INTERRUPTED
+    except TeachbotError as exc:  # ConfigError and UserError: the text names what to fix
         _error(str(exc))
-        sys.exit(EXIT_USAGE)
+        code = EXIT_USAGE
+    except OSError as exc:
+        shown = str(exc.filename) if exc.filename else "a file"
+        _error(f"{shown}: {exc.strerror or type(exc).__name__}.")
+        code = EXIT_USAGE
+    except Exception as exc:
+        logging.getLogger(__name__).error("unexpected failure", exc_info=exc)
+        _error(f"unexpected {type(exc).__name__}; the details are in the log.")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

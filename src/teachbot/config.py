@@ -110,6 +110,9 @@ class Settings(BaseSettings):
         "https://discord.com/api/v10", description="Discord REST base URL (for Discord-compatible servers and tests)."
     )
     discord_gateway_url: str = Field("wss://gateway.discord.gg/", description="Discord gateway URL.")
+    discord_connect_attempts: int = Field(
+        5, ge=1, le=100, description="Tries to reach Discord at start (backoff 1, 2, 4… s, at most 60 s)."
+    )
     chat_channels: list[int] = Field(
         default_factory=list, description="Channel ids where the bot answers every message."
     )

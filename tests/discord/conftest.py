@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -10,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from bot_talk import MakeTeachbot, RunTeachbot, Talk
 from discord.ext import commands
-from fake_discord import FakeDiscord, StartBot, running_bot, serve_fake_discord
+from fakes.discord_server import FakeDiscord, StartBot, running_bot, serve_fake_discord
+from fakes.talk import MakeTeachbot, RunTeachbot, Talk
 
 if TYPE_CHECKING:  # teachbot imports wait for the fixtures, so the harness tests run without the model
     from teachbot.config import Settings
@@ -40,22 +39,6 @@ async def start_bot(fake_discord: FakeDiscord) -> AsyncIterator[StartBot]:
 
 # -- teachbot's own bot on a real App --------------------------------------------------------------
 
-
-
-@pytest.fixture(scope="session")
-def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data folder where the starter model is already trained, copied into each test (App.start trains it once)."""
-    from teachbot.app import App
-    from teachbot.config import load_settings
-
-    folder = tmp_path_factory.mktemp("teachbot-template") / "data"
-
-    async def build() -> None:
-        app = await App.start(load_settings(data_dir=folder))
-        await app.close()
-
-    asyncio.run(build())
-    return folder
 
 
 def teachbot_settings(fake: FakeDiscord, data_dir: Path, **overrides: Any) -> Settings:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import discord
 import pytest
-from bot_talk import MakeTeachbot, Talk
-from fake_discord import FakeDiscord
-from fake_models import VOICE_MESSAGE_FLAG, Upload
+from fakes.discord_models import VOICE_MESSAGE_FLAG, Upload
+from fakes.discord_server import FakeDiscord
+from fakes.talk import MakeTeachbot, Talk
 
 from teachbot.transports.discord.bot import TeachBot
 from teachbot.transports.discord.rendering import MAX_MESSAGES, split_message

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from bot_talk import Talk
-from fake_discord import FakeDiscord
-from fake_models import Upload
+from fakes.discord_models import Upload
+from fakes.discord_server import FakeDiscord
+from fakes.talk import Talk
 
 from teachbot.transports.catalogue import COMMANDS, Door, Privilege
 from teachbot.transports.discord.bot import TeachBot

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from bot_talk import RunTeachbot, Talk
-from fake_discord import FakeDiscord, serve_fake_discord
+from fakes.discord_server import FakeDiscord, serve_fake_discord
+from fakes.talk import RunTeachbot, Talk
 
 from teachbot.transports.discord.bot import COMMANDS_HASH_FILE, TeachBot
 
@@ -95,3 +95,47 @@ async def test_teachbot_run_connects_and_stops_cleanly(fake_discord: FakeDiscord
     assert process.returncode == 0, stderr.decode()
     assert fake_discord.token not in (stdout + stderr).decode()
     assert "Traceback" not in stderr.decode()
+
+
+async def test_a_malformed_gateway_event_is_skipped_and_the_bot_goes_on(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    await fake_discord.dispatch("INTERACTION_CREATE", {"id": "1", "type": 2})  # no token, data, channel…
+    await fake_discord.dispatch("MESSAGE_CREATE", {"id": "2", "channel_id": "nosuch"})
+    assert (await talk.prefix("hi", user=fake_discord.member)).content == "HI!"
+    assert "skipped a malformed INTERACTION_CREATE event" in caplog.text
+
+
+async def test_a_refused_typing_indicator_does_not_cost_the_answer(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+) -> None:
+    fake_discord.fail("POST", rf"/channels/{fake_discord.text2.id}/typing", 403, times=None)
+    said = await talk.ask("hello there", user=fake_discord.member)
+    assert said.content
+
+
+def test_teachbot_run_says_in_one_line_that_discord_cannot_be_reached(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:  # a loopback port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env.update(
+        TEACHBOT_DATA_DIR=str(tmp_path / "data"),
+        TEACHBOT_DISCORD_TOKEN="not-a-real-token",
+        TEACHBOT_DISCORD_API_BASE=f"http://127.0.0.1:{port}/api/v10",
+        TEACHBOT_DISCORD_CONNECT_ATTEMPTS="2",
+        TEACHBOT_LOG_LEVEL="WARNING",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "teachbot", "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[-1].startswith(f"error: Could not reach Discord at http://127.0.0.1:{port}/api/v10"), lines
+    assert sum("trying again in 1 s" in line for line in lines) == 1, lines  # one retry, with backoff
+    assert "not-a-real-token" not in result.stderr

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot_talk import MakeTeachbot
-from fake_discord import FakeDiscord
-from fake_models import Upload
+from fakes.discord_models import Upload
+from fakes.discord_server import FakeDiscord
 from fakes.openai_server import TEST_API_KEY, FakeOpenAIServer
+from fakes.talk import MakeTeachbot
 
 
 def llm(server: FakeOpenAIServer) -> dict[str, object]:

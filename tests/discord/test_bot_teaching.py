@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 import pytest
-from bot_talk import MakeTeachbot, Talk
-from fake_discord import FakeDiscord
-from fake_models import Upload
+from fakes.discord_models import Upload
+from fakes.discord_server import FakeDiscord
+from fakes.talk import MakeTeachbot, Talk
 from sqlalchemy import select
 
 from teachbot.store.tables import Feedback

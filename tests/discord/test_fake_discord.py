@@ -9,8 +9,8 @@ import discord
 import pytest
 from discord.ext import commands
 from discord.http import Route
-from fake_discord import FakeDiscord, StartBot
-from fake_models import EPHEMERAL_FLAG, VOICE_MESSAGE_FLAG, ChannelType, Upload
+from fakes.discord_models import EPHEMERAL_FLAG, VOICE_MESSAGE_FLAG, ChannelType, Upload
+from fakes.discord_server import FakeDiscord, StartBot
 
 
 class ConfirmView(discord.ui.View):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from speech_samples import espeak_voice_message
+from fakes.speech_samples import espeak_voice_message
 
 from teachbot.config import Settings, load_settings
 from teachbot.speech.stt_sphinx import SphinxEngine

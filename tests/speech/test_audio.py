@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pytest
-from speech_samples import ffmpeg_bytes
+from fakes.speech_samples import ffmpeg_bytes
 
 from teachbot.errors import MissingExtra, UserError
 from teachbot.speech.audio import (

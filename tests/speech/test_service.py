@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from speech_samples import espeak_voice_message
+from fakes.speech_samples import espeak_voice_message
 
 from teachbot.config import Settings, load_settings
 from teachbot.errors import UserError

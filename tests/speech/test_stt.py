@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from speech_samples import espeak_voice_message, needs_whisper, tiny_en_model
+from fakes.speech_samples import espeak_voice_message, needs_whisper, tiny_en_model
 
 from teachbot.config import Settings, SttEngine, load_settings
 from teachbot.errors import ConfigError, UserError
@@ -46,7 +46,7 @@ def test_sphinx_is_english_only(sphinx: SphinxEngine, hello_message: bytes) -> N
 
 
 def test_silence_is_not_transcribed(sphinx: SphinxEngine, speech_settings: Settings) -> None:
-    from speech_samples import ffmpeg_bytes
+    from fakes.speech_samples import ffmpeg_bytes
 
     quiet = ffmpeg_bytes("-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "3", "-c:a", "libopus", "-f", "ogg")
     with pytest.raises(UserError, match="only silence"):

@@ -29,7 +29,7 @@ def test_say_writes_wav_and_refuses_other_formats(tmp_path: Path) -> None:
     assert teachbot(tmp_path, "say", "one two three", "-o", str(tmp_path / "a.wav")).returncode == 0
     assert (tmp_path / "a.wav").read_bytes()[:4] == b"RIFF"
     refused = teachbot(tmp_path, "say", "hi", "-o", str(tmp_path / "a.mp3"))
-    assert refused.returncode == 1 and ".mp3" in refused.stderr
+    assert refused.returncode == 2 and ".mp3" in refused.stderr
 
 
 def test_transcribe_bad_input_is_one_clear_line(tmp_path: Path) -> None:
@@ -37,5 +37,5 @@ def test_transcribe_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "image.ogg").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
     for name in ("empty.ogg", "image.ogg", "missing.ogg"):
         result = teachbot(tmp_path, "transcribe", str(tmp_path / name))
-        assert result.returncode == 1, name
+        assert result.returncode == 2, name
         assert "Traceback" not in result.stderr and result.stderr.startswith("error:"), result.stderr

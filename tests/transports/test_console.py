@@ -104,5 +104,5 @@ def test_cli_train_malformed_file_is_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"question,answer\n\xff\xfe\x00garbage\n")
     result = teachbot(tmp_path, "train", str(bad))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "bad.csv" in result.stderr and "Traceback" not in result.stderr

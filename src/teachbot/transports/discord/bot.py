@@ -8,10 +8,11 @@ import hashlib
 import json
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -60,6 +61,7 @@ class TeachBot(commands.Bot):
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
         self.add_check(CommandGate(settings.heavy_cooldown_seconds))
         self.door = CommandDoor(self)
+        _guard_event_parsers(self._connection.parsers)
 
     async def setup_hook(self) -> None:
         from teachbot.transports.discord.cogs import COGS, ChatCog
@@ -189,6 +191,23 @@ class TeachBot(commands.Bot):
         log.exception("error in event %s", event_method)
 
 
+def _guard_event_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
+    """One malformed gateway event (a missing field, a wrong type) is logged and skipped; it must not
+    end the connection and with it the bot. The gateway reads this same dict, so wrapping in place works."""
+
+    def guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+        def run(data: Any) -> None:
+            try:
+                parse(data)
+            except Exception:
+                log.exception("skipped a malformed %s event from the gateway", event)
+
+        return run
+
+    for event, parse in list(parsers.items()):
+        parsers[event] = guarded(event, parse)
+
+
 def root_cause(error: BaseException) -> BaseException:
     """Unwrap discord.py's wrappers (CommandInvokeError, HybridCommandError…) down to what was raised."""
     seen: set[int] = set()
@@ -211,28 +230,65 @@ def configure_endpoints(settings: Settings) -> None:
 
 
 async def run_bot(settings: Settings) -> None:
-    """Start the app and the bot and run until stopped (SIGINT or SIGTERM close both cleanly)."""
+    """Start the app and the bot and run until stopped (SIGINT or SIGTERM close both cleanly).
+
+    Discord that cannot be reached (DNS, refused connection, a 5xx, a timeout) is tried again with
+    backoff, ``discord_connect_attempts`` times in all, then reported in one line.
+    """
     if settings.discord_token is None:
         raise UserError("No Discord token configured (TEACHBOT_DISCORD_TOKEN).")
     configure_endpoints(settings)
     app = await App.start(settings)
     try:
-        async with TeachBot(app) as bot:
-            with _stop_on_signals(bot):
-                try:
-                    await bot.start(settings.discord_token.get_secret_value())
-                except discord.LoginFailure:
-                    raise UserError(
-                        "Discord refused the token (TEACHBOT_DISCORD_TOKEN): check it in the developer portal."
-                    ) from None
-                except discord.PrivilegedIntentsRequired:
-                    raise UserError(
-                        "Discord refused the Message Content intent: enable it for this bot in the developer portal "
-                        "(Bot → Privileged Gateway Intents)."
-                    ) from None
+        for attempt in range(1, settings.discord_connect_attempts + 1):
+            try:
+                await _run_once(app, settings)
+                break
+            except _UNREACHABLE as exc:
+                where = settings.discord_api_base
+                if attempt >= settings.discord_connect_attempts:
+                    raise UserError(f"Could not reach Discord at {where}: {_reason(exc)}.") from None
+                delay = min(RETRY_MAX_SECONDS, 2 ** (attempt - 1))
+                log.warning("cannot reach Discord at %s (%s); trying again in %s s", where, _reason(exc), delay)
+                await asyncio.sleep(delay)
         log.info("stopped")
     finally:
         await app.close()
+
+
+RETRY_MAX_SECONDS = 60
+_UNREACHABLE = (
+    aiohttp.ClientConnectionError,
+    asyncio.TimeoutError,
+    discord.GatewayNotFound,
+    discord.DiscordServerError,
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong reaching Discord, in a few words (no traceback, no token)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return str(exc.os_error or exc).splitlines()[0][:200]
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer in time"
+    return (str(exc) or type(exc).__name__).splitlines()[0][:200]
+
+
+async def _run_once(app: App, settings: Settings) -> None:
+    assert settings.discord_token is not None
+    async with TeachBot(app) as bot:
+        with _stop_on_signals(bot):
+            try:
+                await bot.start(settings.discord_token.get_secret_value())
+            except discord.LoginFailure:
+                raise UserError(
+                    "Discord refused the token (TEACHBOT_DISCORD_TOKEN): check it in the developer portal."
+                ) from None
+            except discord.PrivilegedIntentsRequired:
+                raise UserError(
+                    "Discord refused the Message Content intent: enable it for this bot in the developer portal "
+                    "(Bot → Privileged Gateway Intents)."
+                ) from None
 
 
 @contextmanager

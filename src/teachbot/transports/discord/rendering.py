@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import discord
+
+log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
 MAX_MESSAGES = 3
@@ -87,3 +91,20 @@ async def send_text(text: str, first: Send, more: Send, files: Sequence[discord.
         sent = await (first if index == 0 else more)(chunk, extra if last else [])
         sent_first = sent_first or sent
     return sent_first
+
+
+@asynccontextmanager
+async def typing_if_possible(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """Show "typing…" while the body runs, if Discord lets us: the indicator is cosmetic, so a refused
+    or failed one (403, 404, a rate limit) never costs the user their answer."""
+    typing = channel.typing()
+    try:
+        await typing.__aenter__()
+    except discord.HTTPException:
+        log.debug("typing indicator refused", exc_info=True)
+        yield
+        return
+    try:
+        yield
+    finally:
+        await typing.__aexit__(None, None, None)

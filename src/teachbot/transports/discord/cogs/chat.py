@@ -14,7 +14,7 @@ from teachbot.config import Backend
 from teachbot.errors import UserError
 from teachbot.transports import wording
 from teachbot.transports.discord.commands import origin_of
-from teachbot.transports.discord.rendering import send_text
+from teachbot.transports.discord.rendering import send_text, typing_if_possible
 from teachbot.transports.discord.streaming import StreamingReply
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class ChatCog(commands.Cog):
                 sent = await self._reply(message, prefix + answer.text)
                 return str(sent.id) if sent is not None else None
 
-            async with message.channel.typing():
+            async with typing_if_possible(message.channel):
                 reply = await self.app.chat.ask(
                     text, where, external_id=str(message.id), attachments=files, reply_to=reply_to, deliver=deliver
                 )

@@ -29,10 +29,11 @@ from aiohttp import web
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
-from fake_gateway import GatewaySession, handle_gateway
-from fake_interactions import FakeInteraction, InteractionMixin, InteractionResponse
-from fake_messages import BotReaction, EditRecord, MessageMixin
-from fake_models import (
+
+from fakes.discord_gateway import GatewaySession, handle_gateway
+from fakes.discord_interactions import FakeInteraction, InteractionMixin, InteractionResponse
+from fakes.discord_messages import BotReaction, EditRecord, MessageMixin
+from fakes.discord_models import (
     ALL_PERMISSIONS,
     EVERYONE_PERMISSIONS,
     ChannelType,
@@ -47,7 +48,7 @@ from fake_models import (
     Upload,
     deferred_journal_adds,
 )
-from fake_rest import NO_CONTENT, ApiError, RestApi, json_response, read_request
+from fakes.discord_rest import NO_CONTENT, ApiError, RestApi, json_response, read_request
 
 __all__ = [
     "BotReaction",

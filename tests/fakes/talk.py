@@ -7,8 +7,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fake_discord import FakeDiscord, InteractionResponse
-from fake_models import EPHEMERAL_FLAG, FakeChannel, FakeUser, Upload
+from fakes.discord_models import EPHEMERAL_FLAG, FakeChannel, FakeUser, Upload
+from fakes.discord_server import FakeDiscord, InteractionResponse
 
 if TYPE_CHECKING:
     from teachbot.transports.discord.bot import TeachBot

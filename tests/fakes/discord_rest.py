@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from fake_models import EPHEMERAL_FLAG, FakeChannel, RecordedFile, RecordedRequest
+
+from fakes.discord_models import EPHEMERAL_FLAG, FakeChannel, RecordedFile, RecordedRequest
 
 if TYPE_CHECKING:
-    from fake_discord import FakeDiscord, FakeInteraction
+    from fakes.discord_server import FakeDiscord, FakeInteraction
 
 __all__ = ["ApiError", "RestApi", "json_response", "read_request"]
 

@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fake_models import EPHEMERAL_FLAG, FakeChannel, FakeGuild, FakeUser, RecordedFile, Upload, iso_now
-from fake_rest import LOADING_FLAG, ApiError
+from fakes.discord_models import EPHEMERAL_FLAG, FakeChannel, FakeGuild, FakeUser, RecordedFile, Upload, iso_now
+from fakes.discord_rest import LOADING_FLAG, ApiError
 
 if TYPE_CHECKING:
-    from fake_discord import ChannelLike, MessageLike
+    from fakes.discord_server import ChannelLike, MessageLike
 
 __all__ = ["BotReaction", "EditRecord", "MessageMixin"]
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fake_models import (
+from fakes.discord_models import (
     EPHEMERAL_FLAG,
     FakeChannel,
     FakeRole,
@@ -21,10 +21,10 @@ from fake_models import (
     RecordedFile,
     Upload,
 )
-from fake_rest import LOADING_FLAG, ApiError
+from fakes.discord_rest import LOADING_FLAG, ApiError
 
 if TYPE_CHECKING:
-    from fake_discord import ChannelLike, FakeDiscord, MessageLike
+    from fakes.discord_server import ChannelLike, FakeDiscord, MessageLike
 
 __all__ = ["FakeInteraction", "InteractionMixin", "InteractionResponse"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from fake_discord import FakeDiscord
+    from fakes.discord_server import FakeDiscord
 
 __all__ = ["GatewaySession", "handle_gateway"]
 
