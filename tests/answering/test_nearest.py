@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from teachbot.answering import nearest
-from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, normalize_text
+from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex
+from teachbot.answering.text import normalize_text
 
 
 def test_normalize_text() -> None:

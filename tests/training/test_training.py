@@ -10,7 +10,7 @@ from teachbot.answering.chat import Where
 from teachbot.app import App
 from teachbot.config import ActivationPolicy
 from teachbot.errors import DataFormatError, UserError
-from teachbot.training.service import starter_examples
+from teachbot.training.data import starter_examples
 
 TOPICS = {
     "The shop opens at nine.": [
