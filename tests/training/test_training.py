@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ import pytest
 from teachbot.answering.chat import Where
 from teachbot.app import App
 from teachbot.config import ActivationPolicy
+from teachbot.datasets.examples import Example
 from teachbot.errors import DataFormatError, UserError
 from teachbot.training.data import starter_examples
+from teachbot.training.runs import RunCancelled
 
 TOPICS = {
     "The shop opens at nine.": [
@@ -171,3 +174,50 @@ async def test_test_without_a_file_scores_the_held_out_split_and_versions(app: A
     assert report is not None and report.examples == len(held)
     _, old = await actions.test(where, None, "v1")
     assert old is not None and old.model_version == "v1" and old.accuracy < report.accuracy
+
+
+async def test_a_cancelled_run_stops_and_changes_nothing(app: App, tmp_path: Path) -> None:
+    rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(10)] for a in range(40)}
+    await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
+    training = asyncio.Event()
+
+    def progress(stage: str, _done: float) -> None:
+        if stage.startswith("training on"):
+            training.set()
+
+    run = asyncio.create_task(app.training.train("global", author="t", progress=progress))
+    await training.wait()  # the model is being fitted in a thread: the next step checks for a cancel
+    [newest, *_] = await app.runs.recent("global")
+    assert newest.state == "running" and newest.kind == "local"
+    assert await app.training.cancel("global", newest.run_id) == f"Run #{newest.run_id} will stop at its next step."
+    with pytest.raises(RunCancelled):
+        await run
+    [cancelled, *_] = await app.runs.recent("global")
+    assert (cancelled.run_id, cancelled.state, cancelled.version) == (newest.run_id, "cancelled", None)
+    assert app.knowledge.model_version("global") == "v1"
+    assert [v.name for v in await app.versions.in_scope("global")] == ["v1"]
+    with pytest.raises(UserError, match="is cancelled; only a running run can be cancelled"):
+        await app.training.cancel("global", newest.run_id)
+    with pytest.raises(UserError, match="There is no run #999 here"):
+        await app.training.cancel("global", 999)
+    assert await app.runs.kind("global", newest.run_id) == "local"
+    assert await app.runs.kind("42", newest.run_id) is None  # another scope's run
+
+
+async def test_a_server_sees_its_own_and_global_versions_only(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("42", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    await app.training.train("42", author="t")
+    question = [Example("how can I pay", "We accept cards and cash.")]
+    with pytest.raises(UserError, match="There is no model version `42-v1` here"):
+        await app.versions.activate("43", "42-v1", author="t")
+    with pytest.raises(UserError, match="There is no model version `42-v1` here"):
+        await app.testing.test("43", question, version="42-v1")
+    with pytest.raises(UserError, match="There is no model version `42-v1` here"):
+        await app.versions.load("43", "42-v1")
+    with pytest.raises(UserError, match="belongs to the global scope"):
+        await app.versions.activate("42", "v1", author="t")
+    assert (await app.testing.test("42", question, version="v1")).model_version == "v1"
+    assert (await app.testing.test("42", question, version="42-v1")).accuracy == 1.0
+    assert (await app.versions.load("42", "v1")).version == "v1"
+    with pytest.raises(UserError, match="no earlier version"):
+        await app.versions.rollback("42", author="t")
