@@ -63,7 +63,7 @@ UNCLEAR_INTENTS = {"who_made_you", "who_do_you_work_for", "where_are_you_from", 
 
 
 def starter_rows(data: dict[str, list[tuple[str, str]]]) -> None:
-    from teachbot.training.service import starter_examples
+    from teachbot.training.data import starter_examples
 
     examples = starter_examples()
     model = LocalModel.fit([e.prompt for e in examples], [e.answer for e in examples])

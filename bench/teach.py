@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from _common import latencies_ms, load_clinc, peak_memory_mb, percentile, table
 
-from teachbot.answering import local_model
-from teachbot.answering.local_model import LocalModel, Prediction, taught_wins
+from teachbot.answering import knowledge
+from teachbot.answering.knowledge import taught_wins
+from teachbot.answering.local_model import LocalModel, Prediction
 from teachbot.answering.nearest import TAUGHT_THRESHOLD, Hit, NearestIndex
 
 N_CORRECTIONS = 200
@@ -43,7 +44,7 @@ class Taught:
     oos: list[int]
 
     def after(self, margin: float) -> list[str | None]:
-        local_model.OVERLAY_MARGIN = margin
+        knowledge.OVERLAY_MARGIN = margin
         out = []
         for (text, _), pred, hit in zip(self.rows, self.predictions, self.hits, strict=True):
             win = hit is not None and taught_wins(text, hit.score, hit.answer, pred)
@@ -178,7 +179,7 @@ def main() -> None:
     model = LocalModel.fit(
         [t for t, _ in data["train"]], [i for _, i in data["train"]], out_of_scope=[t for t, _ in data["oos_train"]]
     )
-    default = local_model.OVERLAY_MARGIN
+    default = knowledge.OVERLAY_MARGIN
     margin = tune_margin(model, data)
     print(f"OVERLAY_MARGIN chosen on val: {margin} (module default {default})")
     corrections(model, data, margin)

@@ -23,7 +23,10 @@ from teachbot.store.db import Database
 from teachbot.store.tables import Example, ExampleSource, ExampleStatus, Polarity
 from teachbot.store.usage import DatabaseUsageLedger
 from teachbot.teaching.service import TeachingService
+from teachbot.training.runs import RunLedger
 from teachbot.training.service import TrainingService
+from teachbot.training.testing import TestingService
+from teachbot.training.versions import VersionRegistry
 
 if TYPE_CHECKING:
     from teachbot.llm import OpenAIChatModel
@@ -46,6 +49,9 @@ class App:
     teaching: TeachingService
     datasets: DatasetService
     training: TrainingService
+    runs: RunLedger
+    versions: VersionRegistry
+    testing: TestingService
     files: FileService
     speech: SpeechService
     remote: RemoteTrainingService | None = None  # fine-tuning jobs, on the openai backend
@@ -68,27 +74,45 @@ class App:
             )
             model, llm = build_chat_model(settings, knowledge, db)
             datasets = DatasetService(db)
+            runs = RunLedger(db)
+            versions = VersionRegistry(
+                db,
+                knowledge,
+                settings.data_dir / "models",
+                # scope → active fine-tuned model: the LLM backend answers with what activation puts here
+                remote_models=llm.scope_models if llm is not None else {},
+                with_reference=settings.backend is not Backend.LOCAL,
+            )
+            testing = TestingService(
+                db,
+                datasets,
+                knowledge,
+                versions,
+                holdout_fraction=settings.holdout_fraction,
+                remote_answer=llm.answer_as if llm is not None else None,
+            )
             training = TrainingService(
                 db,
                 datasets,
                 knowledge,
-                settings.data_dir / "models",
+                ledger=runs,
+                registry=versions,
+                testing=testing,
                 holdout_fraction=settings.holdout_fraction,
                 activation=settings.activation,
-                with_reference=settings.backend is not Backend.LOCAL,
             )
             remote = None
             if llm is not None:
                 from teachbot.llm import FineTuner
                 from teachbot.training.remote import RemoteTrainingService
 
-                training.remote_models = llm.scope_models
-                training.remote_answer = llm.answer_as
                 tuner = FineTuner(llm.client, model=settings.llm_model, system_prompt=llm.prompts.system_prompt)
                 remote = RemoteTrainingService(
                     db,
                     datasets,
                     tuner,
+                    ledger=runs,
+                    registry=versions,
                     holdout_fraction=settings.holdout_fraction,
                     poll_seconds=settings.llm_finetune_poll_seconds,
                 )
@@ -101,6 +125,9 @@ class App:
                 teaching=TeachingService(db, knowledge),
                 datasets=datasets,
                 training=training,
+                runs=runs,
+                versions=versions,
+                testing=testing,
                 files=FileService(settings.data_dir, max_send_bytes=settings.max_send_bytes),
                 speech=SpeechService(settings),
                 remote=remote,
@@ -116,10 +143,10 @@ class App:
         return app
 
     async def _load_knowledge(self) -> None:
-        interrupted = await self.training.mark_interrupted()
+        interrupted = await self.runs.mark_interrupted()
         if interrupted:
             log.warning("%s training run(s) were interrupted by a stop; the active models are unchanged", interrupted)
-        loaded = await self.training.load_active()
+        loaded = await self.versions.load_active()
         if not self.knowledge.has_model(GLOBAL_SCOPE):
             log.info("no trained model yet: training the starter version")
             await self.training.train(GLOBAL_SCOPE, author="teachbot")
@@ -137,8 +164,6 @@ class App:
         rows = await self.db.run(taught)
         for scope, example_id, prompt, answer, negative in rows:
             self.knowledge.teach(scope, example_id, prompt, answer, negative=negative)
-        if self.remote is not None:
-            self.training.remote_models.update(await self.remote.active_models())
         log.info("knowledge loaded: %s active model(s), %s taught item(s)", loaded, len(rows))
 
     async def close(self) -> None:

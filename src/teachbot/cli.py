@@ -173,7 +173,7 @@ def test(
 
     async def work(application: Any) -> None:
         examples = await asyncio.to_thread(read_examples, path, max_bytes=settings.max_upload_bytes)
-        report = await application.training.test(chosen, examples, version=version)
+        report = await application.testing.test(chosen, examples, version=version)
         if chart is not None:
             from teachbot.paths import atomic_write_bytes
             from teachbot.training.charts import render_chart
@@ -193,7 +193,7 @@ def models_list(scope: ScopeOption = None) -> None:
     chosen = _scope(settings, scope)
 
     async def work(application: Any) -> None:
-        for version in await application.training.versions(chosen):
+        for version in await application.versions.in_scope(chosen):
             typer.echo(wording.version_info(version))
 
     _with_app(settings, work)
@@ -202,17 +202,13 @@ def models_list(scope: ScopeOption = None) -> None:
 @models_app.command("activate")
 def models_activate(version: str, scope: ScopeOption = None) -> None:
     """Make a stored model version the active one."""
-    settings = _settings()
-    chosen = _scope(settings, scope)
-    typer.echo(_with_app(settings, lambda a: a.training.activate(chosen, version, author="cli")))
+    _act(scope, lambda handlers, call: handlers.models_activate(call, version))
 
 
 @models_app.command("rollback")
 def models_rollback(scope: ScopeOption = None) -> None:
     """Activate the version before the active one."""
-    settings = _settings()
-    chosen = _scope(settings, scope)
-    typer.echo(_with_app(settings, lambda a: a.training.rollback(chosen, author="cli")))
+    _act(scope, lambda handlers, call: handlers.models_rollback(call))
 
 
 def _act(scope: str | None, work: Callable[[Any, Any], Awaitable[Any]]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from teachbot.answering.knowledge import ActiveModel, Knowledge
+from teachbot.answering.knowledge import Knowledge, LoadedVersion
 from teachbot.answering.local_model import DEFAULT_THRESHOLD, LocalModel, Prediction
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.errors import TeachbotError
@@ -139,7 +139,7 @@ def test_load_missing_or_corrupt_raises(model: LocalModel, tmp_path: Path) -> No
 
 def test_overlay_wins_over_the_model(model: LocalModel) -> None:
     knowledge = Knowledge(threshold=DEFAULT_THRESHOLD, taught_threshold=TAUGHT_THRESHOLD, fallback="?")
-    knowledge.set_model("global", ActiveModel("v1", model, ()))
+    knowledge.set_model("global", LoadedVersion("v1", model, ()))
     assert knowledge.answer("what is your name").text == "My name is Teachbot."
     knowledge.teach("global", 1, "what is your name", "Call me Teach.")
     taught = knowledge.answer("What is your name?")
@@ -186,7 +186,7 @@ STARTER_UNKNOWN = [
 
 @pytest.fixture(scope="module")
 def starter() -> LocalModel:
-    from teachbot.training.service import starter_examples
+    from teachbot.training.data import starter_examples
 
     examples = starter_examples()
     return LocalModel.fit([e.prompt for e in examples], [e.answer for e in examples])

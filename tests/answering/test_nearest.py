@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 
 from teachbot.answering import nearest
-from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, normalize_text
-
-
-def test_normalize_text() -> None:
-    assert normalize_text("  What's   the WEATHER, today?! ") == "whats the weather today"
-    assert normalize_text("ﬁne\u00a0day") == "fine day"
-    assert normalize_text("") == ""
+from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex
 
 
 def test_add_search_remove() -> None:

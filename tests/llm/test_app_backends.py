@@ -116,17 +116,17 @@ async def test_train_on_openai_backend_runs_a_fine_tuning_job(
         assert any("running" in s for s in stages)
         uploads = openai_server.requests_to("/v1/files")
         assert uploads, "the training file was uploaded"
-        versions = await app.training.versions("77")
+        versions = await app.versions.in_scope("77")
         remote = [v for v in versions if v.name == "77-v1"]
         assert remote, versions
-        await app.training.activate("77", "77-v1", author="t")
+        await app.versions.activate("77", "77-v1", author="t")
         await app.chat.ask("hello", WHERE)
         assert openai_server.chat_bodies[-1]["model"].startswith("ft:")
         assert "succeeded" in (await handlers.jobs_list(call)).text
         openai_server.reply = lambda body: "answer 0"
         from teachbot.datasets.examples import Example
 
-        report = await app.training.test("77", [Example("q1", "answer 0"), Example("q2", "answer 1")], version="77-v1")
+        report = await app.testing.test("77", [Example("q1", "answer 0"), Example("q2", "answer 1")], version="77-v1")
         assert report.accuracy == 0.5 and report.model_version == "77-v1"
         assert openai_server.chat_bodies[-1]["model"].startswith("ft:")
     finally:

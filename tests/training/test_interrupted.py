@@ -63,7 +63,7 @@ async def test_kill_during_training_keeps_the_active_model(tmp_path: Path) -> No
     app = await App.start(load_settings(data_dir=data_dir))
     try:
         assert app.knowledge.model_version("global") == "v1"
-        runs = await app.training.runs("global")
+        runs = await app.runs.recent("global")
         assert runs[0].state == "interrupted"
         datasets = await app.datasets.list_datasets("global")
         assert [(d.name, d.rows) for d in datasets] == [("big", 16000)]

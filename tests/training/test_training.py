@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ import pytest
 from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.config import ActivationPolicy
+from teachbot.datasets.examples import Example
 from teachbot.errors import DataFormatError, UserError
-from teachbot.training.service import starter_examples
+from teachbot.training.data import starter_examples
+from teachbot.training.runs import RunCancelled
 
 TOPICS = {
     "The shop opens at nine.": [
@@ -50,7 +53,7 @@ async def ask(app: App, text: str, scope: str = "global") -> str:
 
 
 async def test_starter_version_exists_and_knows_about_itself(app: App) -> None:
-    versions = await app.training.versions("global")
+    versions = await app.versions.in_scope("global")
     assert [v.name for v in versions] == ["v1"] and versions[0].active
     assert "teachbot" in (await ask(app, "who are you?")).lower()
     assert len(starter_examples()) >= 10
@@ -85,9 +88,9 @@ async def test_activate_and_rollback_switch_answers(app: App, tmp_path: Path) ->
     await app.datasets.import_file("global", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
     await app.training.train("global", author="t")
     assert await ask(app, "how can I pay") == "We accept cards and cash."
-    await app.training.rollback("global", author="t")
+    await app.versions.rollback("global", author="t")
     assert await ask(app, "how can I pay") != "We accept cards and cash."
-    await app.training.activate("global", "v2", author="t")
+    await app.versions.activate("global", "v2", author="t")
     assert await ask(app, "how can I pay") == "We accept cards and cash."
 
 
@@ -112,7 +115,7 @@ async def test_test_report_scores_the_active_model(app: App, tmp_path: Path) -> 
     await app.training.train("global", author="t")
     from teachbot.datasets.examples import Example
 
-    report = await app.training.test(
+    report = await app.testing.test(
         "global", [Example("when do you open the shop", "The shop opens at nine."), Example("zzzz qqqq", "Unknown.")]
     )
     assert report.examples == 2
@@ -151,7 +154,7 @@ async def test_chat_keeps_answering_while_a_run_trains(app: App, tmp_path: Path)
     assert outcome.activated
     assert answered >= 5, "chat was blocked while the run trained"
     assert max(latencies) < 2.0
-    jobs = await app.training.runs("global")
+    jobs = await app.runs.recent("global")
     assert jobs[0].state == "succeeded" and jobs[0].version == outcome.version.name
 
 
@@ -166,9 +169,56 @@ async def test_test_without_a_file_scores_the_held_out_split_and_versions(app: A
     rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(6)}
     await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
     outcome = await app.training.train("global", author="t")
-    held = await app.training.holdout_examples("global")
+    held = await app.testing.holdout_examples("global")
     assert held and outcome.report is not None and outcome.report.examples == len(held)
     report = (await handlers.test(call)).report
     assert report is not None and report.examples == len(held)
     old = (await handlers.test(call, version="v1")).report
     assert old is not None and old.model_version == "v1" and old.accuracy < report.accuracy
+
+
+async def test_a_cancelled_run_stops_and_changes_nothing(app: App, tmp_path: Path) -> None:
+    rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(10)] for a in range(40)}
+    await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
+    training = asyncio.Event()
+
+    def progress(stage: str, _done: float) -> None:
+        if stage.startswith("training on"):
+            training.set()
+
+    run = asyncio.create_task(app.training.train("global", author="t", progress=progress))
+    await training.wait()  # the model is being fitted in a thread: the next step checks for a cancel
+    [newest, *_] = await app.runs.recent("global")
+    assert newest.state == "running" and newest.kind == "local"
+    await app.training.cancel("global", newest.run_id)
+    with pytest.raises(RunCancelled):
+        await run
+    [cancelled, *_] = await app.runs.recent("global")
+    assert (cancelled.run_id, cancelled.state, cancelled.version) == (newest.run_id, "cancelled", None)
+    assert app.knowledge.model_version("global") == "v1"
+    assert [v.name for v in await app.versions.in_scope("global")] == ["v1"]
+    with pytest.raises(UserError, match="is cancelled; only a running run can be cancelled"):
+        await app.training.cancel("global", newest.run_id)
+    with pytest.raises(UserError, match="There is no run #999 here"):
+        await app.training.cancel("global", 999)
+    assert await app.runs.kind("global", newest.run_id) == "local"
+    assert await app.runs.kind("42", newest.run_id) is None  # another scope's run
+
+
+async def test_a_server_sees_its_own_and_global_versions_only(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("42", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    await app.training.train("42", author="t")
+    question = [Example("how can I pay", "We accept cards and cash.")]
+    with pytest.raises(UserError, match="There is no model version `42-v1` here"):
+        await app.versions.activate("43", "42-v1", author="t")
+    with pytest.raises(UserError, match="There is no model version `42-v1` here"):
+        await app.testing.test("43", question, version="42-v1")
+    with pytest.raises(UserError, match="There is no model version `42-v1` here"):
+        await app.versions.load("43", "42-v1")
+    with pytest.raises(UserError, match="belongs to the global scope"):
+        await app.versions.activate("42", "v1", author="t")
+    assert (await app.testing.test("42", question, version="v1")).model_version == "v1"
+    assert (await app.testing.test("42", question, version="42-v1")).accuracy == 1.0
+    assert (await app.versions.load("42", "v1")).version == "v1"
+    with pytest.raises(UserError, match="no earlier version"):
+        await app.versions.rollback("42", author="t")

@@ -11,15 +11,22 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from teachbot.answering.local_model import LocalModel, Prediction, taught_wins
-from teachbot.answering.nearest import NearestIndex
+from teachbot.answering.local_model import LocalModel, Prediction
+from teachbot.answering.nearest import NearestIndex, embed
 from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, TaughtExample
 
 log = logging.getLogger(__name__)
 
+#: A taught example this similar to a question wins over the model whatever the model says.
+SURE_OVERLAY = 0.9
+#: How much closer than the model's own evidence a taught example must be to win (bench/teach.py).
+OVERLAY_MARGIN = 0.15
+
 
 @dataclass(frozen=True, slots=True)
-class ActiveModel:
+class LoadedVersion:
+    """A stored model version in memory: the active one of a scope, or a candidate being scored."""
+
     version: str
     model: LocalModel
     prompt_ids: tuple[int | None, ...]  # example id of each training prompt (None: starter / file)
@@ -44,6 +51,20 @@ def build_reference(model: LocalModel, prompt_ids: tuple[int | None, ...]) -> Ne
     return index
 
 
+def taught_wins(text: str, score: float, answer: str, prediction: Prediction) -> bool:
+    """Whether a taught answer (``score`` against ``text``) should replace the model's ``prediction``.
+
+    It wins when it is a near-copy of the question (score ≥ ``SURE_OVERLAY``), when the model has no
+    answer or agrees, or when it is closer (by ``OVERLAY_MARGIN``) to the question than the training
+    example the model's answer rests on. The last rule keeps a correction from stealing questions that
+    merely share its wording (bench/teach.py: without it 2.4 points of unrelated accuracy were lost).
+    """
+    if score >= SURE_OVERLAY or prediction.answer in (None, answer) or prediction.matched_prompt is None:
+        return True
+    query, rival = embed([text, prediction.matched_prompt])
+    return score > float((query @ rival.T).toarray()[0, 0]) + OVERLAY_MARGIN
+
+
 class Knowledge:
     """Thread-safe store of per-scope models and taught overlays; ``answer`` is CPU work, call it off-loop."""
 
@@ -51,13 +72,13 @@ class Knowledge:
         self.threshold = threshold
         self.taught_threshold = taught_threshold
         self.fallback = fallback
-        self._models: dict[str, ActiveModel] = {}
+        self._models: dict[str, LoadedVersion] = {}
         self._taught: dict[str, NearestIndex] = {}
         self._refused: dict[str, NearestIndex] = {}
         self._lock = threading.RLock()
 
     # -- changes
-    def set_model(self, scope: str, active: ActiveModel | None) -> None:
+    def set_model(self, scope: str, active: LoadedVersion | None) -> None:
         with self._lock:
             if active is None:
                 self._models.pop(scope, None)
@@ -65,7 +86,7 @@ class Knowledge:
                 active.model.threshold = self.threshold  # the setting in force, not the one at training
                 self._models[scope] = active
 
-    def active(self, scope: str) -> ActiveModel | None:
+    def active(self, scope: str) -> LoadedVersion | None:
         """The version in memory for ``scope`` itself (not the global one it falls back to)."""
         return self._models.get(scope)
 
@@ -161,7 +182,7 @@ class Knowledge:
             return Answer(text=self.fallback, confidence=0.0, model_version=version, is_fallback=True)
 
     @staticmethod
-    def _from_prediction(active: ActiveModel, prediction: Prediction) -> Answer:
+    def _from_prediction(active: LoadedVersion, prediction: Prediction) -> Answer:
         example_id = None
         if prediction.example_index is not None and prediction.example_index < len(active.prompt_ids):
             example_id = active.prompt_ids[prediction.example_index]

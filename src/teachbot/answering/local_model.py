@@ -1,16 +1,16 @@
 """The embedded local model: TF-IDF n-grams and a linear SVM, answers as classes, no downloads.
 
-Each distinct answer text is a class. Prompts become word 1-2-gram and character 3-5-gram
-TF-IDF vectors; a one-vs-rest linear SVM scores every class against an explicit reject class:
-the caller's out-of-scope examples plus a bundled list of ordinary questions on unrelated topics
-(resources/background.txt, at a fifth of an example's weight; lines close to a training prompt
-are left out). So even a small knowledge base knows when it does not know. Classes with few
-examples also get an evidence term: how much closer the question is to the class's nearest
-example than to the nearest reject example (weight 2, shrinking as 5 / examples beyond five),
-because an SVM trained on two or three examples per class generalises far too eagerly.
-Scores turn into a probability with a fixed temperature and a "none of these" logit, tuned on
-CLINC150's validation split (bench/intents.py). With too many classes for the SVM's weight
-matrix the scores come from the nearest training example instead.
+Each distinct answer text is a class. Prompts become TF-IDF vectors of their word 1-2-grams
+and character 3-5-grams (``text.ngrams``); a one-vs-rest linear SVM scores every class against an
+explicit reject class: the caller's out-of-scope examples plus a bundled list of ordinary questions
+on unrelated topics (resources/background.txt, at a fifth of an example's weight; lines close to a
+training prompt are left out). So even a small knowledge base knows when it does not know.
+Classes with few examples also get an evidence term: how much closer the question is to the
+class's nearest example than to the nearest reject example (weight 2, shrinking as 5 / examples
+beyond five), because an SVM trained on two or three examples per class generalises far too
+eagerly. Scores turn into a probability with a fixed temperature and a "none of these" logit,
+tuned on CLINC150's validation split (bench/intents.py). With too many classes for the SVM's
+weight matrix the scores come from the nearest training example instead.
 
 Saved models are a JSON file plus a NumPy ``.npz`` (no pickle: loading never runs code).
 """
@@ -18,7 +18,6 @@ Saved models are a JSON file plus a NumPy ``.npz`` (no pickle: loading never run
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
 import warnings
@@ -33,21 +32,18 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, embed, normalize_text
+from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, embed
+from teachbot.answering.text import ngrams, normalize_text
 from teachbot.errors import TeachbotError
 from teachbot.paths import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_THRESHOLD", "LocalModel", "Prediction", "taught_wins"]
+__all__ = ["DEFAULT_THRESHOLD", "LocalModel", "Prediction"]
 
 #: Below this confidence the model says it does not know. On CLINC150 val the range 0.25-0.4 is
 #: flat (92.5-93.0 % in scope, 56-62 % out-of-scope rejected; bench/intents.py --tune).
 DEFAULT_THRESHOLD = 0.35
-#: A taught example this similar to a question wins over the model whatever the model says.
-SURE_OVERLAY = 0.9
-#: How much closer than the model's own evidence a taught example must be to win (bench/teach.py).
-OVERLAY_MARGIN = 0.15
 #: A negative example suppresses its answer for questions at least this similar to its prompt.
 NEGATIVE_THRESHOLD = TAUGHT_THRESHOLD
 
@@ -55,7 +51,6 @@ _TEMPERATURE = 8.0  # SVM margins → logits; fitted on CLINC150 val (expected c
 _NONE_LOGIT = -1.0  # the margin a class needs to beat "none of these"
 _WORD_WEIGHT = 1.0  # the word block's weight next to the char block
 _C = 1.0  # the SVM's regularisation (CLINC150 val in scope: 1.0 → 92.6 %, 2.0 → 92.9 %, 4.0 → 92.9 %)
-_CHAR_SIZES = (3, 4, 5)  # character n-gram lengths
 _SVM_GROUP = 40  # labels trained per liblinear call (memory: see _fit_svm)
 _MAX_WEIGHTS = 60_000_000  # classes × features above which the SVM's weights would not fit in memory
 # Background and evidence settings, chosen on CLINC150 val with the starter set (bench/intents.py
@@ -65,7 +60,7 @@ _BACKGROUND = True  # learn the bundled background questions as "none of these"
 _BACKGROUND_WEIGHT = 0.2  # each background question's weight in the SVM next to a taught example
 _BACKGROUND_CLASH = 0.5  # a background question this similar (hashed cosine) to a prompt is left out
 _KNN_WEIGHT = 2.0  # weight of the evidence term for classes with up to _KNN_EXAMPLES examples
-_KNN_EXAMPLES = 5.0  # a background question this similar to a training prompt is left out
+_KNN_EXAMPLES = 5.0  # classes with more examples get a proportionally smaller evidence weight
 _CHUNK = 1000  # texts turned into n-grams (or compared with the background questions) at a time
 _FORMAT = 1
 _META, _ARRAYS = "model.json", "arrays.npz"
@@ -79,27 +74,6 @@ class Prediction:
     confidence: float
     example_index: int | None = None
     matched_prompt: str | None = None
-
-
-def _ngrams(normal: str) -> tuple[list[str], list[str]]:
-    """Word 1-2-grams and character n-grams (``_CHAR_SIZES``, inside " word " boundaries).
-
-    Like nearest.ngrams, but with each word's character grams cached. Sizes 2-5 with ``_C`` 2.0
-    give 93.2 % in scope on CLINC150 val (3-5: 92.6 %) but 92.2 % on test and 2 s more training.
-    """
-    words = normal.split()
-    word_grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
-    char_grams: list[str] = []
-    for word in words:
-        char_grams.extend(_char_grams(word))
-    return word_grams, char_grams
-
-
-@functools.lru_cache(maxsize=65_536)
-def _char_grams(word: str) -> tuple[str, ...]:
-    """A word's character n-grams; cached, as the same words come back all the time."""
-    padded = f" {word} "
-    return tuple(padded[i : i + n] for n in _CHAR_SIZES for i in range(max(1, len(padded) - n + 1)))
 
 
 class _Features:
@@ -117,7 +91,7 @@ class _Features:
         word_df: dict[str, int] = {}
         char_df: dict[str, int] = {}
         for text in texts:
-            w, c = _ngrams(normalize_text(text))
+            w, c = ngrams(normalize_text(text))
             for g in set(w):
                 word_df[g] = word_df.get(g, 0) + 1
             for g in set(c):
@@ -140,7 +114,7 @@ class _Features:
         return sp.csr_matrix(sp.vstack(chunks, format="csr"), dtype=np.float32)
 
     def _transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        grams = [_ngrams(normalize_text(t)) for t in texts]
+        grams = [ngrams(normalize_text(t)) for t in texts]
         blocks = []
         for part, vocab, weight in ((0, self.word_ids, _WORD_WEIGHT), (1, self.char_ids, 1.0)):
             per_text = [
@@ -159,7 +133,7 @@ class _Features:
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature indices and values of one text: the fast path for a single question."""
-        w, c = _ngrams(normalize_text(text))
+        w, c = ngrams(normalize_text(text))
         parts = []
         for grams, vocab, weight in ((w, self.word_ids, _WORD_WEIGHT), (c, self.char_ids, 1.0)):
             ids = np.fromiter((i for g in grams if (i := vocab.get(g)) is not None), dtype=np.int64)
@@ -417,17 +391,3 @@ def _background_for(prompts: Sequence[str]) -> list[str]:
         sims = vectors @ embed(prompts[start : start + _CHUNK]).T
         closest = np.maximum(closest, np.asarray(sims.max(axis=1).todense()).ravel())
     return [line for line, s in zip(lines, closest, strict=True) if s < _BACKGROUND_CLASH]
-
-
-def taught_wins(text: str, score: float, answer: str, prediction: Prediction) -> bool:
-    """Whether a taught answer (``score`` against ``text``) should replace the model's ``prediction``.
-
-    It wins when it is a near-copy of the question (score ≥ ``SURE_OVERLAY``), when the model has no
-    answer or agrees, or when it is closer (by ``OVERLAY_MARGIN``) to the question than the training
-    example the model's answer rests on. The last rule keeps a correction from stealing questions that
-    merely share its wording (bench/teach.py: without it 2.4 points of unrelated accuracy were lost).
-    """
-    if score >= SURE_OVERLAY or prediction.answer in (None, answer) or prediction.matched_prompt is None:
-        return True
-    query, rival = embed([text, prediction.matched_prompt])
-    return score > float((query @ rival.T).toarray()[0, 0]) + OVERLAY_MARGIN

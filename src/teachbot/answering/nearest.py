@@ -1,6 +1,6 @@
 """A fit-free nearest-neighbour index over taught examples: what is taught applies at once.
 
-Vectors come from hashing (word 1-2-grams + character 3-5-grams inside word boundaries), so the
+Vectors come from hashing the n-grams of ``text.ngrams`` (word 1-2-grams, character 3-5-grams), so the
 index needs no training and no vocabulary: ``add`` makes an example searchable immediately, for
 corrections that must not wait for a training run and for picking examples to show an LLM.
 
@@ -12,10 +12,7 @@ of it is dead.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import re
-import unicodedata
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,18 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from teachbot.answering.text import ngrams, normalize_text
+
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_TEXT_CHARS", "TAUGHT_THRESHOLD", "Hit", "NearestIndex", "normalize_text"]
-
-#: Longer inputs are cut to this many characters before matching: a question is never longer,
-#: and it bounds the time one message can cost.
-MAX_TEXT_CHARS = 4000
+__all__ = ["TAUGHT_THRESHOLD", "Hit", "NearestIndex", "embed", "embed_one"]
 
 #: Cosine score at or above which a taught example counts as "the same question". Measured on
 #: CLINC150 test against train: 70 % of questions have a same-intent example scoring ≥ 0.55, while
 #: only 0.009 % of different-intent pairs do (0.05 % at 0.45, 0.003 % at 0.6); the overlay rule in
-#: ``local_model.taught_wins`` guards the remaining borderline cases.
+#: ``knowledge.taught_wins`` guards the remaining borderline cases.
 TAUGHT_THRESHOLD = 0.55
 
 #: Up to this many merged rows a search scores every row exactly (see ``NearestIndex.scores``).
@@ -47,37 +42,6 @@ MERGE_EVERY = 1024
 
 _N_FEATURES = 2**20
 _MASK = _N_FEATURES - 1
-_CHAR_SIZES = (3, 4, 5)
-_APOSTROPHES = re.compile(r"(?<=\w)['’](?=\w)")
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_text(text: str) -> str:
-    """Fold a text to the form both models compare: NFKC, lower case, punctuation as spaces.
-
-    Apostrophes inside words are dropped ("what's" → "whats") so contractions stay one token;
-    every other punctuation or symbol character becomes a space; runs of space collapse.
-    """
-    text = unicodedata.normalize("NFKC", text[: MAX_TEXT_CHARS * 2]).lower()
-    text = _APOSTROPHES.sub("", text)
-    text = "".join(" " if unicodedata.category(ch)[0] in "PSC" else ch for ch in text)
-    return _SPACES.sub(" ", text).strip()[:MAX_TEXT_CHARS]
-
-
-def ngrams(normal: str) -> tuple[list[str], list[str]]:
-    """Word 1-2-grams and character 3-5-grams (inside " word " boundaries) of a normalised text.
-
-    Both models build on these: word grams carry meaning, character grams survive typos and
-    inflections ("booking" / "booked").
-    """
-    words = normal.split()
-    word_grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
-    char_grams: list[str] = []
-    for word in words:
-        padded = f" {word} "
-        for n in _CHAR_SIZES:
-            char_grams.extend(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
-    return word_grams, char_grams
 
 
 def _hashed(grams: list[str], offset: int) -> np.ndarray:

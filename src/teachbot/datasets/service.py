@@ -219,7 +219,7 @@ class DatasetService:
             dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
             latest = _latest_version(s, dataset.id) if dataset else None
             if dataset is None or latest is None:
-                raise UserError(f"There is no dataset `{name}` here. `!datasets` lists them.")
+                raise UserError(f"There is no dataset `{name}` here.", see="datasets list")
             dataset.selected = None if use == "off" else use
             return _info(dataset, latest, new_version=False)
 

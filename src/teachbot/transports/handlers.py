@@ -27,8 +27,9 @@ from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.errors import UserError
 from teachbot.paths import safe_filename
 from teachbot.teaching.service import FeedbackKind
+from teachbot.training.data import MIN_HOLDOUT_EXAMPLES
 from teachbot.training.evaluation import EvaluationReport
-from teachbot.training.service import MIN_HOLDOUT_EXAMPLES, Progress
+from teachbot.training.runs import Progress
 from teachbot.transports import wording
 from teachbot.transports.catalogue import Door, Privilege, help_text, instruction_text
 
@@ -251,13 +252,13 @@ class CommandHandlers:
                     raise UserError("A list of questions is answered by what answers now; leave out the version.")
                 return Reply(await self._answers_for(call, prompts))
         else:
-            examples = await self.app.training.holdout_examples(call.scope)
+            examples = await self.app.testing.holdout_examples(call.scope)
             if not examples:
                 raise UserError(
                     f"There is no held-out split yet (it needs {MIN_HOLDOUT_EXAMPLES} dataset examples): attach a "
                     f'test set, or give JSON: `{self.prefix}test ["question", …]`.'
                 )
-        report = await self.app.training.test(call.scope, examples, version=version)
+        report = await self.app.testing.test(call.scope, examples, version=version)
         mistakes = [(o.prompt, o.answer or "", o.expected) for o in report.errors]
         queued = await self.app.teaching.suggest(call.scope, mistakes, author=f"test:{call.origin.author}")
         summary = report.summary()
@@ -340,16 +341,18 @@ class CommandHandlers:
         return Reply(wording.dataset_info(await self.app.datasets.select(call.scope, name, use or "positive")))
 
     async def jobs_list(self, call: Call) -> Reply:
-        runs = await self.app.training.runs(call.scope)
+        runs = await self.app.runs.recent(call.scope)
         return Reply("\n".join(wording.run_info(r) for r in runs) if runs else "No training runs yet.")
 
     async def jobs_cancel(self, call: Call, run_id: int) -> Reply:
-        if self.app.remote is not None and await self.app.training.run_kind(call.scope, run_id) == "remote":
-            return Reply(await self.app.remote.cancel(call.scope, run_id))
-        return Reply(await self.app.training.cancel(call.scope, run_id))
+        if self.app.remote is not None and await self.app.runs.kind(call.scope, run_id) == "remote":
+            await self.app.remote.cancel(call.scope, run_id)
+            return Reply(f"Cancelling fine-tuning job #{run_id}.")
+        await self.app.training.cancel(call.scope, run_id)
+        return Reply(f"Run #{run_id} will stop at its next step.")
 
     async def models_list(self, call: Call) -> Reply:
-        versions = await self.app.training.versions(call.scope)
+        versions = await self.app.versions.in_scope(call.scope)
         if not versions and call.scope != GLOBAL_SCOPE:
             return Reply(
                 "This server has no model version of its own yet; it uses the global one. "
@@ -358,10 +361,11 @@ class CommandHandlers:
         return Reply("\n".join(wording.version_info(v) for v in versions) if versions else "No model versions yet.")
 
     async def models_activate(self, call: Call, version: str) -> Reply:
-        return Reply(await self.app.training.activate(call.scope, version, author=call.origin.author))
+        remote = await self.app.versions.activate(call.scope, version, author=call.origin.author)
+        return Reply(wording.activated(version, remote))
 
     async def models_rollback(self, call: Call) -> Reply:
-        return Reply(await self.app.training.rollback(call.scope, author=call.origin.author))
+        return Reply(wording.activated(*await self.app.versions.rollback(call.scope, author=call.origin.author)))
 
     # -- files
     async def archive(self, call: Call, what: str | None = None) -> Reply:

@@ -10,7 +10,9 @@ from teachbot.datasets.service import DatasetDiff, DatasetInfo
 from teachbot.errors import UserError
 from teachbot.teaching.service import ReviewItem, TeachResult, TeachStatus
 from teachbot.training.remote import RemoteOutcome
-from teachbot.training.service import RunInfo, RunState, TrainOutcome, VersionInfo
+from teachbot.training.runs import RunInfo, RunState
+from teachbot.training.service import TrainOutcome
+from teachbot.training.versions import VersionInfo
 
 GENERIC_ERROR = "Something went wrong on my side; it has been logged."
 
@@ -98,3 +100,8 @@ def remote_outcome(outcome: RemoteOutcome, prefix: str) -> str:
     else:
         lines.append(f"Fine-tuning job ended {outcome.status}" + (f": {outcome.error}" if outcome.error else "."))
     return "\n".join(lines)
+
+
+def activated(name: str, remote_model: str | None) -> str:
+    """After ``models activate`` or ``rollback``: which version answers now."""
+    return f"{name} ({remote_model}) now answers here." if remote_model is not None else f"{name} is now active."
