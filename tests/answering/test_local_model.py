@@ -90,6 +90,7 @@ def test_one_example_and_one_class() -> None:
     assert one_class.predict("what is the capital of peru").answer is None
 
 
+@pytest.mark.slow
 def test_many_classes() -> None:
     prompts = [f"question number {n} about topic{n}" for n in range(2000)]
     answers = [f"answer {n}" for n in range(2000)]

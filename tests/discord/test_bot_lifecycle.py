@@ -61,6 +61,7 @@ async def test_join_without_a_reachable_voice_server_says_so(
     assert (await talk.prefix("hi", user=fake_discord.member)).content == "HI!"
 
 
+@pytest.mark.slow
 async def test_teachbot_run_connects_and_stops_cleanly(fake_discord: FakeDiscord, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
     env.update(
@@ -115,6 +116,7 @@ async def test_a_refused_typing_indicator_does_not_cost_the_answer(
     assert said.content
 
 
+@pytest.mark.slow
 def test_teachbot_run_says_in_one_line_that_discord_cannot_be_reached(tmp_path: Path) -> None:
     import socket
     import subprocess

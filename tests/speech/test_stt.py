@@ -104,6 +104,7 @@ def test_auto_prefers_whisper_when_installed_and_configured(tmp_path: Path) -> N
 
 
 @needs_whisper
+@pytest.mark.slow
 def test_whisper_hears_a_voice_message(tmp_path: Path, hello_message: bytes) -> None:
     settings = load_settings(data_dir=tmp_path, stt_engine="whisper", whisper_model=str(tiny_en_model()))
     engine = build_stt(settings)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.config import load_settings
@@ -37,6 +39,7 @@ def run_stage(db: Path) -> str | None:
     return row[0] if row else None
 
 
+@pytest.mark.slow
 async def test_kill_during_training_keeps_the_active_model(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")} | {"TEACHBOT_DATA_DIR": str(data_dir)}

@@ -135,6 +135,7 @@ async def test_selected_negative_dataset_stops_answers(app: App, tmp_path: Path)
     assert await ask(app, "how can I pay") != "We accept cards and cash."
 
 
+@pytest.mark.slow
 async def test_chat_keeps_answering_while_a_run_trains(app: App, tmp_path: Path) -> None:
     import asyncio
     import time

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # each test starts teachbot as a process
+
+
+@pytest.fixture(autouse=True)
+def _trained(tmp_path: Path, trained_data_dir: Path) -> None:
+    """Each process starts on a copy of the session's trained data folder (no starter training per test)."""
+    shutil.copytree(trained_data_dir, tmp_path / "data")
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
