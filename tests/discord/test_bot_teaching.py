@@ -150,7 +150,7 @@ async def test_a_failing_service_gets_a_short_line_and_a_logged_traceback(
         raise RuntimeError("versions table on fire")
 
     monkeypatch.setattr(teachbot_bot.app.chat, "ask", flaky_ask)
-    monkeypatch.setattr(teachbot_bot.app.training, "versions", broken)
+    monkeypatch.setattr(teachbot_bot.app.versions, "in_scope", broken)
     with caplog.at_level(logging.ERROR):
         assert (await talk.ask("hello", user=fake_discord.member)).content == GENERIC_ERROR
         assert (await talk.ask("hello", user=fake_discord.member)).content not in ("", GENERIC_ERROR)
