@@ -7,6 +7,7 @@ disk), one warning line goes to stderr instead of a traceback per log line.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import logging.handlers
@@ -65,6 +66,10 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         super().emit(record)
         if self.failing and not self._failed:
             self.failing = False  # the disk has room again; the next failure is reported again
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the last buffered lines could not be written; already reported
+            super().close()
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
