@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,30 @@ def test_getfile_refuses_files_over_the_limit(files: FileService) -> None:
     (files.data_dir / "exports" / "big.bin").write_bytes(b"x" * 2000)
     with pytest.raises(UserError, match="at most"):
         files.file_to_send("big.bin")
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "message"),
+    [
+        (lambda exports: os.mkfifo(exports / "pipe.zip"), "pipe.zip", "not a regular file"),
+        (lambda exports: (exports / "dir.zip").mkdir(), "dir.zip", "is a folder"),
+        (lambda exports: os.symlink("loop.zip", exports / "loop.zip"), "loop.zip", "loops"),
+        (lambda exports: None, "x" * 300 + ".zip", "There is no file|too long"),
+        (lambda exports: None, "exports/" + "x" * 300, "too long"),
+    ],
+)
+def test_getfile_refuses_what_cannot_be_sent(
+    files: FileService, make: Callable[[Path], object], name: str, message: str
+) -> None:
+    make(files.data_dir / "exports")
+    with pytest.raises(UserError, match=message):
+        files.file_to_send(name)
+    with pytest.raises(UserError, match=message):
+        files.read_to_send(name)
+
+
+def test_read_to_send_gives_name_and_bytes(files: FileService) -> None:
+    assert files.read_to_send("faq.jsonl") == ("faq.jsonl", b'{"prompt": "a", "answer": "b"}\n')
+    (files.data_dir / "exports" / "big.bin").write_bytes(b"x" * 2000)
+    with pytest.raises(UserError, match="the most I send"):
+        files.read_to_send("big.bin")

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from teachbot.config import Settings, load_settings
-from teachbot.errors import ConfigError, TeachbotError, UserError
+from teachbot.errors import ConfigError, TeachbotError, UserError, file_error
 from teachbot.logs import configure_logging
 
 T = TypeVar("T")
@@ -391,8 +391,7 @@ def main() -> None:
         _error(str(exc))
         code = EXIT_USAGE
     except OSError as exc:
-        shown = str(exc.filename) if exc.filename else "a file"
-        _error(f"{shown}: {exc.strerror or type(exc).__name__}.")
+        _error(str(file_error(exc, str(exc.filename) if exc.filename else "a file")))
         code = EXIT_USAGE
     except Exception as exc:
         logging.getLogger(__name__).error("unexpected failure", exc_info=exc)

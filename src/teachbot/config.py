@@ -155,7 +155,12 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(512, gt=0, description="Largest answer, in tokens.")
     llm_context_tokens: int = Field(4000, gt=0, description="Token budget for the prompt (memory, examples, files).")
-    llm_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one LLM request.")
+    llm_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait for one LLM answer, in seconds, retries included (a streamed answer must "
+        "finish within it too).",
+    )
     llm_max_retries: int = Field(2, ge=0, description="Retries on 429 and 5xx, with backoff.")
     llm_vision_models: list[str] = Field(default_factory=list, description="Models that accept image inputs.")
     llm_finetune_poll_seconds: float = Field(

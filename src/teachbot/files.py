@@ -8,8 +8,8 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from teachbot.errors import UserError
-from teachbot.paths import resolve_inside
+from teachbot.errors import FileTooLarge, UserError, show_name
+from teachbot.paths import check_regular_file, read_regular_file, resolve_inside
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,45 @@ class FileService:
         return final
 
     def file_to_send(self, name: str) -> Path:
-        """A file from ``exports/`` or ``archives/`` only; anything else is refused."""
+        """A regular file from ``exports/`` or ``archives/`` within ``max_send_bytes``; anything else is
+        refused with a sentence naming it (checked without opening it, so a pipe cannot block)."""
+        path = self._sendable_path(name)
+        try:
+            check_regular_file(path, max_bytes=self.max_send_bytes, shown=f"`{show_name(name)}`")
+        except FileTooLarge as exc:
+            raise UserError(
+                f"`{show_name(path.name)}` is {exc.size or 0:,} bytes; I send at most {self.max_send_bytes:,}."
+            ) from None
+        return path
+
+    def read_to_send(self, name: str) -> tuple[str, bytes]:
+        """``file_to_send``'s file name and bytes, read with the same refusals (for transports that attach it)."""
+        path = self._sendable_path(name)
+        try:
+            data = read_regular_file(path, max_bytes=self.max_send_bytes, shown=f"`{show_name(name)}`")
+        except FileTooLarge:
+            raise UserError(
+                f"`{show_name(path.name)}` is larger than {self.max_send_bytes:,} bytes, the most I send."
+            ) from None
+        return path.name, data
+
+    def _sendable_path(self, name: str) -> Path:
+        """Origin ``name`` points inside ``exports/`` or ``archives/`` (given with or without the folder)."""
         path = resolve_inside(self.data_dir, name)
         if not any(path.is_relative_to((self.data_dir / folder).resolve()) for folder in SENDABLE):
             candidates = [resolve_inside(self.data_dir / folder, name) for folder in SENDABLE]
-            path = next((c for c in candidates if c.is_file()), candidates[0])
-        if not path.is_file():
-            raise UserError(f"There is no file `{name}` in exports/ or archives/.")
-        size = path.stat().st_size
-        if size > self.max_send_bytes:
-            raise UserError(f"`{path.name}` is {size:,} bytes; I send at most {self.max_send_bytes:,}.")
+            path = next((c for c in candidates if _exists(c)), candidates[0])
+        if not _exists(path):
+            raise UserError(f"There is no file `{show_name(name)}` in exports/ or archives/.")
         return path
+
+
+def _exists(path: Path) -> bool:
+    """Whether something (even a broken or looping link) is at ``path``; errors are reported later."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True

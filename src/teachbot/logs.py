@@ -1,11 +1,14 @@
 """Logging, configured in one place: rich on the console, a rotating file in the data folder.
 
 A filter on every handler masks secrets: the configured ones by value and anything shaped like a
-Discord token or an API key, so no log line can leak one.
+Discord token or an API key, so no log line can leak one. When the log file cannot be written (a full
+disk), one warning line goes to stderr instead of a traceback per log line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import logging.handlers
 import re
@@ -51,6 +54,44 @@ class SecretFilter(logging.Filter):
         return True
 
 
+class LogFileHandler(logging.handlers.RotatingFileHandler):
+    """The rotating log file. If it cannot be written (disk full, folder removed), it says so once on
+    stderr and drops lines quietly until a write succeeds again; logging never floods the console."""
+
+    failing = False
+    _failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed = False
+        super().emit(record)
+        if self.failing and not self._failed:
+            self.failing = False  # the disk has room again; the next failure is reported again
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the last buffered lines could not be written; already reported
+            super().close()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)  # a bug in a log call: keep logging's usual report
+            return
+        self._failed = True
+        if self.failing:
+            return
+        self.failing = True
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        reason = "the disk is full" if full else (exc.strerror or type(exc).__name__)
+        try:
+            sys.stderr.write(
+                f"teachbot: cannot write the log file {self.baseFilename} ({reason}); "
+                "log lines are dropped until it can be written again.\n"
+            )
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def _console_handler() -> logging.Handler:
     """Rich output for a person at a terminal; plain lines otherwise (rich costs ~4 ms a line)."""
     if sys.stderr.isatty():
@@ -75,12 +116,15 @@ def configure_logging(level: str, data_dir: Path | None, secrets: Iterable[str] 
         handlers.append(_console_handler())
     if data_dir is not None:
         logs = data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            logs / LOG_FILE, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
-        )
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handlers.append(file_handler)
+        try:
+            logs.mkdir(parents=True, exist_ok=True)
+            file_handler = LogFileHandler(logs / LOG_FILE, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+        except OSError as exc:
+            reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+            sys.stderr.write(f"teachbot: cannot open the log file in {logs} ({reason}); logging to the console only.\n")
+        else:
+            file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            handlers.append(file_handler)
     for handler in handlers:
         handler.addFilter(secret_filter)
         handler._teachbot = True  # type: ignore[attr-defined]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from teachbot.datasets.safezip import read_zip_members
+from teachbot.datasets.names import check_dataset_name
+from teachbot.datasets.safezip import dataset_members, read_zip_members
 from teachbot.errors import UserError
 
 LIMITS = {"max_total_bytes": 1_000_000, "max_members": 10, "max_ratio": 50.0}
@@ -122,3 +124,56 @@ def test_encrypted_member_is_refused() -> None:
     data[central + 8] |= 1
     with pytest.raises(UserError, match="encrypted"):
         read_zip_members(bytes(data), **LIMITS)
+
+
+# --- zip members become datasets that keep apart
+
+
+@pytest.mark.parametrize(
+    ("paths", "names"),
+    [
+        (["faq.jsonl", "more/intents.csv"], ["faq", "intents"]),
+        (["x/data.jsonl", "y/data.jsonl"], ["x-data", "y-data"]),
+        (["x/data.jsonl", "y/data.jsonl", "other.csv"], ["other", "x-data", "y-data"]),
+        (["a/b/data.jsonl", "a/c/data.jsonl"], ["a-b-data", "a-c-data"]),
+        (["données/faq.jsonl", "my data/faq.jsonl"], ["données-faq", "my-data-faq"]),
+        (["data.jsonl", "sub/data.csv"], ["data", "sub-data"]),
+        (["faq.jsonl", "__MACOSX/._faq.jsonl", ".DS_Store", "x/.hidden.csv"], ["faq"]),
+    ],
+)
+def test_members_become_distinct_datasets(paths: list[str], names: list[str]) -> None:
+    members = read_zip_members(build(*((p, f"{p}\n".encode()) for p in paths)), **LIMITS)
+    found = dataset_members(members)
+    assert sorted(m.name for m in found) == names
+    for member in found:
+        assert member.data == f"{member.filename}\n".encode()
+        assert check_dataset_name(member.name) == member.name
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ["x/data.jsonl", "x/data.csv"],  # both would be x-data
+        ["x/data.jsonl", "y/data.jsonl", "x-data.csv"],
+    ],
+)
+def test_names_that_still_clash_are_refused(paths: list[str]) -> None:
+    members = read_zip_members(build(*((p, b"x") for p in paths)), **LIMITS)
+    with pytest.raises(UserError, match=r"which would both become dataset `x-data`; rename one of them"):
+        dataset_members(members)
+
+
+def test_a_name_flagged_utf8_that_is_not_is_refused() -> None:
+    info = zipfile.ZipInfo("caf\u00e9.csv")
+    data = bytearray(build((info, b"x")))
+    data = data.replace("café".encode(), b"caf\xff\xfe")  # the UTF-8 flag stays set on broken bytes
+    with pytest.raises(UserError, match="damaged"):
+        read_zip_members(bytes(data), **LIMITS)
+
+
+@pytest.mark.parametrize("kind", ["pipe", "folder", "loop"])
+def test_zip_paths_that_are_not_files_are_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "upload.zip"
+    {"pipe": os.mkfifo, "folder": Path.mkdir, "loop": lambda p: os.symlink(p.name, p)}[kind](path)
+    with pytest.raises(UserError, match=r"not a regular file|folder|loops"):
+        read_zip_members(path, **LIMITS)

@@ -74,6 +74,10 @@ class FakeOpenAIServer:
         self.delay = 0.0  # seconds before answering chat completions
         self.send_usage = True  # usage in responses and, when asked, in a final stream chunk
         self.reject_stream_options = False  # answer 400 to stream_options, like some older servers
+        self.known_models: set[str] | None = None  # set: other models get ``unknown_model_status``
+        self.unknown_model_status = 404  # OpenAI, vLLM and Ollama say 404; some proxies say 400
+        self.cut_stream_after: int | None = None  # drop the connection after this many streamed pieces
+        self.piece_delay = 0.0  # seconds between streamed pieces
         self.fine_tuning = True  # False: every files / fine-tuning route is a plain 404, like Ollama
         self.job_outcome = "succeeded"  # or "failed"
         self.files: dict[str, bytes] = {}
@@ -153,6 +157,11 @@ class FakeOpenAIServer:
         if self.delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.delay)
+        if self.known_models is not None and body.get("model") not in self.known_models:
+            return web.json_response({"error": {
+                "message": f"The model `{body.get('model')}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error", "param": None, "code": "model_not_found"}},
+                status=self.unknown_model_status)
         if body.get("stream") and self.reject_stream_options and "stream_options" in body:
             return web.json_response({"error": {"message": "Unrecognized request argument: stream_options",
                                                 "type": "invalid_request_error", "param": "stream_options",
@@ -169,21 +178,31 @@ class FakeOpenAIServer:
                 reply["usage"] = usage
             return web.json_response(reply)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
 
         async def send(choices: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
             chunk = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": body["model"],
                      "choices": choices, **(extra or {})}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
-        await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-        for piece in _pieces(text):
-            await send([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-        await send([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-        if self.send_usage and (body.get("stream_options") or {}).get("include_usage"):
-            await send([], {"usage": usage})
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            for sent, piece in enumerate(_pieces(text)):
+                if sent == self.cut_stream_after:
+                    assert request.transport is not None
+                    request.transport.abort()  # mid-answer, as when a proxy or the server dies
+                    return response
+                if self.piece_delay:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), self.piece_delay)
+                await send([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+            await send([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+            if self.send_usage and (body.get("stream_options") or {}).get("include_usage"):
+                await send([], {"usage": usage})
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionResetError:  # the client gave up (its deadline) while we were still streaming
+            pass
         return response
 
     # -- files

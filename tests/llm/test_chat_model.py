@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -108,16 +109,67 @@ async def test_500_retried_then_clear_error(model: OpenAIChatModel, openai_serve
     assert "secret" not in str(caught.value) and len(openai_server.chat_bodies) == 3
 
 
-@pytest.mark.parametrize(("status", "words"), [(401, "API key"), (403, "API key"), (404, "does not know the model")])
+@pytest.mark.parametrize(("status", "words"), [(401, "API key"), (403, "API key")])
 async def test_refusals_not_retried(
     model: OpenAIChatModel, openai_server: FakeOpenAIServer, status: int, words: str,
 ) -> None:
     openai_server.fail(status, message=f"Incorrect API key provided: {SECRET[:8]}****")
     with pytest.raises(LLMError, match=words) as caught:
         await model.answer(Question("x"))
-    assert SECRET not in str(caught.value) and "Incorrect" not in str(caught.value)
+    assert SECRET[:8] not in str(caught.value) and "Incorrect" not in str(caught.value)  # never quoted
     assert caught.value.status == status
     assert len(openai_server.chat_bodies) == 1
+
+
+@pytest.mark.parametrize("status", [404, 400])
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_unknown_model_says_what_the_server_said(
+    llm_settings: Settings, openai_server: FakeOpenAIServer, status: int, streaming: bool
+) -> None:
+    openai_server.known_models = {"fake-model"}
+    openai_server.unknown_model_status = status
+    chat = await make(llm_settings, llm_model="gpt-nope")
+    try:
+        with pytest.raises(LLMError) as caught:
+            await (chat.stream(Question("x")).collect() if streaming else chat.answer(Question("x")))
+    finally:
+        await chat.close()
+    assert str(caught.value) == (
+        f"The language model server does not know the model 'gpt-nope' (HTTP {status}). It said: “The model "
+        "`gpt-nope` does not exist or you do not have access to it.” An admin should check the llm_model and "
+        "llm_base_url settings."
+    )
+    assert "too large" not in str(caught.value) and caught.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expected"),
+    [
+        (400, "temperature must be at most 2", "rejected the request (HTTP 400). It said: “temperature must be"),
+        (400, "This model's maximum context length is 8192 tokens", "as too large (HTTP 400). It said: “This"),
+        (413, "", "as too large (HTTP 413). Try a shorter question"),
+        (422, "model 'x' not found, try pulling it first", "does not know the model 'fake-model' (HTTP 422)"),
+        (400, f"bad key {SECRET} and {SECRET[:10]}*** in " + "x" * 500, "It said: “bad key ******** and ********"),
+        (400, "line one\n\x1b[31mline two", "It said: “line one ?[31mline two”"),
+    ],
+)
+async def test_bad_requests_quote_the_server_clipped_and_masked(
+    model: OpenAIChatModel, openai_server: FakeOpenAIServer, status: int, message: str, expected: str
+) -> None:
+    openai_server.fail(status, message=message, body={"error": {"message": message}} if message else {})
+    with pytest.raises(LLMError) as caught:
+        await model.answer(Question("x"))
+    assert expected in str(caught.value)
+    assert SECRET[:10] not in str(caught.value) and len(str(caught.value)) < 400
+
+
+async def test_plain_text_error_bodies_are_quoted(model: OpenAIChatModel, openai_server: FakeOpenAIServer) -> None:
+    openai_server.fail(404, body="model 'fake-model' not found")  # older Ollama: a bare string
+    with pytest.raises(LLMError, match="It said: “model 'fake-model' not found”"):
+        await model.answer(Question("x"))
+    openai_server.fail(400, body="<html><body>Bad gateway config</body></html>")  # a proxy's page: not quoted
+    with pytest.raises(LLMError, match=r"rejected the request \(HTTP 400\)\.$"):
+        await model.answer(Question("x"))
 
 
 async def test_server_down(llm_settings: Settings) -> None:
@@ -130,6 +182,54 @@ async def test_server_down(llm_settings: Settings) -> None:
             await chat.answer(Question("anyone?"))
     finally:
         await chat.close()
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_timeout_bounds_the_whole_answer_retries_included(
+    llm_settings: Settings, openai_server: FakeOpenAIServer, streaming: bool
+) -> None:
+    """Each try would time out after 1 s and be retried twice (about 5 s with backoff); the setting is a
+    deadline for the whole answer instead."""
+    openai_server.delay = 30.0
+    chat = await make(llm_settings, llm_timeout_seconds=1.0, llm_max_retries=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LLMError, match=r"took too long to answer \(more than 1 s\)"):
+            await (chat.stream(Question("slow?")).collect() if streaming else chat.answer(Question("slow?")))
+    finally:
+        await chat.close()
+    assert time.monotonic() - started < 2.5
+    assert len(openai_server.chat_bodies) == 1
+
+
+async def test_a_slow_stream_is_cut_at_the_deadline(llm_settings: Settings, openai_server: FakeOpenAIServer) -> None:
+    openai_server.reply = lambda body: "one two three four five six seven eight"
+    openai_server.piece_delay = 0.4  # every piece arrives well within the timeout, the whole answer does not
+    chat = await make(llm_settings, llm_timeout_seconds=1.0)
+    deltas: list[str] = []
+    started = time.monotonic()
+    try:
+        with pytest.raises(LLMError, match=r"took too long to finish its answer \(more than 1 s\)"):
+            async with chat.stream(Question("x")) as stream:
+                async for delta in stream:
+                    deltas.append(delta)
+    finally:
+        await chat.close()
+    assert time.monotonic() - started < 2.5
+    assert 0 < len(deltas) < 8
+
+
+async def test_a_stream_cut_mid_answer_says_it_was_interrupted(
+    model: OpenAIChatModel, openai_server: FakeOpenAIServer
+) -> None:
+    openai_server.reply = lambda body: "one two three four five six"
+    openai_server.cut_stream_after = 3
+    deltas: list[str] = []
+    with pytest.raises(LLMError, match=r"^The answer was interrupted: the language model server stopped sending it"):
+        async with model.stream(Question("x")) as stream:
+            async for delta in stream:
+                deltas.append(delta)
+    assert deltas == ["one ", "two ", "three "]
 
 
 async def test_timeout(llm_settings: Settings, openai_server: FakeOpenAIServer) -> None:

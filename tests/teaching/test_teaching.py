@@ -125,3 +125,24 @@ async def test_text_feedback_is_stored_and_empty_refused(app: App) -> None:
     assert result.item_id.startswith("F")
     with pytest.raises(UserError):
         await app.teaching.feedback(where(), FeedbackKind.TEXT, text="  ", trusted=False)
+
+
+@pytest.mark.parametrize(
+    ("item_id", "message"),
+    [
+        ("C99999999999999999999", "There is no review item C99999999999999999999 here"),
+        ("F" + "9" * 5000, "There is no review item F999"),
+        ("C9223372036854775807", "There is no review item C9223372036854775807 here"),
+        ("C²", "is not a review item id"),
+        ("X12", "is not a review item id"),
+    ],
+)
+async def test_review_ids_the_database_cannot_hold_are_unknown(app: App, item_id: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        await app.teaching.review("global", item_id, approve=True, reviewer="trainer")
+
+
+@pytest.mark.parametrize("example_id", [2**63, 2**64, 10**400, -1])
+async def test_forgetting_an_id_the_database_cannot_hold(app: App, example_id: int) -> None:
+    with pytest.raises(UserError, match="There is no learned answer with that number here"):
+        await app.teaching.forget("global", example_id, author="trainer")

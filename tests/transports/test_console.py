@@ -117,3 +117,17 @@ def test_cli_train_malformed_file_is_one_clear_error(tmp_path: Path) -> None:
     result = teachbot(tmp_path, "train", str(bad))
     assert result.returncode == 2
     assert "bad.csv" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bytes_that_are_not_utf8_on_stdin_are_read_not_fatal(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "teachbot", "chat"],
+        input=b"\xff\xfe hello \xc3\n!hi\n",
+        capture_output=True,
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines()[-1] == "HI!"
+    assert b"Traceback" not in result.stderr

@@ -22,7 +22,7 @@ def test_numbers_are_read_the_same_everywhere(word: str, value: int) -> None:
     assert parse_value(NUMBER, word) == value
 
 
-@pytest.mark.parametrize("word", ["99999999999999999999", "12a", "-1", "١٢", "", "v"])
+@pytest.mark.parametrize("word", ["99999999999999999999", "12a", "-1", "", "v"])
 def test_bad_numbers_are_refused_in_words(word: str) -> None:
     with pytest.raises(UsageError):
         parse_value(NUMBER, word)
@@ -85,6 +85,8 @@ async def test_console_dispatches_groups_and_reports_usage(app: App) -> None:
     assert (await chat.handle("!datasets nosuch")).startswith("Usage: `!datasets [list | show")
     assert (await chat.handle("!jobs")).startswith("#1 local succeeded")  # the starter model's run
     assert "is not a number" in await chat.handle("!jobs cancel soon")
-    assert "too large to be an id" in await chat.handle("!forget 99999999999999999999")
+    assert await chat.handle("!forget 99999999999999999999") == (
+        "There is no example 99999999999999999999 here. Usage: `!forget [example_id]`"
+    )
     assert (await chat.handle("!join")).startswith("Unknown command `!join`")
     assert (await chat.handle("!nosuch")).startswith("Unknown command")

@@ -22,7 +22,7 @@ MAX_QUESTION_CHARS = 4000
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a message came from and who sent it: the scope (server or global), the channel and the author."""
+    """Origin a message came from and who sent it: the scope (server or global), the channel and the author."""
 
     scope: str
     channel: str

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from teachbot.datasets import readers, writers
-from teachbot.datasets.examples import Example
-from teachbot.errors import DataFormatError, UserError
+from teachbot.datasets.examples import LONE_SURROGATE, Example, first_unstorable
+from teachbot.errors import DataFormatError, FileTooLarge, UserError, show_name
+from teachbot.paths import read_regular_file
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -79,7 +80,7 @@ def read_examples(
     data = read_bytes(path, max_bytes=max_bytes)
     return parse_examples(
         data,
-        source=path.name,
+        source=show_name(path.name),
         fmt=fmt,
         prompt_column=prompt_column,
         answer_column=answer_column,
@@ -98,7 +99,7 @@ def parse_examples(
 ) -> list[Example]:
     """Parse a dataset that arrived as bytes (a Discord attachment, a zip member)."""
     if max_bytes is not None and len(data) > max_bytes:
-        raise DataFormatError(f"is {_size(len(data))}, over the limit of {_size(max_bytes)}", source=source)
+        raise DataFormatError(FileTooLarge(source, len(data), max_bytes).detail, source=source)
     text = decode_text(data, source)
     fmt = _check_format(fmt) if fmt else guess_format(source, text)
     if (prompt_column or answer_column) and fmt in ("yaml", "text"):
@@ -121,6 +122,10 @@ def parse_examples(
         examples = readers.parse_qa_text(split_lines(text, source), source)
     if not examples:
         raise DataFormatError("no examples found in the file", source=source)
+    unstorable = first_unstorable(examples)
+    if unstorable is not None:  # nothing that cannot be stored or hashed leaves a reader
+        position, example = unstorable
+        raise DataFormatError(LONE_SURROGATE, source=source, line=example.line or position)
     return examples
 
 
@@ -136,21 +141,13 @@ def write_examples(examples: Sequence[Example], path: Path, fmt: str) -> Path:
 
 
 def read_bytes(path: Path, *, max_bytes: int | None) -> bytes:
-    """The file's bytes, refusing one over ``max_bytes`` before reading it (and if it grows meanwhile)."""
-    source = path.name
+    """The bytes of a dataset file a user named: a regular file within ``max_bytes``, checked before it
+    is read (and again if it grows meanwhile); folders, pipes, link loops and the like are refused."""
+    source = show_name(path.name or str(path))
     try:
-        with path.open("rb") as handle:
-            check_size(handle, source, max_bytes)
-            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise UserError(f"{source}: no such file.") from None
-    except IsADirectoryError:
-        raise UserError(f"{source}: is a folder, not a file.") from None
-    except PermissionError:
-        raise UserError(f"{source}: cannot be read (permission denied).") from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise DataFormatError(f"is over the limit of {_size(max_bytes)}", source=source)
-    return data
+        return read_regular_file(path, max_bytes=max_bytes, shown=source)
+    except FileTooLarge as exc:
+        raise DataFormatError(exc.detail, source=source) from None
 
 
 def decode_text(data: bytes, source: str) -> str:
@@ -249,7 +246,7 @@ def check_size(handle: BinaryIO, source: str, max_bytes: int | None) -> None:
     size = handle.seek(0, 2)
     handle.seek(0)
     if size > max_bytes:
-        raise DataFormatError(f"is {_size(size)}, over the limit of {_size(max_bytes)}", source=source)
+        raise DataFormatError(FileTooLarge(source, size, max_bytes).detail, source=source)
 
 
 def _check_format(fmt: str) -> str:
@@ -258,8 +255,3 @@ def _check_format(fmt: str) -> str:
         raise UserError(f"Unknown dataset format `{fmt}`; use one of: {', '.join(FORMATS)}.")
     return fmt
 
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n:,} bytes"
-    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from teachbot.datasets.examples import Example
-from teachbot.errors import DataFormatError
+from teachbot.datasets.examples import LONE_SURROGATE, Example
+from teachbot.errors import DataFormatError, show_name
 
 __all__ = [
     "ANSWER_COLUMNS",
@@ -22,6 +22,7 @@ __all__ = [
     "parse_jsonl",
     "parse_qa_text",
     "parse_table",
+    "shown_value",
 ]
 
 PROMPT_COLUMNS = ("prompt", "question", "text", "input", "utterance")
@@ -83,13 +84,24 @@ def parse_jsonl(
 
 
 def load_json_line(line: str, source: str, number: int) -> Any:
-    """One JSON value, or a ``DataFormatError`` saying where it broke."""
+    """One JSON value, or a ``DataFormatError`` saying where it broke. This is the one place dataset JSON
+    is decoded: deep nesting and ``\\ud800``-style escapes that decode to no character are refused here."""
     try:
-        return json.loads(line)
+        value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source, line=number) from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise DataFormatError("invalid JSON: it is nested too deeply", source=source, line=number) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise DataFormatError(f"invalid JSON: {type(exc).__name__}", source=source, line=number) from None
+    if "\\u" in line:  # only an escape can produce a lone surrogate from decoded text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataFormatError(LONE_SURROGATE, source=source, line=number) from None
+        except (RecursionError, ValueError):
+            raise DataFormatError("invalid JSON: it is nested too deeply", source=source, line=number) from None
+    return value
 
 
 def examples_from_record(
@@ -199,13 +211,15 @@ def _pick_columns(
     names: list[str], source: str, line: int, prompt: str | None, answer: str | None, what: str = "column"
 ) -> dict[str, int]:
     """Indexes of the prompt, answer and optional columns among ``names``."""
-    found = ", ".join(f"`{name}`" for name in names[:12]) + (" …" if len(names) > 12 else "")
+    found = ", ".join(f"`{show_name(name, 40)}`" for name in names[:12]) + (" …" if len(names) > 12 else "")
     chosen: dict[str, int] = {}
     for role, named, candidates in (("prompt", prompt, PROMPT_COLUMNS), ("answer", answer, ANSWER_COLUMNS)):
         if named is not None:
             if named.strip().casefold() not in names:
                 raise DataFormatError(
-                    f"has no {what} `{named}`; the {what}s are: {found or 'none'}", source=source, line=line
+                    f"has no {what} `{show_name(named, 40)}`; the {what}s are: {found or 'none'}",
+                    source=source,
+                    line=line,
                 )
             chosen[role] = names.index(named.strip().casefold())
             continue
@@ -253,7 +267,7 @@ def _from_chat(messages: Any, source: str, line: int) -> list[Example]:
             raise DataFormatError(f"{where} must be an object, got {_kind(message)}", source=source, line=line)
         role = message.get("role")
         if role not in ("system", "user", "assistant", "tool", "function"):
-            raise DataFormatError(f"{where} has an unknown role {role!r}", source=source, line=line)
+            raise DataFormatError(f"{where} has an unknown role {shown_value(role)}", source=source, line=line)
         if role in ("tool", "function"):
             continue
         if role == "assistant" and message.get("content") is None and message.get("tool_calls"):
@@ -318,7 +332,7 @@ def _text(value: Any, what: str, source: str, line: int) -> str:
 
 def _weight(value: Any, source: str, line: int) -> float:
     if isinstance(value, bool) or value not in (0, 1):
-        raise DataFormatError(f"weight must be 0 or 1, got {value!r}", source=source, line=line)
+        raise DataFormatError(f"weight must be 0 or 1, got {shown_value(value)}", source=source, line=line)
     return float(value)
 
 
@@ -351,6 +365,15 @@ def _yaml_text(node: yaml.Node, source: str) -> str:
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
+
+
+def shown_value(value: Any, limit: int = 60) -> str:
+    """A JSON value from a file, short enough to quote in a message."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = _kind(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _kind(value: Any) -> str:

@@ -7,21 +7,31 @@ and on the bytes actually decompressed while reading.
 from __future__ import annotations
 
 import io
+import lzma
 import re
 import stat
+import struct
 import zipfile
 import zlib
+from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
+from teachbot.datasets.names import clean_dataset_name, dataset_name_for
 from teachbot.errors import UserError
+from teachbot.paths import open_regular_file
 
-__all__ = ["read_zip_members"]
+__all__ = ["DatasetMember", "dataset_members", "read_zip_members"]
 
 MAX_MEMBERS = 1_000
 MAX_RATIO = 100.0
 RATIO_FLOOR = 64 * 1024  # small members may compress very well legitimately; the total limit covers them
 _CHUNK = 64 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# What a damaged archive raises: a name flagged UTF-8 that is not raises UnicodeDecodeError (a ValueError),
+# bad bz2 data an OSError, truncated headers struct.error or EOFError.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, struct.error, ValueError, OverflowError, OSError)
 
 
 def read_zip_members(
@@ -33,7 +43,13 @@ def read_zip_members(
 ) -> dict[str, bytes]:
     """The files in a zip archive by name (folders omitted), or ``UserError`` if it is unsafe."""
     try:
-        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+        with ExitStack() as stack:
+            handle: BinaryIO = (
+                io.BytesIO(source)
+                if isinstance(source, bytes)
+                else stack.enter_context(open_regular_file(source, max_bytes=None))
+            )
+            archive = stack.enter_context(zipfile.ZipFile(handle))
             infos = archive.infolist()
             _check_headers(infos, max_total_bytes=max_total_bytes, max_members=max_members, max_ratio=max_ratio)
             members: dict[str, bytes] = {}
@@ -45,10 +61,52 @@ def read_zip_members(
                 budget -= len(data)
                 members[info.filename] = data
             return members
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise UserError(f"The zip archive is damaged or not a zip archive ({exc}).") from None
+    except _DAMAGED as exc:
+        raise UserError(f"The zip archive is damaged or not a zip archive ({_reason(exc)}).") from None
     except NotImplementedError as exc:
-        raise UserError(f"The zip archive uses a feature teachbot cannot read ({exc}).") from None
+        raise UserError(f"The zip archive uses a feature teachbot cannot read ({_reason(exc)}).") from None
+
+
+class DatasetMember(NamedTuple):
+    """One dataset file found in a zip archive: the dataset it becomes, its path in the archive, its bytes."""
+
+    name: str
+    filename: str
+    data: bytes
+
+
+def dataset_members(members: Mapping[str, bytes]) -> list[DatasetMember]:
+    """The dataset files among ``read_zip_members``' result, each with its own dataset name.
+
+    A file is named after its base name (``x/data.jsonl`` → ``data``); when two files would share a
+    name, each of them is named after its whole path (``x-data``, ``y-data``), so no file silently
+    becomes a new version of another. Names that still clash are refused. macOS metadata
+    (``__MACOSX/``) and hidden files (``.DS_Store``) are skipped.
+    """
+    files = sorted((path, data) for path, data in members.items() if not path.endswith("/") and not _is_metadata(path))
+    short = [dataset_name_for(path) for path, _ in files]
+    counts: dict[str, int] = {}
+    for name in short:
+        counts[name] = counts.get(name, 0) + 1
+    chosen: dict[str, str] = {}
+    result = []
+    for (path, data), name in zip(files, short, strict=True):
+        if counts[name] > 1:
+            stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
+            name = clean_dataset_name(stem.replace("/", "-"))
+        if name in chosen:
+            raise UserError(
+                f"The zip archive holds `{_show(chosen[name])}` and `{_show(path)}`, which would both become "
+                f"dataset `{name}`; rename one of them."
+            )
+        chosen[name] = path
+        result.append(DatasetMember(name, path, data))
+    return result
+
+
+def _is_metadata(path: str) -> bool:
+    parts = path.split("/")
+    return parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts)
 
 
 def _check_headers(infos: list[zipfile.ZipInfo], *, max_total_bytes: int, max_members: int, max_ratio: float) -> None:
@@ -111,6 +169,11 @@ def _check_ratio(name: str, size: int, compressed: int, max_ratio: float) -> Non
         raise UserError(
             f"The zip archive entry `{_show(name)}` expands more than {max_ratio:g} times; it looks like a zip bomb."
         )
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's text, short and printable, for a message about a damaged archive."""
+    return _show(str(exc) or type(exc).__name__)
 
 
 def _show(name: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +16,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, aliased
 
 from teachbot.answering.protocols import GLOBAL_SCOPE
-from teachbot.datasets.examples import Example
+from teachbot.datasets.examples import LONE_SURROGATE, Example, first_unstorable
 from teachbot.datasets.formats import read_examples
-from teachbot.errors import UserError
+from teachbot.datasets.names import check_dataset_name, dataset_name_for
+from teachbot.errors import UserError, show_name
+from teachbot.ids import MAX_ID
 from teachbot.store.db import Database
 from teachbot.store.tables import (
     Correction,
@@ -30,6 +33,17 @@ from teachbot.store.tables import (
     Polarity,
 )
 from teachbot.store.tables import Example as ExampleRow
+
+__all__ = [
+    "SELECTIONS",
+    "DatasetDiff",
+    "DatasetInfo",
+    "DatasetService",
+    "TrainingSet",
+    "check_dataset_name",
+    "content_hash",
+    "dataset_name_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +62,6 @@ class DatasetInfo:
     created_at: datetime
     new_version: bool = True
 
-    def describe(self) -> str:
-        use = {"positive": "answers to give", "negative": "answers never to give", None: "not used for training"}
-        state = "new version" if self.new_version else "unchanged, same content as"
-        return (
-            f"Dataset `{self.name}` ({state} v{self.version}): {self.rows} examples, "
-            f"hash {self.content_hash[:12]}, {use.get(self.selected, self.selected)}."
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class DatasetDiff:
@@ -65,13 +71,6 @@ class DatasetDiff:
     added: list[tuple[str, str]]
     removed: list[tuple[str, str]]
     unchanged: int
-
-    def describe(self, limit: int = 10) -> str:
-        counts = f"+{len(self.added)} −{len(self.removed)}, {self.unchanged} unchanged"
-        lines = [f"`{self.name}` v{self.old} → v{self.new}: {counts}."]
-        lines += [f"+ {p} → {a}" for p, a in self.added[:limit]]
-        lines += [f"− {p} → {a}" for p, a in self.removed[:limit]]
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,20 +92,6 @@ def content_hash(examples: Sequence[Example]) -> str:
     return digest.hexdigest()
 
 
-def dataset_name_for(filename: str) -> str:
-    """A dataset name derived from a file name: its stem with unusable characters replaced."""
-    stem = Path(filename).stem or "dataset"
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in stem).strip(".-")[:64]
-    return cleaned or "dataset"
-
-
-def check_dataset_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise UserError("A dataset name is 1-64 letters, digits, '-', '_' or '.'.")
-    return name
-
-
 class DatasetService:
     """Stores datasets as versions of rows; everything else reads them from here."""
 
@@ -120,6 +105,10 @@ class DatasetService:
         name = check_dataset_name(name)
         if not examples:
             raise UserError(f"{source_name}: no examples to import.")
+        unstorable = first_unstorable(examples)
+        if unstorable is not None:
+            position, example = unstorable
+            raise UserError(f"{show_name(source_name)}: example {example.line or position} {LONE_SURROGATE}.")
         digest = content_hash(examples)
 
         def store(s: Session) -> DatasetInfo:
@@ -135,7 +124,7 @@ class DatasetService:
                 dataset_id=dataset.id,
                 version=(latest.version + 1) if latest else 1,
                 content_hash=digest,
-                source_name=source_name[:255],
+                source_name=show_name(source_name, 255),
                 rows=len(examples),
                 created_by=author,
             )
@@ -214,12 +203,13 @@ class DatasetService:
         """Choose how dataset ``name`` feeds training: positive, negative or off."""
         if use not in SELECTIONS:
             raise UserError(f"Use one of: {', '.join(SELECTIONS)}.")
+        name = _lookup(name)
 
         def change(s: Session) -> DatasetInfo:
             dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
             latest = _latest_version(s, dataset.id) if dataset else None
             if dataset is None or latest is None:
-                raise UserError(f"There is no dataset `{name}` here.", see="datasets list")
+                raise UserError(f"There is no dataset `{show_name(name)}` here.", see="datasets list")
             dataset.selected = None if use == "off" else use
             return _info(dataset, latest, new_version=False)
 
@@ -227,11 +217,14 @@ class DatasetService:
 
     async def examples(self, scope: str, name: str, version: int | None = None) -> list[Example]:
         """The rows of one dataset version (the latest by default)."""
+        name = _lookup(name)
+        if version is not None and not 0 <= version <= MAX_ID:  # beyond what the database can hold
+            raise UserError(f"Dataset `{show_name(name)}` has no such version.")
 
         def load(s: Session) -> list[Example]:
             dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
             if dataset is None:
-                raise UserError(f"There is no dataset `{name}` here.")
+                raise UserError(f"There is no dataset `{show_name(name)}` here.")
             query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
             row = (
                 s.scalars(query.where(DatasetVersion.version == version)).first()
@@ -239,7 +232,7 @@ class DatasetService:
                 else _latest_version(s, dataset.id)
             )
             if row is None:
-                raise UserError(f"Dataset `{name}` has no version {version}.")
+                raise UserError(f"Dataset `{show_name(name)}` has no version {version}.")
             in_version = ExampleRow.dataset_version_id == row.id
             rows = list(s.scalars(select(ExampleRow).where(in_version).order_by(ExampleRow.id)))
             rejected = {r.prompt: r.answer for r in rows if r.polarity == Polarity.NEGATIVE}
@@ -257,13 +250,14 @@ class DatasetService:
         after = {(e.prompt, e.answer) for e in await self.examples(scope, name, new)}
         return DatasetDiff(name, old, new, sorted(after - before), sorted(before - after), len(before & after))
 
-    async def delete(self, scope: str, name: str, *, author: str) -> str:
+    async def delete(self, scope: str, name: str, *, author: str) -> None:
         """Delete a dataset and all its versions (its examples leave the next training)."""
+        name = _lookup(name)
 
         def remove(s: Session) -> None:
             dataset = s.scalars(select(Dataset).where(Dataset.scope == scope, Dataset.name == name)).first()
             if dataset is None:
-                raise UserError(f"There is no dataset `{name}` here.")
+                raise UserError(f"There is no dataset `{show_name(name)}` here.")
             version_ids = list(s.scalars(select(DatasetVersion.id).where(DatasetVersion.dataset_id == dataset.id)))
             s.execute(delete(ExampleRow).where(ExampleRow.dataset_version_id.in_(version_ids)))
             s.execute(delete(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id))
@@ -271,7 +265,6 @@ class DatasetService:
 
         await self.db.run(remove)
         log.info("dataset %s deleted scope=%s author=%s", name, scope, author)
-        return f"Deleted dataset `{name}` and all its versions."
 
     async def preference_pairs(self, scope: str) -> list[Example]:
         """Every applied correction as a preference pair: the better answer over the one corrected."""
@@ -381,6 +374,11 @@ class DatasetService:
                 ids.append(example_id)
                 holdout.append(source == ExampleSource.DATASET)
         return TrainingSet(positives, ids, negatives, holdout)
+
+
+def _lookup(name: str) -> str:
+    """A dataset name as typed, in the form names are stored in (NFC, trimmed)."""
+    return unicodedata.normalize("NFC", name.strip())
 
 
 def _visible(scope: str) -> list[str]:

@@ -10,11 +10,13 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from teachbot.datasets import formats, readers
-from teachbot.datasets.examples import Example
-from teachbot.errors import DataFormatError
+from teachbot.datasets.examples import LONE_SURROGATE, Example, is_storable
+from teachbot.datasets.readers import shown_value
+from teachbot.errors import DataFormatError, FileTooLarge, show_name
+from teachbot.paths import open_regular_file
 from teachbot.tokens import count_tokens
 
 __all__ = ["CHECKS", "Issue", "TokenStats", "ValidationReport", "validate_examples", "validate_file"]
@@ -193,6 +195,9 @@ def validate_examples(
         if not example.prompt.strip() or not example.answer.strip():
             checker.issue("missing_content", "empty prompt or answer", line)
             continue
+        if not all(is_storable(t) for t in _example_texts(example)):
+            checker.issue("format", LONE_SURROGATE, line)
+            continue
         checker.record([example], line, _example_texts(example))
     return checker.finish()
 
@@ -208,31 +213,42 @@ def validate_file(
     max_tokens: int = MAX_TOKENS,
     warn_tokens: int = WARN_TOKENS,
 ) -> ValidationReport:
-    """Check a dataset file without importing it; JSONL is streamed and checked line by line."""
-    checker = _Checker(path.name, max_tokens=max_tokens, warn_tokens=warn_tokens)
+    """Check a dataset file without importing it; JSONL is streamed and checked line by line.
+
+    A file that cannot be opened (missing, a folder, a pipe, unreadable) raises ``UserError``; one that
+    opens but cannot be read as a dataset (too large, not text, malformed) is reported as ``format``.
+    """
+    source = show_name(path.name or str(path))
+    checker = _Checker(source, max_tokens=max_tokens, warn_tokens=warn_tokens)
     if validation is not None:
         try:
             checker.set_validation(formats.read_examples(validation, max_bytes=max_bytes))
         except DataFormatError as exc:
             checker.issue("format", f"validation set {_bare(exc)}", exc.line)
-    fmt = fmt or _guess(path)
-    if fmt != "jsonl":
-        try:
-            examples = formats.read_examples(
-                path, fmt=fmt, prompt_column=prompt_column, answer_column=answer_column, max_bytes=max_bytes
-            )
-        except DataFormatError as exc:
-            checker.issue("format", _bare(exc), exc.line)
-            return checker.finish()
-        for example in examples:
-            checker.record([example], example.line, _example_texts(example))
-        return checker.finish()
     try:
-        for number, line in _jsonl_lines(path, max_bytes):
-            if line.strip():
-                _check_json_line(checker, line, number, prompt_column, answer_column)
+        with open_regular_file(path, max_bytes=max_bytes, shown=source) as handle:
+            head = handle.read(4096)
+            handle.seek(0)
+            fmt = fmt or _guess(path.name, head)
+            if fmt == "jsonl":
+                for number, line in _jsonl_lines(handle, source):
+                    if line.strip():
+                        _check_json_line(checker, line, number, prompt_column, answer_column)
+                return checker.finish()
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise FileTooLarge(source, None, max_bytes)
+        examples = formats.parse_examples(
+            data, source=source, fmt=fmt, prompt_column=prompt_column, answer_column=answer_column
+        )
+    except FileTooLarge as exc:
+        checker.issue("format", exc.detail)
+        return checker.finish()
     except DataFormatError as exc:
         checker.issue("format", _bare(exc), exc.line)
+        return checker.finish()
+    for example in examples:
+        checker.record([example], example.line, _example_texts(example))
     return checker.finish()
 
 
@@ -366,22 +382,24 @@ def _check_messages(checker: _Checker, messages: Any, line: int) -> bool:
         tool_call = bool(message.get("tool_calls") or message.get("function_call"))
         if "role" not in message or ("content" not in message and not tool_call):
             checker.issue("message_missing_key", f"{where} lacks `role` or `content`", line)
-        unknown = sorted(str(key) for key in message if key not in _MESSAGE_KEYS)
+        unknown = sorted(show_name(str(key), 40) for key in message if key not in _MESSAGE_KEYS)
         if unknown:
-            checker.issue("message_unrecognized_key", f"{where} has unrecognised key(s): {', '.join(unknown)}", line)
+            listed = ", ".join(unknown[:8]) + (" …" if len(unknown) > 8 else "")
+            checker.issue("message_unrecognized_key", f"{where} has unrecognised key(s): {listed}", line)
         role = message.get("role")
-        if "role" in message and role not in _ROLES:
-            checker.issue("unrecognized_role", f"{where} has role {role!r}", line)
-        roles.add(str(role))
+        if "role" in message and not (isinstance(role, str) and role in _ROLES):
+            checker.issue("unrecognized_role", f"{where} has role {shown_value(role)}", line)
+        if isinstance(role, str):
+            roles.add(role)
         if "content" in message or not tool_call:
             content = message.get("content")
             if not (isinstance(content, (str, list)) and _content(content).strip()) and not tool_call:
-                checker.issue("missing_content", f"{where} ({role}) has empty or non-text content", line)
+                checker.issue("missing_content", f"{where} ({_role(role)}) has empty or non-text content", line)
         if "weight" in message:
             if role != "assistant":
-                checker.issue("weight_not_assistant", f"{where} ({role}) has a weight", line)
+                checker.issue("weight_not_assistant", f"{where} ({_role(role)}) has a weight", line)
             elif isinstance(message["weight"], bool) or message["weight"] not in (0, 1):
-                checker.issue("invalid_weight", f"{where} has weight {message['weight']!r}", line)
+                checker.issue("invalid_weight", f"{where} has weight {shown_value(message['weight'])}", line)
     if "assistant" not in roles:
         checker.issue("missing_assistant", "no assistant message", line)
     if "system" not in roles:
@@ -391,27 +409,20 @@ def _check_messages(checker: _Checker, messages: Any, line: int) -> bool:
     return checker.report.error_count == before
 
 
-def _jsonl_lines(path: Path, max_bytes: int | None) -> Iterator[tuple[int, str]]:
+def _jsonl_lines(handle: BinaryIO, source: str) -> Iterator[tuple[int, str]]:
     """Stream a UTF-8 file's lines; UTF-16/32 files (rare, small) are decoded whole."""
-    with path.open("rb") as handle:
-        formats.check_size(handle, path.name, max_bytes)
-        head = handle.read(4)
-        handle.seek(0)
-        if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
-            yield from formats.split_lines(formats.decode_text(handle.read(), path.name), path.name)
-        else:
-            yield from formats.iter_file_lines(handle, path.name)
+    head = handle.read(4)
+    handle.seek(0)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        yield from formats.split_lines(formats.decode_text(handle.read(), source), source)
+    else:
+        yield from formats.iter_file_lines(handle, source)
 
 
-def _guess(path: Path) -> str:
+def _guess(name: str, head: bytes) -> str:
     """The format from the extension or the first 4 KiB; unknown content is checked as JSONL."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return "jsonl"  # the reader reports the missing or unreadable file
-    try:
-        return formats.guess_format(path.name, head.decode("utf-8", errors="replace"))
+        return formats.guess_format(name, head.decode("utf-8", errors="replace"))
     except DataFormatError:
         return "jsonl"
 
@@ -426,6 +437,10 @@ def _content(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
+
+
+def _role(role: Any) -> str:
+    return role if isinstance(role, str) and len(role) <= 40 else shown_value(role, 40)
 
 
 def _norm(text: str | None) -> str:

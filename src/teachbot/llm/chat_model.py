@@ -8,6 +8,7 @@ in-memory lookup, which also lets it read an index the loop mutates without lock
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, cast
@@ -112,8 +113,9 @@ class OpenAIChatModel:
         """Answer with a named model (e.g. a fine-tuned version being tested before activation)."""
         await self.quota.check(question.scope, question.user_id)
         built = self.prepare(question)
-        with llm_errors(model, timeout=self.timeout):
-            completion = await self._complete(model, built.messages)
+        with llm_errors(model, timeout=self.timeout, secrets=self._secrets):
+            async with asyncio.timeout(self.timeout):  # the whole answer, the SDK's retries included
+                completion = await self._complete(model, built.messages)
         text = _completion_text(completion)
         tokens = completion.usage.total_tokens if completion.usage else _estimate(built, text)
         await self.quota.record(question.scope, question.user_id, tokens)
@@ -133,12 +135,21 @@ class OpenAIChatModel:
             pieces: list[str] = []
             usage: int | None = None
             answered = False
+            # One deadline for the whole answer. It is applied around each await, never across a
+            # ``yield``: a timeout scope left open while the reader runs would cancel the reader.
+            deadline = None if self.timeout is None else asyncio.get_running_loop().time() + self.timeout
             try:
-                with llm_errors(model, timeout=self.timeout):
-                    chunks = await self._complete_stream(model, built.messages)
-                    answered = True
+                with llm_errors(model, timeout=self.timeout, secrets=self._secrets):
+                    async with asyncio.timeout_at(deadline):
+                        chunks = await self._complete_stream(model, built.messages)
+                answered = True
+                with llm_errors(model, timeout=self.timeout, secrets=self._secrets, answering=True):
                     async with chunks:
-                        async for chunk in chunks:
+                        while True:
+                            async with asyncio.timeout_at(deadline):
+                                chunk = await anext(chunks, None)
+                            if chunk is None:
+                                break
                             if chunk.usage is not None:  # the last chunk, when the server sends usage
                                 usage = chunk.usage.total_tokens
                             delta = _chunk_text(chunk)
@@ -155,6 +166,11 @@ class OpenAIChatModel:
             finish(self._answer(model, text, built, usage or _estimate(built, text)))
 
         return AnswerStream(produce)
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        """Masked in anything a server says that is shown to users."""
+        return (self.client.api_key,)
 
     def _answer(self, model: str, text: str, built: BuiltPrompt, tokens: int) -> Answer:
         return Answer(

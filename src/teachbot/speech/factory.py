@@ -13,6 +13,7 @@ from pathlib import Path
 
 from teachbot.config import Settings, SttEngine, TtsEngine
 from teachbot.errors import UserError
+from teachbot.paths import read_regular_file
 from teachbot.speech.audio import AudioLimits, check_not_silent, decode_to_pcm16k, encode_ogg_opus, encode_wav
 from teachbot.speech.stt import SpeechToText, Transcript
 from teachbot.speech.tts import Speech, TextToSpeech
@@ -152,13 +153,7 @@ def hear(
 def transcribe_file(path: Path | str, settings: Settings, stt: SpeechToText | None = None) -> Transcript:
     """``teachbot transcribe FILE``: any audio file (``.raw``: 16 kHz mono s16le) to text."""
     source = Path(path)
-    try:
-        size = source.stat().st_size
-        if size > settings.max_upload_bytes:
-            raise UserError(f"{source.name} is too large; the limit is {settings.max_upload_bytes / 1e6:.1f} MB.")
-        data = source.read_bytes()
-    except OSError as exc:
-        raise UserError(f"Can't read {source}: {exc.strerror or exc.__class__.__name__}") from None
+    data = read_regular_file(source, max_bytes=settings.max_upload_bytes)
     raw_rate = 16_000 if source.suffix.lower() == ".raw" else None
     return hear(data, stt or build_stt(settings), settings, raw_rate=raw_rate)
 

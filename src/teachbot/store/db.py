@@ -1,4 +1,8 @@
-"""Engine, sessions and migrations. All database work runs on one worker thread, off the event loop."""
+"""Engine, sessions and migrations. All database work runs on one worker thread, off the event loop.
+
+A full disk (or SQLite's size limit) during any of it becomes ``DiskFull``: the transaction is rolled
+back and the user is told nothing was saved, instead of being thanked for something that was lost.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from teachbot.errors import disk_full_guard
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +42,11 @@ def alembic_config() -> Config:
     return config
 
 
+def _guarded(fn: Callable[[], T]) -> T:
+    with disk_full_guard():
+        return fn()
+
+
 class Database:
     """Owns the engine; ``run`` executes a function with a session on the database thread."""
 
@@ -52,7 +63,7 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``; an older database upgrades in place."""
         config = alembic_config()
-        with self.engine.begin() as connection:
+        with disk_full_guard(), self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
@@ -68,8 +79,9 @@ class Database:
         return self.sessions()
 
     def call(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn`` in a session and commit, on the calling thread (for the CLI and tests)."""
-        with self.sessions.begin() as session:
+        """Run ``fn`` in a session and commit, on the calling thread (for the CLI and tests); a full disk
+        rolls back and raises ``DiskFull``."""
+        with disk_full_guard(), self.sessions.begin() as session:
             return fn(session)
 
     async def run(self, fn: Callable[[Session], T]) -> T:
@@ -80,7 +92,7 @@ class Database:
     async def run_blocking(self, fn: Callable[[], T]) -> T:
         """Run a session-less blocking call (a migration) on the database thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn)
+        return await loop.run_in_executor(self._executor, _guarded, fn)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from teachbot.answering.chat import Origin, StoredAnswer
 from teachbot.answering.knowledge import Knowledge
-from teachbot.errors import UserError
+from teachbot.errors import UserError, show_name
+from teachbot.ids import id_in_range, parse_id
 from teachbot.store.db import Database
 from teachbot.store.tables import Correction, Example, ExampleSource, ExampleStatus, Feedback, Message, Polarity
 
@@ -269,6 +270,9 @@ class TeachingService:
     async def forget(self, scope: str, example_id: int, *, author: str) -> str:
         """Stop using a learned example (it stays in the database, marked removed); returns its prompt."""
 
+        if not id_in_range(example_id):  # beyond what the database can hold (64-bit)
+            raise UserError("There is no learned answer with that number here to forget.")
+
         def remove(s: Session) -> str:
             example = s.get(Example, example_id)
             if example is None or example.scope != scope or example.status != ExampleStatus.ACTIVE:
@@ -328,9 +332,9 @@ class TeachingService:
 
 def _parse_item_id(item_id: str) -> tuple[str, int]:
     text = item_id.strip().upper()
-    if len(text) < 2 or text[0] not in "CF" or not text[1:].isdigit():
-        raise UserError(f"`{item_id[:40]}` is not a review item id (like C12 or F3).")
-    return text[0], int(text[1:])
+    if len(text) < 2 or text[0] not in "CF" or not text[1:].isdecimal():
+        raise UserError(f"`{show_name(item_id, 40)}` is not a review item id (like C12 or F3).")
+    return text[0], parse_id(text[1:], "review item", shown=text)
 
 
 def _answer_of(s: Session, message_id: int | None) -> tuple[str, str]:

@@ -10,13 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from teachbot.errors import UserError
+from teachbot.ids import parse_id
 from teachbot.transports.catalogue import Arg, ArgKind, CommandSpec, usage_line
-
-MAX_ID = 2**63 - 1  # the database's integer range
 
 
 class UsageError(UserError):
     """The arguments do not fit the command; the text names the command's usage."""
+
+
+def readable(text: str) -> str:
+    """User text as valid Unicode: a lone surrogate (from a JSON ``\\ud800`` escape, or bytes the terminal
+    could not decode) becomes U+FFFD, so nothing downstream fails to store, hash or send it."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def parse_value(arg: Arg, word: str) -> int | str:
@@ -25,13 +32,10 @@ def parse_value(arg: Arg, word: str) -> int | str:
     if not word:
         raise UsageError(f"`{arg.name}` is missing.")
     if arg.kind is ArgKind.NUMBER:
-        digits = word.removeprefix("#").removeprefix("v")
-        if not digits.isascii() or not digits.isdigit():
-            raise UsageError(f"`{word[:40]}` is not a number.")
-        number = int(digits)
-        if number > MAX_ID:
-            raise UsageError(f"`{word[:40]}…` is too large to be an id.")
-        return number
+        try:
+            return parse_id(word.removeprefix("v"), arg.name.replace("_", " ").removesuffix(" id"), shown=word)
+        except UserError as exc:
+            raise UsageError(str(exc)) from None
     if arg.kind is ArgKind.CHOICE:
         chosen = word.lower()
         if chosen not in arg.choices:

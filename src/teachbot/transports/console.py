@@ -8,6 +8,7 @@ owner. Files named in commands are resolved inside the data folder, like everywh
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import sys
 from typing import Any, TextIO
@@ -15,9 +16,9 @@ from typing import Any, TextIO
 from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.errors import UserError
-from teachbot.paths import resolve_inside
+from teachbot.paths import read_user_file
 from teachbot.transports import wording
-from teachbot.transports.arguments import parse_line
+from teachbot.transports.arguments import parse_line, readable
 from teachbot.transports.catalogue import BY_NAME, ArgKind, CommandSpec, Door, Privilege, handler_name
 from teachbot.transports.handlers import Call, CommandHandlers, Reply, Upload
 
@@ -42,7 +43,7 @@ class ConsoleChat:
 
     async def handle(self, line: str) -> str:
         """One line in, the reply out. Never raises for a bad line."""
-        line = line.strip()
+        line = readable(line).strip()
         if not line:
             return ""
         try:
@@ -81,17 +82,18 @@ class ConsoleChat:
         return reply
 
     async def _upload(self, name: str) -> Upload:
-        """A file inside the data folder, read like an attachment (size checked first)."""
-        path = resolve_inside(self.app.data_dir, name)
-        if not path.is_file():
-            raise UserError(f"There is no file `{name}` in the data folder ({self.app.data_dir}).")
-        self.handlers.check_upload_size(name, path.stat().st_size)
-        return Upload(path.name, await asyncio.to_thread(path.read_bytes))
+        """A file inside the data folder, read like an attachment (regular files only, size checked first)."""
+        limit = self.app.settings.max_upload_bytes
+        path, data = await asyncio.to_thread(read_user_file, self.app.data_dir, name, max_bytes=limit)
+        return Upload(path.name, data)
 
 
 async def run_console(app: App, scope: str, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
     """Read lines until end of input and print each reply."""
-    stdin = stdin or sys.stdin
+    if stdin is None:
+        stdin = sys.stdin
+        if isinstance(stdin, io.TextIOWrapper):  # bytes that are not UTF-8 become U+FFFD, not a crash
+            stdin.reconfigure(errors="replace")
     stdout = stdout or sys.stdout
     chat = ConsoleChat(app, scope)
     interactive = stdin.isatty()

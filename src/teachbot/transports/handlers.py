@@ -21,8 +21,8 @@ from teachbot.app import App
 from teachbot.config import ActivationPolicy, Backend
 from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples, write_examples
-from teachbot.datasets.safezip import read_zip_members
-from teachbot.datasets.service import dataset_name_for
+from teachbot.datasets.names import dataset_name_for, export_filename
+from teachbot.datasets.safezip import dataset_members, read_zip_members
 from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.errors import UserError
 from teachbot.paths import safe_filename
@@ -180,27 +180,24 @@ class CommandHandlers:
         if size > limit:
             raise UserError(f"{filename} is {size:,} bytes; the limit is {limit:,}.")
 
-    def unpack(self, upload: Upload) -> list[Upload]:
-        """A zip upload becomes its dataset files (checked against path tricks and zip bombs)."""
+    def unpack(self, upload: Upload) -> list[tuple[str, Upload]]:
+        """A dataset upload as (dataset name, file) pairs: a zip becomes its dataset files, checked against
+        path tricks and zip bombs, named so that files in different folders stay apart."""
         self.check_upload_size(upload.filename, len(upload.data))
         if not upload.filename.lower().endswith(".zip"):
-            return [upload]
+            return [(dataset_name_for(upload.filename), upload)]
         limit = self.app.settings.max_upload_bytes
         members = read_zip_members(upload.data, max_total_bytes=limit, max_members=MAX_ZIP_MEMBERS)
-        files = [Upload(name.rsplit("/", 1)[-1], data) for name, data in sorted(members.items())]
+        files = [(m.name, Upload(m.filename, m.data)) for m in dataset_members(members)]
         if not files:
             raise UserError(f"{upload.filename} holds no files.")
         return files
 
-    async def import_upload(self, origin: Origin, upload: Upload, name: str | None = None) -> str:
-        """Import one uploaded dataset file (all or nothing); ``train`` validates it first."""
+    async def import_upload(self, origin: Origin, upload: Upload, name: str) -> str:
+        """Import one uploaded dataset file as dataset ``name`` (all or nothing); ``train`` validates it first."""
         examples = await asyncio.to_thread(parse_examples, upload.data, source=upload.filename)
         info = await self.app.datasets.import_examples(
-            origin.scope,
-            name or dataset_name_for(upload.filename),
-            examples,
-            source_name=upload.filename,
-            author=origin.author,
+            origin.scope, name, examples, source_name=upload.filename, author=origin.author
         )
         return wording.dataset_info(info)
 
@@ -216,14 +213,15 @@ class CommandHandlers:
         lines = []
         if file is not None:
             files = await asyncio.to_thread(self.unpack, file)
-            for each in files:  # validate every file before importing any of them
+            for _, each in files:  # validate every file before importing any of them
                 report = await self._validate(each)
                 if not report.ok:
                     raise UserError(
                         f"{each.filename} has errors, so nothing was imported or trained:\n{report.to_text()}"
                     )
-            for each in files:
-                lines.append(await self.import_upload(call.origin, each, name if len(files) == 1 else None))
+            for dataset, each in files:
+                chosen = name if name and len(files) == 1 else dataset
+                lines.append(await self.import_upload(call.origin, each, chosen))
         elif name:
             await self.app.datasets.select(call.scope, name, "positive")
             lines.append(f"Training with dataset `{name}` selected.")
@@ -323,13 +321,14 @@ class CommandHandlers:
         else:
             examples = await self.app.datasets.examples(call.scope, name)
         extension = {"csv": "csv", "yaml": "yaml"}.get(fmt, "jsonl")
-        filename = safe_filename(f"{call.scope}-{name}-{fmt}.{extension}")
+        filename = export_filename(call.scope, name, fmt, extension)
         path = self.app.data_dir / "exports" / filename
         await asyncio.to_thread(write_examples, examples, path, fmt)
         return Reply(f"Exported {len(examples)} examples to `{filename}`. `{self.prefix}getfile {filename}` sends it.")
 
     async def datasets_delete(self, call: Call, name: str) -> Reply:
-        return Reply(await self.app.datasets.delete(call.scope, name, author=call.origin.author))
+        await self.app.datasets.delete(call.scope, name, author=call.origin.author)
+        return Reply(f"Deleted dataset `{name}` and all its versions.")
 
     async def datasets_from_chat(self, call: Call, name: str, liked: str | None = None) -> Reply:
         info = await self.app.datasets.from_conversations(

@@ -24,7 +24,7 @@ from teachbot.answering.chat import Origin
 from teachbot.answering.protocols import scope_for
 from teachbot.errors import UserError
 from teachbot.transports import wording
-from teachbot.transports.arguments import parse_value
+from teachbot.transports.arguments import parse_value, readable
 from teachbot.transports.catalogue import COMMANDS, Arg, ArgKind, CommandSpec, Door, handler_name
 from teachbot.transports.discord.rendering import send_text
 from teachbot.transports.discord.review import ReviewView
@@ -148,6 +148,7 @@ class CommandDoor:
         )
 
     async def run(self, ctx: Context, spec: CommandSpec, group: CommandSpec | None, values: dict[str, Any]) -> None:
+        values = {k: readable(v) if isinstance(v, str) else v for k, v in values.items()}
         for arg in spec.args:
             if arg.kind is ArgKind.FILE:
                 attachment = values.get(arg.name) or (ctx.message.attachments[0] if ctx.message.attachments else None)

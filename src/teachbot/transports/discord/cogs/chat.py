@@ -13,6 +13,7 @@ from teachbot.answering.protocols import Answer, Attachment
 from teachbot.config import Backend
 from teachbot.errors import UserError
 from teachbot.transports import wording
+from teachbot.transports.arguments import readable
 from teachbot.transports.discord.commands import origin_of
 from teachbot.transports.discord.rendering import send_text, typing_if_possible
 from teachbot.transports.discord.streaming import StreamingReply
@@ -57,7 +58,7 @@ class ChatCog(commands.Cog):
 
     def _text(self, message: discord.Message) -> str:
         me = self.bot.user
-        text = message.content
+        text = readable(message.content)
         if me is not None:
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return text.strip()
