@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import teachbot
 from teachbot.answering.encoding import MAX_TOKENS, CachedEncoder, Encoder, OnnxEncoder, load_encoder
 from teachbot.answering.encoding.cache import CACHE_FILE
 from teachbot.answering.encoding.models import bundled_files
@@ -113,6 +117,8 @@ def test_batches_and_single_texts_give_the_same_vectors(encoder: OnnxEncoder) ->
     np.testing.assert_allclose(together, reversed_order, atol=1e-5)
     many = encoder.encode(TEXTS * 5)  # more than one internal batch
     np.testing.assert_allclose(many, np.vstack([together] * 5), atol=1e-5)
+    long_ones = encoder.encode(["word " * 200] * 17 + ["short"])  # past the padded-token budget of a batch
+    np.testing.assert_allclose(long_ones[:17], np.repeat(encoder.encode(["word " * 200]), 17, axis=0), atol=1e-5)
 
 
 def test_long_texts_are_cut_at_the_token_limit(encoder: OnnxEncoder) -> None:
@@ -131,6 +137,14 @@ def test_encoding_from_several_threads(encoder: OnnxEncoder) -> None:
         results = list(pool.map(lambda _: encoder.encode(TEXTS), range(4)))
     for result in results:
         np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_onnxruntime_is_imported_only_when_a_model_loads() -> None:
+    code = "import sys, teachbot.answering.encoding; print(sorted({'onnxruntime', 'tokenizers'} & set(sys.modules)))"
+    source = str(Path(teachbot.__file__).resolve().parents[1])  # this checkout, wherever the test runs from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_setting_defaults_to_the_bundled_model_and_can_be_off() -> None:

@@ -30,9 +30,14 @@ MAX_TOKENS = 128
 #: and it keeps a pasted megabyte from costing seconds of tokenising.
 MAX_CHARS = 16_384
 BATCH_SIZE = 32
+#: Padded tokens per batch at most: onnxruntime's peak memory grows faster than the batch (measured on
+#: all-MiniLM-L6-v2: 16 x 128 tokens +0.13 GB, 32 x 128 +0.6 GB).
+BATCH_TOKENS = 2048
+MAX_THREADS = 2  # onnxruntime threads per encoder: the bot shares small machines with other work
 #: Output names, best first: one vector per token (mean-pooled here) or one per text (used as it is).
 _OUTPUTS = ("last_hidden_state", "token_embeddings", "sentence_embedding")
 _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_FED = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class Encoder(Protocol):
@@ -85,23 +90,21 @@ class OnnxEncoder:
         self._tokenizer = tokenizer
         self._output = output
         self._dim = dim
-        self._batch_size = batch_size
+        self.batch_size = batch_size
         self._inputs = {i.name: _INT_TYPES.get(i.type, np.int64) for i in session.get_inputs()}
         self._lock = threading.Lock()
 
     @classmethod
     def load(cls, files: ModelFiles, *, threads: int = 2, batch_size: int = BATCH_SIZE) -> OnnxEncoder:
         """Read and check the files, start an onnxruntime session and encode one probe text."""
-        data = _read(files.model)
-        digest = hashlib.sha256(data).hexdigest()
+        digest = _sha256(files.model)
         if files.model_sha256 is not None and digest != files.model_sha256:
             raise ModelFileError(f"{files.model} has sha256 {digest[:12]}…, not the pinned {files.model_sha256[:12]}…")
         tokenizer_data = _read(files.tokenizer)
         tokenizer = _load_tokenizer(tokenizer_data, files.tokenizer)
-        session = _session(data, threads)
-        del data
+        session = _session(files.model, threads)
         names = {i.name for i in session.get_inputs()}
-        if not {"input_ids", "attention_mask"} <= names:
+        if not {"input_ids", "attention_mask"} <= names <= set(_FED):
             raise ModelFileError(f"{files.model} takes {sorted(names)}, not input_ids and attention_mask")
         output = _choose_output(session)
         tok_digest = hashlib.sha256(tokenizer_data).hexdigest()
@@ -113,7 +116,11 @@ class OnnxEncoder:
             dim=0,
             batch_size=batch_size,
         )
-        probe = encoder._run([tokenizer.encode("hello")])  # finds the width and warms the session up
+        try:
+            probe = encoder._run([tokenizer.encode("hello")])  # finds the width and warms the session up
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            log.debug("the model fails on a probe text", exc_info=True)
+            raise ModelFileError(f"{files.model} fails on a probe text") from exc
         if probe.ndim != 2 or probe.shape[1] < 2 or not np.isfinite(probe).all():
             raise ModelFileError(f"{files.model} does not give one finite vector per text")
         encoder._dim = int(probe.shape[1])
@@ -134,10 +141,19 @@ class OnnxEncoder:
         with self._lock:
             encodings = [self._tokenize(text) for text in texts]
             order = sorted(range(len(texts)), key=lambda n: len(encodings[n].ids))
-            for start in range(0, len(order), self._batch_size):
-                rows = order[start : start + self._batch_size]
+            for rows in self._batches(order, [len(e.ids) for e in encodings]):
                 out[rows] = self._run([encodings[n] for n in rows])
         return out
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Consecutive rows of ``order`` (shortest first), each batch within batch_size and BATCH_TOKENS."""
+        batches: list[list[int]] = [[]]
+        for n in order:
+            rows = batches[-1]
+            if rows and (len(rows) >= self.batch_size or (len(rows) + 1) * lengths[n] > BATCH_TOKENS):
+                batches.append(rows := [])
+            rows.append(n)
+        return batches if batches[0] else []
 
     def _tokenize(self, text: str) -> Encoding:
         text = text[:MAX_CHARS]
@@ -165,6 +181,15 @@ class OnnxEncoder:
         return vectors / np.maximum(norms, 1e-12)
 
 
+def _sha256(path: Path) -> str:
+    """The file's hash, read in chunks (the model is loaded from its path: a bytes copy would stay in memory)."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path} ({exc.strerror or exc.__class__.__name__})") from exc
+
+
 def _read(path: Traversable) -> bytes:
     try:
         return path.read_bytes()
@@ -186,23 +211,25 @@ def _load_tokenizer(data: bytes, path: Traversable) -> Tokenizer:
     return tokenizer
 
 
-def _session(data: bytes, threads: int) -> InferenceSession:
-    """A CPU session on at most ``threads`` cores whose idle threads sleep instead of spinning."""
+def _session(model: Path, threads: int) -> InferenceSession:
+    """A CPU session on at most ``threads`` cores whose idle threads sleep instead of spinning, that gives memory
+    back after each run."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, min(threads, os.cpu_count() or 1))
+    options.intra_op_num_threads = max(1, min(threads, MAX_THREADS, os.cpu_count() or 1))
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.enable_cpu_mem_arena = False  # the arena keeps a long batch's peak (~800 MB at 64 x 128 tokens) for good
     options.log_severity_level = 3  # errors only: onnxruntime's warnings are about its own graph rewrites
     try:
-        return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's errors derive from Exception only
         log.debug("onnxruntime cannot load the model", exc_info=True)
-        raise ModelFileError("model.onnx is not an ONNX model onnxruntime can run") from exc
+        raise ModelFileError(f"{model} is not an ONNX model onnxruntime can run") from exc
 
 
 def _choose_output(session: InferenceSession) -> str:

@@ -42,8 +42,12 @@ def load_encoder(setting: str, *, threads: int = 2) -> Encoder | None:
     except ModelFileError as exc:
         hint = f"; {_INSTALL}" if keyword == ENCODER_BUNDLED else ""
         raise ConfigError(f"{_SETTING}: {exc}{hint}") from None
-    log.info("sentence encoder %s (%d dimensions) loaded in %.2f s", encoder.model_id, encoder.dim,
-             time.perf_counter() - start)
+    log.info(
+        "sentence encoder %s (%d dimensions) loaded in %.2f s",
+        encoder.model_id,
+        encoder.dim,
+        time.perf_counter() - start,
+    )
     return encoder
 
 
@@ -64,8 +68,10 @@ def bundled_files() -> ModelFiles:
 def folder_files(folder: Path) -> ModelFiles:
     """``model.onnx`` and ``tokenizer.json`` of a sentence-transformers model exported to ONNX."""
     if not folder.is_dir():
-        raise ConfigError(f"{_SETTING}: {folder} is not a folder; give {ENCODER_BUNDLED}, {ENCODER_NONE} or a folder "
-                          f"holding {' and '.join(ENCODER_FILES)}")
+        raise ConfigError(
+            f"{_SETTING}: {folder} is not a folder; give {ENCODER_BUNDLED}, {ENCODER_NONE} or a folder "
+            f"holding {' and '.join(ENCODER_FILES)}"
+        )
     missing = [name for name in ENCODER_FILES if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"{_SETTING}: the folder {folder} has no {' and no '.join(missing)}")
