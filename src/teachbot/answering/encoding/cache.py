@@ -102,10 +102,17 @@ class CachedEncoder:
     def _open(self) -> None:
         try:
             self._db = self._connect()
-        except sqlite3.DatabaseError as exc:
-            self._rebuild(exc)
+        except sqlite3.Error as exc:
+            self._failed(exc, "opened")
         except OSError as exc:
-            log.warning("vector cache %s cannot be opened (%s); encoding without it", self._path, exc)
+            log.warning("vector cache %s not opened (%s); encoding without it", self._path, exc)
+
+    def _failed(self, problem: sqlite3.Error, what: str) -> None:
+        """Rebuild a damaged file; anything else (locked, disk full, read-only) only skips the cache this time."""
+        if getattr(problem, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            self._rebuild(problem)
+        else:
+            log.warning("vector cache %s not %s (%s)", self._path, what, problem)
 
     def _connect(self) -> sqlite3.Connection:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,8 +127,8 @@ class CachedEncoder:
         return db
 
     def _rebuild(self, problem: Exception) -> None:
-        """Replace a file that is not a usable database by an empty cache (or run without one)."""
-        log.warning("vector cache %s is unreadable (%s); starting a new one", self._path, problem)
+        """Replace a damaged file by an empty cache (or run without one)."""
+        log.warning("vector cache %s is damaged (%s); starting a new one", self._path, problem)
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -148,11 +155,8 @@ class CachedEncoder:
                     f"UPDATE vectors SET used = ? WHERE model = ? AND used < ? AND key IN ({marks})",
                     (now, self.model_id, now - _TOUCH_NS, *chunk),
                 )
-        except sqlite3.OperationalError as exc:  # locked or out of disk: this call goes without the cache
-            log.warning("vector cache %s not read (%s)", self._path, exc)
-        except sqlite3.DatabaseError as exc:
-            self._rebuild(exc)
-            return {}
+        except sqlite3.Error as exc:
+            self._failed(exc, "read")
         return found
 
     def _store(self, vectors: dict[bytes, np.ndarray]) -> None:
@@ -171,10 +175,8 @@ class CachedEncoder:
                         "(SELECT model, key FROM vectors ORDER BY used LIMIT ?)",
                         (excess,),
                     )
-        except sqlite3.OperationalError as exc:
-            log.warning("vector cache %s not written (%s)", self._path, exc)
-        except sqlite3.DatabaseError as exc:
-            self._rebuild(exc)
+        except sqlite3.Error as exc:
+            self._failed(exc, "written")
 
 
 @contextmanager

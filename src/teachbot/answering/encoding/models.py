@@ -30,7 +30,7 @@ _INSTALL = (
 
 
 def load_encoder(setting: str, *, threads: int = 2) -> Encoder | None:
-    """The encoder the setting names (``minilm``, a folder), or None for ``none``; blocking (~0.3 s),
+    """The encoder the setting names (``minilm``, a folder), or None for ``none``; blocking (about 0.5 s),
     so call it from a worker thread in async code. A missing or unusable model raises ``ConfigError``."""
     keyword = setting.strip().lower()
     if keyword == ENCODER_NONE:
