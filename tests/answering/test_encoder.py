@@ -139,6 +139,7 @@ def test_encoding_from_several_threads(encoder: OnnxEncoder) -> None:
         np.testing.assert_allclose(result, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_onnxruntime_is_imported_only_when_a_model_loads() -> None:
     code = "import sys, teachbot.answering.encoding; print(sorted({'onnxruntime', 'tokenizers'} & set(sys.modules)))"
     source = str(Path(teachbot.__file__).resolve().parents[1])  # this checkout, wherever the test runs from
