@@ -31,8 +31,8 @@ MAX_TOKENS = 128
 MAX_CHARS = 16_384
 BATCH_SIZE = 32
 #: Padded tokens per batch at most: onnxruntime's peak memory grows faster than the batch (measured on
-#: all-MiniLM-L6-v2: 16 x 128 tokens +0.13 GB, 32 x 128 +0.6 GB).
-BATCH_TOKENS = 2048
+#: all-MiniLM-L6-v2, 2 threads: 8 x 128 tokens +0.06 GB, 16 x 128 +0.26 GB, 32 x 128 +0.58 GB), speed does not.
+BATCH_TOKENS = 1024
 MAX_THREADS = 2  # onnxruntime threads per encoder: the bot shares small machines with other work
 #: Output names, best first: one vector per token (mean-pooled here) or one per text (used as it is).
 _OUTPUTS = ("last_hidden_state", "token_embeddings", "sentence_embedding")
