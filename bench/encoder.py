@@ -3,9 +3,10 @@
 Usage: python bench/encoder.py [--sentences N] [--runs R] [--encoder SETTING]
 Encodes N questions (CLINC150 test questions from ../shared/data, else the 16 reference sentences of
 the tests, repeated) with the ``encoder`` setting (default ``minilm``): sentences per second one at a
-time and in batches of 32 (the default) and 64 (batches also stop at 1,024 padded tokens), on one and two
-onnxruntime threads (best of R runs: the machine is shared); the time of one question (median and p95); the time and memory (RSS) that loading
-adds; and the vector cache: N texts encoded the first time, again from the cache, and after a reopen.
+time and in batches of 32 (the default) and 64 (batches also stop at 1,024 padded tokens), on one and
+two onnxruntime threads (best of R runs: the machine is shared); the time of one question (median and
+p95); the time and memory (RSS) that loading adds; and the vector cache: N texts encoded the first
+time, again, after a reopen, and with 10 new texts.
 """
 
 from __future__ import annotations
