@@ -24,6 +24,11 @@ from teachbot.errors import ConfigError
 CONFIG_ENV = "TEACHBOT_CONFIG"
 DEFAULT_CONFIG_FILE = "teachbot.toml"
 
+#: Values of the ``encoder`` setting besides a folder, and the files such a folder must hold.
+ENCODER_BUNDLED = "minilm"
+ENCODER_NONE = "none"
+ENCODER_FILES = ("model.onnx", "tokenizer.json")
+
 
 class Backend(StrEnum):
     LOCAL = "local"
@@ -78,6 +83,11 @@ class Settings(BaseSettings):
 
     # -- answering
     backend: Backend = Field(Backend.LOCAL, description="Model backend: local, openai or hybrid.")
+    encoder: str = Field(
+        ENCODER_BUNDLED,
+        description="Sentence encoder for meaning: minilm (bundled all-MiniLM-L6-v2), none (word and character "
+        "n-grams only), or a folder holding model.onnx and tokenizer.json of a sentence-transformers model.",
+    )
     confidence_threshold: float = Field(
         0.35, ge=0.0, le=1.0, description="Below this confidence the local model gives the fallback answer."
     )
@@ -222,10 +232,30 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-64 letters, digits, '-' or '_'")
         return value
 
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_choice(cls, value: str) -> str:
+        keyword = value.strip().lower()
+        if keyword in {ENCODER_BUNDLED, ENCODER_NONE}:
+            return keyword
+        folder = Path(value.strip()).expanduser()
+        if not value.strip() or not folder.is_dir():
+            files = " and ".join(ENCODER_FILES)
+            raise ValueError(f"{value!r} is not {ENCODER_BUNDLED}, {ENCODER_NONE} or a folder holding {files}")
+        missing = [name for name in ENCODER_FILES if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"the folder {value!r} has no {' and no '.join(missing)}")
+        return str(folder.resolve())
+
     # -- derived paths (one place decides the layout of the data folder)
     @property
     def database_path(self) -> Path:
         return self.data_dir / "teachbot.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Files teachbot can rebuild (encoded vectors); safe to delete."""
+        return self.data_dir / "cache"
 
     @property
     def effective_database_url(self) -> str:

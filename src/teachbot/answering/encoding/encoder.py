@@ -1,0 +1,238 @@
+"""A sentence-transformers model run on onnxruntime: texts in, unit vectors of meaning out.
+
+onnxruntime and tokenizers are imported when a model is loaded, not when this module is, so commands
+that never encode start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+    from tokenizers import Encoding, Tokenizer
+
+log = logging.getLogger(__name__)
+
+#: Longest input, in tokens (special tokens included); longer texts are cut, as the model was trained.
+MAX_TOKENS = 128
+#: Texts are cut to this many characters before tokenising: far more than 128 tokens of any real text,
+#: and it keeps a pasted megabyte from costing seconds of tokenising.
+MAX_CHARS = 16_384
+BATCH_SIZE = 32
+#: Padded tokens per batch at most: onnxruntime's peak memory grows faster than the batch (measured on
+#: all-MiniLM-L6-v2, 2 threads: 8 x 128 tokens +0.06 GB, 16 x 128 +0.26 GB, 32 x 128 +0.58 GB), speed does not.
+BATCH_TOKENS = 1024
+MAX_THREADS = 2  # onnxruntime threads per encoder: the bot shares small machines with other work
+#: Output names, best first: one vector per token (mean-pooled here) or one per text (used as it is).
+_OUTPUTS = ("last_hidden_state", "token_embeddings", "sentence_embedding")
+_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_FED = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised vectors: the dot product of two is the cosine of their meanings."""
+
+    @property
+    def model_id(self) -> str:
+        """Names the model and its files (a hash prefix): vectors of different ids never mix."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 array of shape (len(texts), dim), each row of length 1; safe to call from any thread."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFiles:
+    """Where a model's files are, and the sha256 its ONNX file must have (None: any)."""
+
+    name: str
+    model: Path
+    tokenizer: Traversable  # a Path, or a file inside the teachbot package
+    model_sha256: str | None = None
+
+
+class ModelFileError(Exception):
+    """The model files cannot be used; the message says which file and why (no exception text inside)."""
+
+
+class OnnxEncoder:
+    """Tokenise (truncating at MAX_TOKENS), run the ONNX model in length-sorted batches padded per batch,
+    mean-pool over the attention mask and L2-normalise. One call runs at a time (a lock), so worker
+    threads never compete for the same cores."""
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        session: InferenceSession,
+        tokenizer: Tokenizer,
+        output: str,
+        dim: int,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self._model_id = model_id
+        self._session = session
+        self._tokenizer = tokenizer
+        self._output = output
+        self._dim = dim
+        self.batch_size = batch_size
+        self._inputs = {i.name: _INT_TYPES.get(i.type, np.int64) for i in session.get_inputs()}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, files: ModelFiles, *, threads: int = 2, batch_size: int = BATCH_SIZE) -> OnnxEncoder:
+        """Read and check the files, start an onnxruntime session and encode one probe text."""
+        digest = _sha256(files.model)
+        if files.model_sha256 is not None and digest != files.model_sha256:
+            raise ModelFileError(f"{files.model} has sha256 {digest[:12]}…, not the pinned {files.model_sha256[:12]}…")
+        tokenizer_data = _read(files.tokenizer)
+        tokenizer = _load_tokenizer(tokenizer_data, files.tokenizer)
+        session = _session(files.model, threads)
+        names = {i.name for i in session.get_inputs()}
+        if not {"input_ids", "attention_mask"} <= names <= set(_FED):
+            raise ModelFileError(f"{files.model} takes {sorted(names)}, not input_ids and attention_mask")
+        output = _choose_output(session)
+        tok_digest = hashlib.sha256(tokenizer_data).hexdigest()
+        encoder = cls(
+            model_id=f"{files.name}:{digest[:12]}-{tok_digest[:8]}",
+            session=session,
+            tokenizer=tokenizer,
+            output=output,
+            dim=0,
+            batch_size=batch_size,
+        )
+        try:
+            probe = encoder._run([tokenizer.encode("hello")])  # finds the width and warms the session up
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            log.debug("the model fails on a probe text", exc_info=True)
+            raise ModelFileError(f"{files.model} fails on a probe text") from exc
+        if probe.ndim != 2 or probe.shape[1] < 2 or not np.isfinite(probe).all():
+            raise ModelFileError(f"{files.model} does not give one finite vector per text")
+        encoder._dim = int(probe.shape[1])
+        return encoder
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        if not len(texts):
+            return out
+        with self._lock:
+            encodings = [self._tokenize(text) for text in texts]
+            order = sorted(range(len(texts)), key=lambda n: len(encodings[n].ids))
+            for rows in self._batches(order, [len(e.ids) for e in encodings]):
+                out[rows] = self._run([encodings[n] for n in rows])
+        return out
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Consecutive rows of ``order`` (shortest first), each batch within batch_size and BATCH_TOKENS."""
+        batches: list[list[int]] = [[]]
+        for n in order:
+            rows = batches[-1]
+            if rows and (len(rows) >= self.batch_size or (len(rows) + 1) * lengths[n] > BATCH_TOKENS):
+                batches.append(rows := [])
+            rows.append(n)
+        return batches if batches[0] else []
+
+    def _tokenize(self, text: str) -> Encoding:
+        text = text[:MAX_CHARS]
+        try:
+            return self._tokenizer.encode(text)
+        except TypeError:  # lone surrogates (from broken JSON or clients) are not valid UTF-8
+            return self._tokenizer.encode(text.encode("utf-8", "replace").decode("utf-8"))
+
+    def _run(self, batch: Sequence[Encoding]) -> np.ndarray:
+        """One padded batch through the model: unit vectors, one row per encoding."""
+        width = max(len(e.ids) for e in batch)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, encoding in enumerate(batch):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        given = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        feeds = {name: given[name].astype(dtype, copy=False) for name, dtype in self._inputs.items() if name in given}
+        (result,) = self._session.run([self._output], feeds)
+        vectors = np.asarray(result, dtype=np.float32)
+        if vectors.ndim == 3:
+            weights = mask[:, :, None].astype(np.float32)
+            vectors = (vectors * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+def _sha256(path: Path) -> str:
+    """The file's hash, read in chunks (the model is loaded from its path: a bytes copy would stay in memory)."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path} ({exc.strerror or exc.__class__.__name__})") from exc
+
+
+def _read(path: Traversable) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path} ({exc.strerror or exc.__class__.__name__})") from exc
+
+
+def _load_tokenizer(data: bytes, path: Traversable) -> Tokenizer:
+    """The tokenizer with truncation at MAX_TOKENS and no padding (batches are padded as they are built)."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_buffer(data)
+    except Exception as exc:  # tokenizers raises a bare Exception for unreadable or malformed files
+        log.debug("cannot load tokenizer %s", path, exc_info=True)
+        raise ModelFileError(f"{path} is not a tokenizer.json the tokenizers library can read") from exc
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _session(model: Path, threads: int) -> InferenceSession:
+    """A CPU session on at most ``threads`` cores whose idle threads sleep instead of spinning, that gives memory
+    back after each run."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, min(threads, MAX_THREADS, os.cpu_count() or 1))
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.enable_cpu_mem_arena = False  # the arena keeps a long batch's peak (~800 MB at 64 x 128 tokens) for good
+    options.log_severity_level = 3  # errors only: onnxruntime's warnings are about its own graph rewrites
+    try:
+        return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors derive from Exception only
+        log.debug("onnxruntime cannot load the model", exc_info=True)
+        raise ModelFileError(f"{model} is not an ONNX model onnxruntime can run") from exc
+
+
+def _choose_output(session: InferenceSession) -> str:
+    """The output holding the vectors: a known name, else the first one."""
+    names = [o.name for o in session.get_outputs()]
+    return next((name for name in _OUTPUTS if name in names), names[0])
