@@ -92,8 +92,8 @@ class Settings(BaseSettings):
         0.35, ge=0.0, le=1.0, description="Below this confidence the local model gives the fallback answer."
     )
     fallback_answer: str = Field(
-        "I don't know that yet. Reply to this message with `!correct <the right answer>` to teach me.",
-        description="What the bot says when it does not know.",
+        "I don't know that yet.",
+        description="What the bot says when it does not know (each door adds how to teach it).",
     )
     instruction_file: Path | None = Field(
         None, description="Markdown guide shown by !instruction (default: the bundled guide)."

@@ -51,6 +51,7 @@ class Arg:
     required: bool = False
     choices: tuple[str, ...] = ()
     not_starting: str = ""  # a WORD never starts with one of these characters (so JSON is not a version)
+    marked: bool = False  # in the terminal a NUMBER is written ``#12``, so "42 is the answer" stays text
 
     @property
     def usage(self) -> str:
@@ -95,7 +96,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Correct one of the bot's answers (reply to it, give its id, or the last one).",
         (
             Arg(
-                "message_id", ArgKind.NUMBER, "Id of the answer to correct (default: the one replied to, or the last)."
+                "message_id",
+                ArgKind.NUMBER,
+                "Id of the answer to correct (default: the one replied to, or the last).",
+                marked=True,
             ),
             Arg("answer", ArgKind.TEXT, "The better answer.", required=True),
         ),

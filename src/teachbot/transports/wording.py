@@ -17,6 +17,13 @@ from teachbot.training.versions import VersionInfo
 GENERIC_ERROR = "Something went wrong on my side; it has been logged."
 
 
+def teach_hint(prefix: str, *, terminal: bool) -> str:
+    """Added to the fallback answer: how to teach the bot, in the words of each door."""
+    if terminal:
+        return f"Teach me: `{prefix}correct <the right answer>`."
+    return f"Reply to this message with `{prefix}correct <the right answer>` to teach me."
+
+
 def clip(text: str, limit: int = 120) -> str:
     """One line of at most ``limit`` characters."""
     text = " ".join(text.split())

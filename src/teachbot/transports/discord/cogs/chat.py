@@ -114,7 +114,10 @@ class ChatCog(commands.Cog):
         else:
 
             async def deliver(answer: Answer) -> str | None:
-                sent = await self._reply(message, prefix + answer.text)
+                text = answer.text
+                if answer.is_fallback:
+                    text = f"{text} {wording.teach_hint(self.app.settings.command_prefix, terminal=False)}"
+                sent = await self._reply(message, prefix + text)
                 return str(sent.id) if sent is not None else None
 
             async with typing_if_possible(message.channel):
