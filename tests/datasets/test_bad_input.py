@@ -163,11 +163,15 @@ async def test_a_lone_surrogate_never_reaches_the_database(app: App) -> None:
         ("d.jsonl", '{"prompt": ' + "[" * 100_000 + "]" * 100_000 + ', "answer": "x"}'),
         ("d.jsonl", '{"prompt": "\\u0041", "answer": ' + "[" * 5_000 + "]" * 5_000 + "}"),
         ("c.yaml", "conversations:\n- " + "[" * 100_000),
+        ("c.yaml", "conversations:\n" + "".join(" " * i + "- \n" for i in range(3_000))),
+        ("c.yaml", "conversations:\n- " + "- " * 3_000 + "x"),
     ],
 )
 def test_deep_nesting_is_a_format_error(tmp_path: Path, source: str, content: str) -> None:
-    with pytest.raises(DataFormatError):
-        parse_examples(content.encode(), source=source)
+    """Refused early: PyYAML would spend seconds on 100,000 levels before a RecursionError."""
+    error = _returns_within(5, lambda: parse_examples(content.encode(), source=source))
+    assert isinstance(error, DataFormatError), repr(error)
+    assert "nested" in str(error)
     path = tmp_path / source
     path.write_text(content)
     assert not validate_file(path).ok

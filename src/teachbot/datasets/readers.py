@@ -122,6 +122,28 @@ def examples_from_record(
     return [_example(values, source, line, weight=_weight(weight, source, line))]
 
 
+MAX_YAML_DEPTH = 32  # a corpus needs 3 levels; deep nesting only costs time (PyYAML slows down quadratically)
+
+
+class _ShallowLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses nesting deeper than ``MAX_YAML_DEPTH`` while scanning, before it costs
+    seconds of parsing or ends in a ``RecursionError``."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_YAML_DEPTH:
+            self._too_deep()
+        super().fetch_flow_collection_start(TokenClass)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_YAML_DEPTH:
+            self._too_deep()
+        return bool(super().add_indent(column))
+
+    def _too_deep(self) -> None:
+        mark = self.get_mark()
+        raise yaml.scanner.ScannerError(problem=f"nested more than {MAX_YAML_DEPTH} levels deep", problem_mark=mark)
+
+
 def parse_corpus_yaml(text: str, source: str) -> list[Example]:
     """A ChatterBot corpus: each consecutive pair of a conversation is a statement and its response.
 
@@ -129,7 +151,7 @@ def parse_corpus_yaml(text: str, source: str) -> list[Example]:
     expand; both are refused with the line they are on.
     """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_ShallowLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise DataFormatError(

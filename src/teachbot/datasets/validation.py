@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Literal
 from teachbot.datasets import formats, readers
 from teachbot.datasets.examples import LONE_SURROGATE, Example, is_storable
 from teachbot.datasets.readers import shown_value
-from teachbot.errors import DataFormatError, FileTooLarge, show_name
+from teachbot.errors import DataFormatError, FileTooLarge, file_error, show_name
 from teachbot.paths import open_regular_file
 from teachbot.tokens import count_tokens
 
@@ -247,6 +247,8 @@ def validate_file(
     except DataFormatError as exc:
         checker.issue("format", _bare(exc), exc.line)
         return checker.finish()
+    except OSError as exc:  # a read failing half way (a disk error, a file on a vanished mount)
+        raise file_error(exc, source) from None
     for example in examples:
         checker.record([example], example.line, _example_texts(example))
     return checker.finish()
