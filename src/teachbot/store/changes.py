@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "teachbot_changes"
 LOCK_KEY = 0x7EAC_4B07_C4A6_6E5  # pg_advisory_xact_lock key that orders publishers
 APPLICATION_NAME = "teachbot-change-feed"
+_READ = f"SELECT id, scope, kind, payload, created_at FROM {ChangeRow.__tablename__} WHERE id > %s ORDER BY id LIMIT %s"
 
 
 class ChangeKind(StrEnum):
@@ -177,10 +178,10 @@ class ChangeFeed:
             if not task.cancelled():  # close itself was cancelled: pass that on
                 raise
 
-    async def _catch_up(self) -> None:
-        """Deliver every committed change after the position, in batches."""
+    async def _catch_up(self, read: Callable[[int], Awaitable[list[Change]]]) -> None:
+        """Deliver every committed change after the position, in batches read by ``read(after)``."""
         while True:
-            changes = await self.db.run(partial(changes_after, after=self.position, limit=self.batch))
+            changes = await read(self.position)
             for change in changes:
                 try:
                     await self.callback(change)
@@ -190,10 +191,13 @@ class ChangeFeed:
             if len(changes) < self.batch:
                 return
 
+    async def _read_through_session(self, after: int) -> list[Change]:
+        return await self.db.run(partial(changes_after, after=after, limit=self.batch))
+
     async def _poll(self) -> None:
         while True:
             try:
-                await self._catch_up()
+                await self._catch_up(self._read_through_session)
                 self._backoff.reset()
                 delay = self.poll_seconds
             except SQLAlchemyError as exc:
@@ -215,10 +219,11 @@ class ChangeFeed:
                     conninfo, autocommit=True, application_name=APPLICATION_NAME
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    await self._catch_up()  # after LISTEN: whatever commits from now on is announced
+                    read = partial(self._read_on, conn)
+                    await self._catch_up(read)  # after LISTEN: whatever commits from now on is announced
                     self._backoff.reset()
                     self._first_attempt.set()
-                    await self._follow(conn)
+                    await self._follow(conn, read)
             except (psycopg.Error, SQLAlchemyError, OSError, TimeoutError) as exc:
                 delay = self._backoff.next()
                 log.warning("change feed: connection lost (%s); reconnecting in %.1f s", exc, delay)
@@ -229,13 +234,18 @@ class ChangeFeed:
             self._first_attempt.set()
             await asyncio.sleep(delay)
 
-    async def _follow(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Catch up on each notification newer than the position, and every ``safety_seconds`` regardless."""
+    async def _follow(self, conn: psycopg.AsyncConnection[Any], read: Callable[[int], Awaitable[list[Change]]]) -> None:
+        """Catch up on each notification newer than the position, and every ``safety_seconds`` regardless
+        (which also finds out whether the connection is still there)."""
         while True:
             newest = 0
             async for note in conn.notifies(timeout=self.safety_seconds, stop_after=1):
                 newest = max(newest, int(note.payload) if note.payload.isdigit() else 0)
-            if newest == 0:  # a quiet spell: is the connection still there? then read anyway
-                await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self.safety_seconds)
             if newest == 0 or newest > self.position:
-                await self._catch_up()
+                await self._catch_up(read)
+
+    async def _read_on(self, conn: psycopg.AsyncConnection[Any], after: int) -> list[Change]:
+        """Read on the listening connection itself: one round trip, and no wait behind the database thread."""
+        cursor = await asyncio.wait_for(conn.execute(_READ, (after, self.batch)), timeout=self.safety_seconds)
+        rows = await cursor.fetchall()
+        return [Change(int(i), scope, kind, dict(payload or {}), created) for i, scope, kind, payload, created in rows]
