@@ -112,9 +112,10 @@ class _Backoff:
 class ChangeFeed:
     """Delivers every change committed after ``after`` to ``callback``, in id order, once each.
 
-    ``after=None`` starts at the newest change when ``start`` is called: read it before loading the rows
-    the process keeps in memory, so nothing committed in between is lost. A callback that raises is
-    logged and not retried (the feed moves on). ``close`` cancels a callback that is running.
+    To miss nothing, read ``latest_id`` before loading the rows the process keeps in memory and pass it
+    as ``after`` (a change committed in between is then delivered too, harmlessly); ``after=None`` starts
+    at the newest change when ``start`` runs. Callbacks run one at a time on the event loop. A callback
+    that raises is logged and not retried (the feed moves on). ``close`` cancels a callback that is running.
     """
 
     def __init__(
