@@ -71,9 +71,9 @@ def publishing(scope: str, kind: str, payload: dict[str, object]) -> Callable[[S
     return lambda s: publish(s, scope, kind, payload)
 
 
-def feed_for(db: Database, collector: Collector, **options: float | int | None) -> ChangeFeed:
+def feed_for(db: Database, collector: Collector, *, after: int | None = None) -> ChangeFeed:
     # a long safety interval on PostgreSQL: delivery within two seconds must come from the notification
-    return ChangeFeed(db, collector, poll_seconds=0.5, safety_seconds=30.0, **options)  # type: ignore[arg-type]
+    return ChangeFeed(db, collector, after=after, poll_seconds=0.5, safety_seconds=30.0)
 
 
 async def test_a_committed_change_reaches_the_other_process_within_two_seconds(
