@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from teachbot.answering.chat import Where
+from teachbot.answering.chat import Origin
 from teachbot.app import App
 from teachbot.config import load_settings
 from teachbot.store.db import Database
@@ -182,8 +182,8 @@ async def app(database_url: str, tmp_path: Path) -> AsyncIterator[App]:
         await application.close()
 
 
-def where(author: str = "u1") -> Where:
-    return Where(scope="global", channel="c1", author=author)
+def where(author: str = "u1") -> Origin:
+    return Origin(scope="global", channel="c1", author=author)
 
 
 async def test_teaching_flow_through_the_app(app: App, database_url: str, tmp_path: Path) -> None:
@@ -198,7 +198,7 @@ async def test_teaching_flow_through_the_app(app: App, database_url: str, tmp_pa
     assert [item.item_id for item in await app.teaching.pending("global")] == [pending.item_id]
     await app.teaching.review("global", pending.item_id, approve=True, reviewer="trainer")
     assert (await app.chat.ask("who paints the moon", where())).answer.text == "The night owls"
-    assert "Undone" in await app.teaching.undo_last("global", "member")
+    assert await app.teaching.undo_last("global", "member") == pending.item_id
 
     # a second process on the same database sees what was taught, and not what was undone
     second = await App.start(load_settings(data_dir=tmp_path / "second", database_url=database_url))
