@@ -23,6 +23,7 @@ from discord.ext import commands
 from teachbot.answering.chat import Origin
 from teachbot.answering.protocols import scope_for
 from teachbot.errors import UserError
+from teachbot.paths import read_regular_file
 from teachbot.transports import wording
 from teachbot.transports.arguments import parse_value, readable
 from teachbot.transports.catalogue import COMMANDS, Arg, ArgKind, CommandSpec, Door, handler_name
@@ -197,7 +198,8 @@ class CommandDoor:
             files.append(discord.File(io.BytesIO(payload), filename=f"test-{report.model_version}.json"))
             files.append(discord.File(io.BytesIO(chart), filename=f"test-{report.model_version}.png"))
         if reply.send_path is not None:
-            data = await asyncio.to_thread(reply.send_path.read_bytes)  # bounded by max_send_bytes
+            limit = self.bot.settings.max_send_bytes
+            data = await asyncio.to_thread(read_regular_file, reply.send_path, max_bytes=limit)
             files.append(discord.File(io.BytesIO(data), filename=reply.send_path.name))
         if reply.review_items:
             view = ReviewView(self, reply.review_items)
