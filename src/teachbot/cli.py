@@ -146,7 +146,7 @@ def train(
                 answer_column=answer_column,
                 max_bytes=settings.max_upload_bytes,
             )
-            typer.echo(wording.dataset_info(info))
+            typer.echo(wording.dataset_info(info, imported=True))
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
             task = bar.add_task("training", total=1.0)
             outcome = await application.training.train(

@@ -29,6 +29,16 @@ class Said:
         return str(self.message.get("content") or "")
 
     @property
+    def embed_text(self) -> str:
+        """The text of the message's embeds: titles, descriptions, field names and values."""
+        parts: list[str] = []
+        for embed in self.message.get("embeds") or []:
+            parts += [embed.get("title") or "", embed.get("description") or ""]
+            for field in embed.get("fields") or []:
+                parts += [field.get("name") or "", field.get("value") or ""]
+        return "\n".join(p for p in parts if p)
+
+    @property
     def files(self) -> dict[str, bytes]:
         return {a["filename"]: a["data"] for a in self.message.get("attachments") or []}
 

@@ -258,14 +258,22 @@ def usage_line(prefix: str, spec: CommandSpec, group: CommandSpec | None = None)
     return " ".join(w for w in words if w)
 
 
+HELP_FOOTER = "Anything else is a message to the bot."
+
+
+def help_rows(prefix: str, door: Door, privilege: Privilege) -> list[tuple[str, str]]:
+    """(usage, help) of the commands this user may run through this door."""
+    return [
+        (usage_line(prefix, spec), spec.help)
+        for spec in COMMANDS
+        if spec.doors & door and spec.privilege <= privilege
+    ]
+
+
 def help_text(prefix: str, door: Door, privilege: Privilege) -> str:
-    """The ``!help`` reply: the commands this user may run through this door."""
-    lines = ["Commands:"]
-    for spec in COMMANDS:
-        if not spec.doors & door or spec.privilege > privilege:
-            continue
-        lines.append(f"  {usage_line(prefix, spec)} — {spec.help}")
-    lines.append("Anything else is a message to the bot.")
+    """The ``!help`` reply as text: the commands this user may run through this door."""
+    lines = ["Commands:", *(f"  {usage} — {text}" for usage, text in help_rows(prefix, door, privilege))]
+    lines.append(HELP_FOOTER)
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from teachbot.training.data import MIN_HOLDOUT_EXAMPLES
 from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.runs import Progress
 from teachbot.transports import wording
-from teachbot.transports.catalogue import Door, Privilege, help_text, instruction_text
+from teachbot.transports.catalogue import Door, Privilege, help_rows, help_text, instruction_text
 
 MAX_JSON_TEST_CHARS = 100_000
 MAX_JSON_DEPTH = 20
@@ -63,6 +63,7 @@ class Reply:
     send_path: Path | None = None  # a file of the data folder to send (``getfile``)
     report: EvaluationReport | None = None  # a test report (Discord attaches it with a chart)
     review_items: tuple[str, ...] = ()  # review item ids a door may offer buttons for
+    rows: tuple[tuple[str, str], ...] = ()  # (name, text) pairs a door may show as a table (Discord: an embed)
 
 
 class VoiceControl:
@@ -108,7 +109,8 @@ class CommandHandlers:
         return Reply("HI!")
 
     async def help(self, call: Call) -> Reply:
-        return Reply(help_text(self.prefix, call.door, call.privilege))
+        rows = help_rows(self.prefix, call.door, call.privilege)
+        return Reply(help_text(self.prefix, call.door, call.privilege), rows=tuple(rows))
 
     async def instruction(self, call: Call) -> Reply:
         return Reply(await asyncio.to_thread(instruction_text, self.app.settings.instruction_file))
@@ -199,7 +201,7 @@ class CommandHandlers:
         info = await self.app.datasets.import_examples(
             origin.scope, name, examples, source_name=upload.filename, author=origin.author
         )
-        return wording.dataset_info(info)
+        return wording.dataset_info(info, imported=True)
 
     async def train(
         self,
@@ -353,8 +355,9 @@ class CommandHandlers:
     async def models_list(self, call: Call) -> Reply:
         versions = await self.app.versions.in_scope(call.scope)
         if not versions and call.scope != GLOBAL_SCOPE:
+            global_version = self.app.knowledge.model_version(GLOBAL_SCOPE) or "none yet"
             return Reply(
-                "This server has no model version of its own yet; it uses the global one. "
+                f"This server has no model version of its own yet; it uses the global one ({global_version}). "
                 f"`{self.prefix}train` makes one."
             )
         return Reply("\n".join(wording.version_info(v) for v in versions) if versions else "No model versions yet.")

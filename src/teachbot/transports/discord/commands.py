@@ -26,7 +26,7 @@ from teachbot.errors import UserError
 from teachbot.paths import read_regular_file
 from teachbot.transports import wording
 from teachbot.transports.arguments import parse_value, readable
-from teachbot.transports.catalogue import COMMANDS, Arg, ArgKind, CommandSpec, Door, handler_name
+from teachbot.transports.catalogue import COMMANDS, HELP_FOOTER, Arg, ArgKind, CommandSpec, Door, handler_name
 from teachbot.transports.discord.rendering import send_text
 from teachbot.transports.discord.review import ReviewView
 from teachbot.transports.discord.streaming import ThrottledEdit, progress_bar
@@ -205,6 +205,9 @@ class CommandDoor:
             view = ReviewView(self, reply.review_items)
             await ctx.send(reply.text[:1900], view=view)
             return
+        if reply.rows:  # a table reads better as an embed than as a wall of text
+            await ctx.send(embed=table_embed(reply.rows), reference=ctx.message if ctx.interaction is None else None)  # type: ignore[arg-type]
+            return
         ephemeral = False
         reference = ctx.message if ctx.interaction is None else None
 
@@ -240,6 +243,17 @@ class DiscordVoice(VoiceControl):
         if self.ctx.guild is None:
             raise UserError("This command works only in a server.")
         return await self.bot.voice.leave(self.ctx.guild)
+
+
+EMBED_FIELDS = 25  # Discord's limit per embed
+
+
+def table_embed(rows: tuple[tuple[str, str], ...]) -> discord.Embed:
+    """Rows as an embed: one field per row (names and values cut to Discord's limits)."""
+    embed = discord.Embed(title="Commands", description=HELP_FOOTER)
+    for name, text in rows[:EMBED_FIELDS]:
+        embed.add_field(name=name[:256], value=text[:1024] or "—", inline=False)
+    return embed
 
 
 def _command(kind: Any, callback: Any, spec: CommandSpec, **options: Any) -> Any:
