@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from teachbot.answering.chat import Origin, StoredAnswer
 from teachbot.answering.protocols import GLOBAL_SCOPE, Question
@@ -23,7 +24,6 @@ from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples, write_examples
 from teachbot.datasets.names import dataset_name_for, export_filename
 from teachbot.datasets.safezip import dataset_members, read_zip_members
-from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.errors import UserError
 from teachbot.paths import safe_filename
 from teachbot.teaching.service import FeedbackKind
@@ -32,6 +32,9 @@ from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.runs import Progress
 from teachbot.transports import wording
 from teachbot.transports.catalogue import Door, Privilege, help_rows, help_text, instruction_text
+
+if TYPE_CHECKING:
+    from teachbot.datasets.validation import ValidationReport
 
 MAX_JSON_TEST_CHARS = 100_000
 MAX_JSON_DEPTH = 20
@@ -286,6 +289,8 @@ class CommandHandlers:
 
     async def _validate(self, upload: Upload) -> ValidationReport:
         """Validate an uploaded file as a file (line numbers, raw-JSON checks), then delete the copy."""
+        from teachbot.datasets.validation import validate_file  # counts tokens: loaded when first needed
+
         self.check_upload_size(upload.filename, len(upload.data))
         folder = self.app.data_dir / "uploads"
         path = folder / f".{uuid.uuid4().hex}-{safe_filename(upload.filename)}"

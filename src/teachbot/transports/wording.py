@@ -6,13 +6,19 @@ sentences users read, so a changed prefix or wording is one edit here.
 
 from __future__ import annotations
 
-from teachbot.datasets.service import DatasetDiff, DatasetInfo
-from teachbot.errors import UserError
-from teachbot.teaching.service import ReviewItem, TeachResult, TeachStatus
-from teachbot.training.remote import RemoteOutcome
-from teachbot.training.runs import RunInfo, RunState
-from teachbot.training.service import TrainOutcome
-from teachbot.training.versions import VersionInfo
+from typing import TYPE_CHECKING
+
+from teachbot.teaching.service import TeachStatus
+from teachbot.training.runs import RunState
+
+if TYPE_CHECKING:  # only types: importing the fine-tuning side here would load the openai SDK at start-up
+    from teachbot.datasets.service import DatasetDiff, DatasetInfo
+    from teachbot.errors import UserError
+    from teachbot.teaching.service import ReviewItem, TeachResult
+    from teachbot.training.remote import RemoteOutcome
+    from teachbot.training.runs import RunInfo
+    from teachbot.training.service import TrainOutcome
+    from teachbot.training.versions import VersionInfo
 
 GENERIC_ERROR = "Something went wrong on my side; it has been logged."
 
