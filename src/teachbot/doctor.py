@@ -246,7 +246,7 @@ async def check_discord(api_base: str, token: str) -> list[Check]:
             token_check = Check("Discord token", Status.OK, f"accepted: the bot is {bot}")
             status, application = await _get_json(http, f"{base}/applications/@me", headers)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = type(exc).__name__
+        reason = _network_reason(exc)
         return [Check("Discord", Status.PROBLEM, f"cannot reach {base} ({reason})", "check the network and "
                       "discord_api_base")]  # fmt: skip
     if status != 200 or not isinstance(application, dict):
@@ -277,7 +277,7 @@ async def check_llm(base_url: str, key: str, model: str) -> Check:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_SECONDS)) as http:
             status, body = await _get_json(http, f"{base_url.rstrip('/')}/models", headers)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        return Check(name, Status.PROBLEM, f"cannot reach {shown} ({type(exc).__name__})",
+        return Check(name, Status.PROBLEM, f"cannot reach {shown} ({_network_reason(exc)})",
                      "start the server, or fix llm_base_url")  # fmt: skip
     if status in (401, 403):
         return Check(name, Status.PROBLEM, f"{shown} refused the key ({status})", "check llm_api_key")
@@ -293,6 +293,21 @@ async def check_llm(base_url: str, key: str, model: str) -> Check:
         name, Status.PROBLEM, f"{shown} does not offer `{model}` (it offers {len(offered)}: {listed or 'none'})",
         "set llm_model to one it offers",
     )  # fmt: skip
+
+
+def _network_reason(exc: BaseException) -> str:
+    """Why a request failed, in words (never the request itself, which carries the credentials)."""
+    import aiohttp
+
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {HTTP_SECONDS:.0f} s"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "the host name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused or unreachable"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "not a valid URL"
+    return type(exc).__name__
 
 
 async def _get_json(http: Any, url: str, headers: dict[str, str]) -> tuple[int, Any]:
