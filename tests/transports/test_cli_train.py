@@ -57,15 +57,6 @@ def test_question_reply_lines_are_read(tmp_path: Path, env: dict[str, str]) -> N
     assert "Dataset `qa` (new version v1): 3 examples" in result.stdout
 
 
-def test_validate_shows_openai_minimum_only_on_the_openai_backend(tmp_path: Path) -> None:
-    small = tmp_path / "small.csv"
-    small.write_text("prompt,answer\nhi,hello\n", encoding="utf-8")
-    local = runner.invoke(app, ["datasets", "validate", str(small)])
-    assert local.exit_code == 0 and "few_examples" not in local.stdout, local.stdout
-    remote = runner.invoke(app, ["datasets", "validate", str(small)], env={"TEACHBOT_BACKEND": "openai"})
-    assert remote.exit_code == 0 and "few_examples" in remote.stdout
-
-
 def test_train_without_the_starter_small_talk(tmp_path: Path, env: dict[str, str]) -> None:
     data = tmp_path / "shop.csv"
     data.write_text("prompt,answer\nwhen do you open,At nine.\nwhere are you,On Main Street.\n", encoding="utf-8")
