@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,18 @@ def test_resolve_inside_never_leaks_os_errors(tmp_path: Path, name: str) -> None
     except UserError:
         return
     assert tmp_path.resolve() in resolved.parents
+
+
+def test_atomic_write_gives_the_permissions_of_an_ordinary_write(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "chart.png", b"new")
+        assert stat.S_IMODE((tmp_path / "chart.png").stat().st_mode) == 0o644  # not mkstemp's 0600
+        os.chmod(tmp_path / "chart.png", 0o600)
+        atomic_write_bytes(tmp_path / "chart.png", b"newer")
+        assert stat.S_IMODE((tmp_path / "chart.png").stat().st_mode) == 0o600  # a replaced file keeps its mode
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.csv", b"x")
+        assert stat.S_IMODE((tmp_path / "private.csv").stat().st_mode) == 0o600  # the umask is respected
+    finally:
+        os.umask(old)

@@ -100,6 +100,7 @@ class App:
                 testing=testing,
                 holdout_fraction=settings.holdout_fraction,
                 activation=settings.activation,
+                starter=settings.starter_examples,
             )
             remote = None
             if llm is not None:
@@ -147,7 +148,7 @@ class App:
         if interrupted:
             log.warning("%s training run(s) were interrupted by a stop; the active models are unchanged", interrupted)
         loaded = await self.versions.load_active()
-        if not self.knowledge.has_model(GLOBAL_SCOPE):
+        if not self.knowledge.has_model(GLOBAL_SCOPE) and self.settings.starter_examples:
             log.info("no trained model yet: training the starter version")
             await self.training.train(GLOBAL_SCOPE, author="teachbot")
             loaded += 1

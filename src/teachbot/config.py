@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     holdout_fraction: float = Field(
         0.1, ge=0.0, le=0.5, description="Share of examples held out to evaluate a new version."
     )
+    starter_examples: bool = Field(
+        True,
+        description="Train every version with the built-in small talk (greetings, thanks, what teachbot is); "
+        "false leaves only your own data.",
+    )
     max_upload_bytes: int = Field(
         20_000_000, gt=0, description="Largest dataset or audio attachment accepted, in bytes."
     )

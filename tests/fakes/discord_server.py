@@ -86,6 +86,7 @@ class FakeDiscord(MessageMixin, InteractionMixin):
     def __init__(self, *, token: str = "fake-bot-token", echo_own_messages: bool = True) -> None:
         self.token = token
         self.echo_own_messages = echo_own_messages
+        self.application_flags = 0  # GET /applications/@me; 1 << 19: the Message Content intent (limited) is on
         self.ids = Snowflakes()
         self.port = 0
         self._runner: web.AppRunner | None = None

@@ -53,6 +53,7 @@ class TrainingService:
         testing: TestingService,
         holdout_fraction: float,
         activation: ActivationPolicy,
+        starter: bool = True,
     ) -> None:
         self.db = db
         self.datasets = datasets
@@ -62,6 +63,7 @@ class TrainingService:
         self.testing = testing
         self.holdout_fraction = holdout_fraction
         self.activation = activation
+        self.starter = starter  # False: a project's own data only, without the built-in small talk
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def train(
@@ -116,7 +118,8 @@ class TrainingService:
 
         await stage("collecting examples", 0.05)
         training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
-        split = split_training_set(training, starter_examples(), self.holdout_fraction)  # every scope starts there
+        starter = starter_examples() if self.starter else []
+        split = split_training_set(training, starter, self.holdout_fraction)  # every scope starts there
         train, held = split.train, split.held
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(

@@ -299,7 +299,9 @@ class CommandHandlers:
             folder.mkdir(parents=True, exist_ok=True)
             try:
                 path.write_bytes(upload.data)
-                report = validate_file(path, max_bytes=self.app.settings.max_upload_bytes)
+                report = validate_file(
+                    path, max_bytes=self.app.settings.max_upload_bytes, backend=self.app.settings.backend
+                )
             finally:
                 path.unlink(missing_ok=True)
             report.source = upload.filename

@@ -194,7 +194,8 @@ class CommandDoor:
 
             report = reply.report
             payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()
-            chart = await asyncio.to_thread(render_chart, report)
+            threshold = self.handlers.app.settings.confidence_threshold
+            chart = await asyncio.to_thread(lambda: render_chart(report, threshold=threshold))
             files.append(discord.File(io.BytesIO(payload), filename=f"test-{report.model_version}.json"))
             files.append(discord.File(io.BytesIO(chart), filename=f"test-{report.model_version}.png"))
         if reply.send_path is not None:
