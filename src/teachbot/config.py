@@ -204,6 +204,31 @@ class Settings(BaseSettings):
         VoiceReplies.SAME_CHANNEL, description="Speak answers in voice: same_channel, always or never."
     )
     voice_idle_seconds: float = Field(300.0, gt=0, description="Leave a voice channel after this long idle.")
+    voice_wake_words: list[str] = Field(
+        default_factory=list,
+        description="Words that address the bot at the start of something said in voice, besides its name.",
+    )
+    voice_answer_everyone: bool = Field(
+        False, description="Answer everything said in voice, not only what addresses the bot (with several people)."
+    )
+    voice_listen_roles: list[str] = Field(
+        default_factory=list, description="Role ids or names that may use listen (empty: every member)."
+    )
+    voice_listen_channels: list[int] = Field(
+        default_factory=list, description="Voice channel ids where the bot may listen (empty: any)."
+    )
+    voice_opt_out_roles: list[str] = Field(
+        default_factory=list, description="Members with one of these roles are never listened to."
+    )
+    voice_silence_ms: int = Field(
+        600, ge=200, le=3000, description="Quiet that ends an utterance in voice, in milliseconds."
+    )
+    voice_max_utterance_seconds: float = Field(
+        20.0, gt=1, le=120, description="A speaker who never pauses is cut after this many seconds."
+    )
+    voice_store_audio: bool = Field(
+        False, description="Keep each heard utterance as a WAV file under the data folder (off: never stored)."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from teachbot.config import Settings
+from teachbot.speech.audio import check_not_silent
 from teachbot.speech.factory import build_stt, build_tts, choose_stt_engine, hear
 from teachbot.speech.stt import SpeechToText, Transcript
 from teachbot.speech.tts import Speech, TextToSpeech
@@ -45,6 +46,20 @@ class SpeechService:
         recognizer = await self._recognizer()
         transcript = await asyncio.to_thread(hear, data, recognizer, self.settings)
         log.info("transcribed with %s in %.2f s", transcript.engine, transcript.seconds)
+        return transcript
+
+    async def transcribe_pcm(self, pcm16k: bytes) -> Transcript:
+        """Transcribe live speech already cut and decoded (16 kHz mono); silence raises ``UserError``."""
+        recognizer = await self._recognizer()
+
+        def run() -> Transcript:
+            check_not_silent(pcm16k)
+            return recognizer.transcribe(pcm16k, self.settings.speech_language)
+
+        transcript = await asyncio.to_thread(run)
+        log.info(
+            "transcribed %.1f s of voice with %s in %.2f s", len(pcm16k) / 32_000, transcript.engine, transcript.seconds
+        )
         return transcript
 
     async def speak(self, text: str) -> Speech:

@@ -243,6 +243,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("join", "Join your voice channel and speak answers there.", doors=Door.DISCORD, guild_only=True),
     CommandSpec("leave", "Leave the voice channel.", doors=Door.DISCORD, guild_only=True),
+    CommandSpec(
+        "listen",
+        "Join your voice channel and answer aloud what members say there.",
+        doors=Door.DISCORD,
+        guild_only=True,
+    ),
+    CommandSpec("stop", "Stop listening and leave the voice channel.", doors=Door.DISCORD, guild_only=True),
 )
 
 BY_NAME = {spec.name: spec for spec in COMMANDS}
@@ -264,9 +271,7 @@ HELP_FOOTER = "Anything else is a message to the bot."
 def help_rows(prefix: str, door: Door, privilege: Privilege) -> list[tuple[str, str]]:
     """(usage, help) of the commands this user may run through this door."""
     return [
-        (usage_line(prefix, spec), spec.help)
-        for spec in COMMANDS
-        if spec.doors & door and spec.privilege <= privilege
+        (usage_line(prefix, spec), spec.help) for spec in COMMANDS if spec.doors & door and spec.privilege <= privilege
     ]
 
 

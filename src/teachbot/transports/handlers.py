@@ -78,6 +78,12 @@ class VoiceControl:
     async def leave(self) -> str:
         raise UserError("Voice channels exist only on Discord.")
 
+    async def listen(self) -> str:
+        raise UserError("Voice channels exist only on Discord.")
+
+    async def stop(self) -> str:
+        raise UserError("Voice channels exist only on Discord.")
+
 
 @dataclass(slots=True)
 class Call:
@@ -392,6 +398,12 @@ class CommandHandlers:
 
     async def leave(self, call: Call) -> Reply:
         return Reply(await call.voice.leave())
+
+    async def listen(self, call: Call) -> Reply:
+        return Reply(await call.voice.listen())
+
+    async def stop(self, call: Call) -> Reply:
+        return Reply(await call.voice.stop())
 
 
 Handler = Callable[..., Awaitable[Reply]]

@@ -26,7 +26,17 @@ from teachbot.errors import UserError
 from teachbot.paths import read_regular_file
 from teachbot.transports import wording
 from teachbot.transports.arguments import parse_value, readable
-from teachbot.transports.catalogue import COMMANDS, HELP_FOOTER, Arg, ArgKind, CommandSpec, Door, handler_name
+from teachbot.transports.catalogue import (
+    COMMANDS,
+    HELP_FOOTER,
+    Arg,
+    ArgKind,
+    CommandSpec,
+    Door,
+    Privilege,
+    handler_name,
+)
+from teachbot.transports.discord.permissions import _matches
 from teachbot.transports.discord.rendering import send_text
 from teachbot.transports.discord.review import ReviewView
 from teachbot.transports.discord.streaming import ThrottledEdit, progress_bar
@@ -244,6 +254,30 @@ class DiscordVoice(VoiceControl):
         if self.ctx.guild is None:
             raise UserError("This command works only in a server.")
         return await self.bot.voice.leave(self.ctx.guild)
+
+    async def listen(self) -> str:
+        voice = getattr(self.ctx.author, "voice", None)
+        if voice is None or voice.channel is None:
+            raise UserError("Join a voice channel first, then call me to listen.")
+        settings = self.bot.settings
+        channel = voice.channel
+        if settings.voice_listen_channels and channel.id not in settings.voice_listen_channels:
+            raise UserError("I'm not allowed to listen in that voice channel.")
+        roles = getattr(self.ctx.author, "roles", [])
+        trainer = await self.bot.privilege(self.ctx.author) >= Privilege.TRAINER
+        if settings.voice_listen_roles and not trainer and not _matches(roles, settings.voice_listen_roles):
+            raise UserError("Your roles do not allow you to ask me to listen.")
+        if _matches(roles, settings.voice_opt_out_roles):
+            raise UserError("You opted out of being listened to, so I won't listen for you.")
+        announce = getattr(self.ctx.channel, "id", None) != channel.id
+        return await self.bot.voice.listen(
+            channel, chat=self.bot.app.chat, permissions=self.bot.permissions, announce=announce
+        )
+
+    async def stop(self) -> str:
+        if self.ctx.guild is None:
+            raise UserError("This command works only in a server.")
+        return await self.bot.voice.stop_listening(self.ctx.guild)
 
 
 EMBED_FIELDS = 25  # Discord's limit per embed
