@@ -36,7 +36,7 @@ from teachbot.transports.catalogue import (
     Privilege,
     handler_name,
 )
-from teachbot.transports.discord.permissions import _matches
+from teachbot.transports.discord.permissions import has_role
 from teachbot.transports.discord.rendering import send_text
 from teachbot.transports.discord.review import ReviewView
 from teachbot.transports.discord.streaming import ThrottledEdit, progress_bar
@@ -265,9 +265,9 @@ class DiscordVoice(VoiceControl):
             raise UserError("I'm not allowed to listen in that voice channel.")
         roles = getattr(self.ctx.author, "roles", [])
         trainer = await self.bot.privilege(self.ctx.author) >= Privilege.TRAINER
-        if settings.voice_listen_roles and not trainer and not _matches(roles, settings.voice_listen_roles):
+        if settings.voice_listen_roles and not trainer and not has_role(roles, settings.voice_listen_roles):
             raise UserError("Your roles do not allow you to ask me to listen.")
-        if _matches(roles, settings.voice_opt_out_roles):
+        if has_role(roles, settings.voice_opt_out_roles):
             raise UserError("You opted out of being listened to, so I won't listen for you.")
         announce = getattr(self.ctx.channel, "id", None) != channel.id
         return await self.bot.voice.listen(

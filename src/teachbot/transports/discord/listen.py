@@ -17,7 +17,7 @@ import discord
 
 from teachbot.errors import MissingExtra
 from teachbot.transports.discord.commands import origin_of
-from teachbot.transports.discord.permissions import Permissions, _matches
+from teachbot.transports.discord.permissions import Permissions, has_role
 from teachbot.transports.voice_session import ListeningSession, Speaker
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class DiscordRoom:
             return None
         if self.permissions.refusal(member, self.channel):
             return None
-        if _matches(member.roles, self.permissions.settings.voice_opt_out_roles):
+        if has_role(member.roles, self.permissions.settings.voice_opt_out_roles):
             return None
         return Speaker(user_id, member.display_name, origin_of(member, self.channel, self.channel.guild))
 
