@@ -186,10 +186,12 @@ class Settings(BaseSettings):
 
     # -- speech
     stt_engine: SttEngine | None = Field(
-        None, description="Speech-to-text engine; empty: whisper if installed and configured, else sphinx."
+        None, description="Speech-to-text engine; empty: whisper when faster-whisper is installed, else sphinx."
     )
     tts_engine: TtsEngine = Field(TtsEngine.ESPEAK, description="Text-to-speech engine.")
-    whisper_model: str = Field("", description="faster-whisper model: a local path or a model name.")
+    whisper_model: str = Field(
+        "", description="faster-whisper model: a local folder or a model name; empty: the bundled tiny.en."
+    )
     speech_language: str = Field("en", description="Language of speech in (BCP-47 / ISO code).")
     tts_language: str = Field("en", description="Language of speech out.")
     tts_voice: str = Field("", description="Voice name for the TTS engine (engine default if empty).")

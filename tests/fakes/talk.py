@@ -82,11 +82,13 @@ class Talk:
         kwargs.pop("reference", None)
         return await self.slash(name, options, **kwargs)
 
-    async def ask(self, text: str, *, user: FakeUser, channel: FakeChannel | None = None, **kwargs: Any) -> Said:
+    async def ask(
+        self, text: str, *, user: FakeUser, channel: FakeChannel | None = None, timeout: float = 5, **kwargs: Any
+    ) -> Said:
         """A chat message; the bot's next message in that channel must be the reply to it."""
         channel = channel or self.fake.text2
         sent = await self.fake.send_message(channel, user, text, **kwargs)
-        said = Said(await self.fake.wait_for_bot_message(channel))
+        said = Said(await self.fake.wait_for_bot_message(channel, timeout=timeout))
         reference = said.message.get("message_reference") or {}
         assert reference.get("message_id") == sent["id"], f"expected a reply to {text!r}, got {said.content!r}"
         return said
