@@ -65,7 +65,13 @@ class TrainingService:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def train(
-        self, scope: str, *, author: str, progress: Progress | None = None, activation: ActivationPolicy | None = None
+        self,
+        scope: str,
+        *,
+        author: str,
+        progress: Progress | None = None,
+        activation: ActivationPolicy | None = None,
+        run_id: int | None = None,
     ) -> TrainOutcome:
         """Train a new version for ``scope`` from everything selected, then evaluate and maybe activate.
 
@@ -75,7 +81,8 @@ class TrainingService:
         if lock.locked():
             raise UserError("A training run for this scope is already going; wait for it or cancel it.", see="jobs")
         async with lock:
-            run_id = await self.ledger.start_local(scope, author)
+            if run_id is None:  # else a queued run a worker took (``ledger.begin``)
+                run_id = await self.ledger.start_local(scope, author)
             try:
                 outcome = await self._train(scope, run_id, author, progress, activation)
             except asyncio.CancelledError:
@@ -100,9 +107,9 @@ class TrainingService:
         run = await self.ledger.find(scope, run_id)
         if run is None:
             raise UserError(f"There is no run #{run_id} here.")
-        if run.state != RunState.RUNNING:
-            raise UserError(f"Run #{run_id} is {run.state}; only a running run can be cancelled.")
-        self.ledger.request_cancel(run_id)
+        if run.state not in (RunState.RUNNING, RunState.QUEUED):
+            raise UserError(f"Run #{run_id} is {run.state}; only a queued or running run can be cancelled.")
+        await self.ledger.request_cancel(run_id)
 
     async def _train(
         self, scope: str, run_id: int, author: str, progress: Progress | None, activation: ActivationPolicy | None
@@ -127,6 +134,7 @@ class TrainingService:
         path = await asyncio.to_thread(self.registry.write, model, name, split.train_ids)
         answers = len({e.answer for e in train})
         version = await self.registry.add_local(name, scope, path, examples=len(train), answers=answers, author=author)
+        name = version.name  # the next free name if another process took this one meanwhile
         candidate = LoadedVersion(name, model, tuple(split.train_ids))
         evaluation, previous_report = await self._score(scope, candidate, held, stage)
         policy = activation or self.activation
