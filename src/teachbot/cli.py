@@ -522,6 +522,36 @@ def say(
     typer.echo(f"Wrote {output} ({speech.seconds:.1f} s of speech).")
 
 
+
+# -- running at scale: the training worker and the deployment's status
+
+
+@app.command()
+def worker() -> None:
+    """Take training runs from the job queue in PostgreSQL and train them, until stopped (Ctrl-C, SIGTERM)."""
+    from teachbot.worker.main import run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=True)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def status() -> None:
+    """Show the processes serving the bot, their shards, the active versions and the training queue."""
+    from teachbot.status import collect_status, render_status
+    from teachbot.store.db import Database
+
+    settings = _settings()
+    configure_logging(settings.log_level, None, settings.secret_values(), console=False)
+    db = Database(settings.effective_database_url)
+    try:
+        db.migrate()
+        typer.echo(render_status(db.call(lambda s: collect_status(s, settings.heartbeat_seconds))))
+    finally:
+        db.close()
+
+
 def main() -> None:
     """Console-script entry point: whatever goes wrong ends in one line on stderr, never a traceback.
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,6 +56,11 @@ class VoiceReplies(StrEnum):
     NEVER = "never"
 
 
+class TrainingRunner(StrEnum):
+    LOCAL = "local"
+    QUEUE = "queue"
+
+
 class ActivationPolicy(StrEnum):
     IF_NOT_WORSE = "if_not_worse"
     ALWAYS = "always"
@@ -80,6 +85,20 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite (WAL) in the data folder.")
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
     scope: str = Field("global", description="Knowledge scope the console and CLI work in.")
+    heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How often a process records that it is alive (teachbot status); after three missed beats it "
+        "counts as stopped and its training runs as interrupted.",
+    )
+    change_poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often a process reads what other processes changed, on SQLite (PostgreSQL notifies at "
+        "once and checks every 5 s besides).",
+    )
 
     # -- answering
     backend: Backend = Field(Backend.LOCAL, description="Model backend: local, openai or hybrid.")
@@ -112,6 +131,11 @@ class Settings(BaseSettings):
         description="Train every version with the built-in small talk (greetings, thanks, what teachbot is); "
         "false leaves only your own data.",
     )
+    training_runner: TrainingRunner = Field(
+        TrainingRunner.LOCAL,
+        description="Where training runs: local (in the process that was asked) or queue (a `teachbot worker` "
+        "takes it from a job queue in PostgreSQL; needs teachbot[postgres]).",
+    )
     max_upload_bytes: int = Field(
         20_000_000, gt=0, description="Largest dataset or audio attachment accepted, in bytes."
     )
@@ -127,6 +151,17 @@ class Settings(BaseSettings):
     discord_gateway_url: str = Field("wss://gateway.discord.gg/", description="Discord gateway URL.")
     discord_connect_attempts: int = Field(
         5, ge=1, le=100, description="Tries to reach Discord at start (backoff 1, 2, 4… s, at most 60 s)."
+    )
+    shard_count: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Discord shards of the whole deployment; empty: no sharding (one process holds every guild).",
+    )
+    shard_ids: list[int] = Field(
+        default_factory=list,
+        description="The shards this process serves (0 … shard_count-1); empty: all of them. The process "
+        "holding shard 0 syncs the slash commands.",
     )
     chat_channels: list[int] = Field(
         default_factory=list, description="Channel ids where the bot answers every message."
@@ -278,6 +313,27 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"the folder {value!r} has no {' and no '.join(missing)}")
         return str(folder.resolve())
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_fit(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        count = info.data.get("shard_count")
+        if value and count is None:
+            raise ValueError("needs shard_count (the deployment's number of shards) too")
+        outside = [i for i in value if count is not None and not 0 <= i < count]
+        if outside and count is not None:
+            raise ValueError(f"{outside} outside 0…{count - 1} (shard_count is {count})")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a shard twice")
+        return sorted(value)
+
+    @property
+    def shard_label(self) -> str:
+        """The shards this process serves, as ``teachbot status`` shows them ("0,1 of 4"; "all" unsharded)."""
+        if self.shard_count is None:
+            return "all"
+        served = self.shard_ids or list(range(self.shard_count))
+        return f"{','.join(str(i) for i in served)} of {self.shard_count}"
 
     # -- derived paths (one place decides the layout of the data folder)
     @property

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -174,6 +174,8 @@ class TrainingRun(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    process_id: Mapped[int | None]  # the ``processes`` row running it: a run of a dead process was interrupted
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class TokenUsage(Base):
@@ -208,3 +210,16 @@ class Artefact(Base):
     size: Mapped[int]
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Process(Base):
+    """A running teachbot process (bot shard, worker, terminal), alive while its heartbeat is recent."""
+
+    __tablename__ = "processes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # bot | worker | chat | cli
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    shards: Mapped[str] = mapped_column(String(200), default="")  # e.g. "0,1 of 4"; empty: not a bot
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)

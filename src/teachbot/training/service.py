@@ -75,7 +75,13 @@ class TrainingService:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def train(
-        self, scope: str, *, author: str, progress: Progress | None = None, activation: ActivationPolicy | None = None
+        self,
+        scope: str,
+        *,
+        author: str,
+        progress: Progress | None = None,
+        activation: ActivationPolicy | None = None,
+        run_id: int | None = None,
     ) -> TrainOutcome:
         """Train a new version for ``scope`` from everything selected, then evaluate and maybe activate.
 
@@ -85,7 +91,8 @@ class TrainingService:
         if lock.locked():
             raise UserError("A training run for this scope is already going; wait for it or cancel it.", see="jobs")
         async with lock:
-            run_id = await self.ledger.start_local(scope, author)
+            if run_id is None:  # else a queued run a worker took (``ledger.begin``)
+                run_id = await self.ledger.start_local(scope, author)
             try:
                 outcome = await self._train(scope, run_id, author, progress, activation)
             except asyncio.CancelledError:
@@ -110,9 +117,9 @@ class TrainingService:
         run = await self.ledger.find(scope, run_id)
         if run is None:
             raise UserError(f"There is no run #{run_id} here.")
-        if run.state != RunState.RUNNING:
-            raise UserError(f"Run #{run_id} is {run.state}; only a running run can be cancelled.")
-        self.ledger.request_cancel(run_id)
+        if run.state not in (RunState.RUNNING, RunState.QUEUED):
+            raise UserError(f"Run #{run_id} is {run.state}; only a queued or running run can be cancelled.")
+        await self.ledger.request_cancel(run_id)
 
     async def _train(
         self, scope: str, run_id: int, author: str, progress: Progress | None, activation: ActivationPolicy | None
@@ -150,6 +157,9 @@ class TrainingService:
         examples = len(candidate.prompt_ids)
         answers = len({e.answer for e in (*train, *held)})
         version = await self.registry.add_local(name, scope, path, examples=examples, answers=answers, author=author)
+        if version.name != name:  # another process took the name meanwhile: the row has the next free one
+            name = version.name
+            candidate = replace(candidate, version=name)
         metrics = _metrics(evaluation)
         if metrics:
             await self.registry.store_metrics(name, metrics)

@@ -209,6 +209,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         ),
     ),
     CommandSpec(
+        "status",
+        "Show the processes serving the bot, their shards, the active versions and the training queue.",
+        privilege=TRAINER,
+    ),
+    CommandSpec(
         "models",
         "List model versions, activate one, or roll back.",
         privilege=TRAINER,

@@ -365,6 +365,12 @@ class CommandHandlers:
         await self.app.training.cancel(call.scope, run_id)
         return Reply(f"Run #{run_id} will stop at its next step.")
 
+    async def status(self, call: Call) -> Reply:
+        from teachbot.status import collect_status, render_status
+
+        every = self.app.settings.heartbeat_seconds
+        return Reply(render_status(await self.app.db.run(lambda s: collect_status(s, every))))
+
     async def models_list(self, call: Call) -> Reply:
         versions = await self.app.versions.in_scope(call.scope)
         if not versions and call.scope != GLOBAL_SCOPE:
