@@ -83,7 +83,7 @@ async def test_a_worker_trains_what_a_bot_queues(bot: App, postgres_url: str, tm
         )
         assert outcome.activated and outcome.version.name == "v2"
         assert outcome.report is not None and outcome.report.examples > 0
-        assert any(stage.startswith("training on") for stage in stages)
+        assert stages[-1] == "done", stages  # stages are sampled from the run's row as the worker records them
         assert bot.knowledge.model_version("global") == "v2", "the bot answers with the new version at once"
         assert (await bot.chat.ask("what is the capital of Japan", WHERE)).answer.text == "Tokyo"
         run = (await bot.runs.recent("global"))[0]

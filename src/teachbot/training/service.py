@@ -118,7 +118,7 @@ class TrainingService:
         if run is None:
             raise UserError(f"There is no run #{run_id} here.")
         if run.state not in (RunState.RUNNING, RunState.QUEUED):
-            raise UserError(f"Run #{run_id} is {run.state}; only a queued or running run can be cancelled.")
+            raise UserError(f"Run #{run_id} is {run.state}; only a running run can be cancelled.")
         await self.ledger.request_cancel(run_id)
 
     async def _train(
