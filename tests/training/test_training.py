@@ -198,7 +198,7 @@ async def test_a_cancelled_run_stops_and_changes_nothing(app: App, tmp_path: Pat
     assert (cancelled.run_id, cancelled.state, cancelled.version) == (newest.run_id, "cancelled", None)
     assert app.knowledge.model_version("global") == "v1"
     assert [v.name for v in await app.versions.in_scope("global")] == ["v1"]
-    with pytest.raises(UserError, match="is cancelled; only a queued or running run can be cancelled"):
+    with pytest.raises(UserError, match="is cancelled; only a running run can be cancelled"):
         await app.training.cancel("global", newest.run_id)
     with pytest.raises(UserError, match="There is no run #999 here"):
         await app.training.cancel("global", 999)
