@@ -3,7 +3,7 @@
 Usage: python bench/speech.py [--data DIR] [--whisper-model PATH] [--quick]
 Reads DIR/manifest.json (default: ../shared/data/speech beside the repository). For every
 speech-to-text engine available offline (sphinx; whisper when faster-whisper and a model are
-there) it measures word error rate and real-time factor on clean recordings (orig/) and on
+there) it measures word error rate, real-time factor and CPU time on clean recordings (orig/) and on
 Discord-style voice messages (opus48k/, OGG/Opus 48 kHz). Then TTS speed per installed offline
 engine, a TTS → Opus → STT round trip, and a 5-second voice message answered end to end.
 """
@@ -48,6 +48,7 @@ class SttRow:
     errors: int = 0
     words: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time: less sensitive than wall time to a busy machine
     audio_seconds: float = 0.0
 
     @property
@@ -57,6 +58,10 @@ class SttRow:
     @property
     def rtf(self) -> float:
         return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    @property
+    def cpu_rtf(self) -> float:
+        return self.cpu_seconds / self.audio_seconds if self.audio_seconds else 0.0
 
 
 def find_whisper_model(explicit: str | None) -> str | None:
@@ -113,7 +118,9 @@ def bench_stt(engines: dict[str, SpeechToText], clips: Clips, verbose: bool) -> 
         for audio, items in clips.items():
             row = SttRow(name, audio)
             for entry, pcm in items:
+                cpu = time.process_time()
                 transcript = engine.transcribe(pcm, "en")
+                row.cpu_seconds += time.process_time() - cpu
                 errors, words = word_errors(entry["transcript"], transcript.text)
                 row.errors += errors
                 row.words += words
@@ -196,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     settings = load_settings(data_dir=Path("/nonexistent-teachbot-bench"), max_audio_seconds=600)
-    print(f"speech bench: {len(manifest)} clips from {args.data}, {os.cpu_count()} CPUs")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"speech bench: {len(manifest)} clips from {args.data}, {os.cpu_count()} CPUs, load average {load}")
 
     whisper_model = find_whisper_model(args.whisper_model)
     if whisper_model is None:
@@ -204,10 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     stt = stt_engines(whisper_model)
     clips = load_clips(args.data, manifest)
 
-    print("\nspeech to text (RTF: recognition seconds per audio second)")
-    print(f"  {'engine':8} {'audio':10} {'clips':>5} {'words':>5} {'WER':>7} {'RTF':>6}")
+    print("\nspeech to text (RTF: recognition seconds per audio second; CPU: CPU seconds per audio second)")
+    print(f"  {'engine':8} {'audio':10} {'clips':>5} {'words':>5} {'WER':>7} {'RTF':>6} {'CPU':>6}")
     for row in bench_stt(stt, clips, args.verbose):
-        print(f"  {row.engine:8} {row.audio:10} {len(manifest):5d} {row.words:5d} {row.wer:7.1%} {row.rtf:6.3f}")
+        print(
+            f"  {row.engine:8} {row.audio:10} {len(manifest):5d} {row.words:5d} {row.wer:7.1%} {row.rtf:6.3f}"
+            f" {row.cpu_rtf:6.3f}"
+        )
 
     tts = tts_engines()
     print("\ntext to speech (offline engines)")
