@@ -11,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from teachbot.answering.chat import ChatService
+from teachbot.answering.encoding import CachedEncoder, lazy_encoder
 from teachbot.answering.knowledge import Knowledge
 from teachbot.answering.local import LocalChatModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.answering.protocols import GLOBAL_SCOPE, ChatModel
-from teachbot.config import Backend, Settings
+from teachbot.config import ActivationPolicy, Backend, Settings
 from teachbot.datasets.service import DatasetService
 from teachbot.files import FileService
 from teachbot.speech.service import SpeechService
@@ -55,6 +56,7 @@ class App:
     files: FileService
     speech: SpeechService
     remote: RemoteTrainingService | None = None  # fine-tuning jobs, on the openai backend
+    encoder: CachedEncoder | None = None  # the sentence encoder (None: encoder=none), loading in the background
 
     @property
     def data_dir(self) -> Path:
@@ -64,13 +66,20 @@ class App:
     async def start(cls, settings: Settings) -> App:
         """Open the database (migrating it), load the active models and taught answers."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        encoder = lazy_encoder(settings.encoder)  # finds the files (or refuses the setting); loads nothing yet
+        if encoder is not None:
+            encoder.start()  # loads while the database opens and the models load: the first question needs it
         db = Database(settings.effective_database_url)
+        cached: CachedEncoder | None = None
         try:
             await db.run_blocking(db.migrate)
+            if encoder is not None:
+                cached = CachedEncoder(encoder, settings.cache_dir)
             knowledge = Knowledge(
                 threshold=settings.confidence_threshold,
                 taught_threshold=TAUGHT_THRESHOLD,
                 fallback=settings.fallback_answer,
+                encoder=cached,
             )
             model, llm = build_chat_model(settings, knowledge, db)
             datasets = DatasetService(db)
@@ -131,8 +140,11 @@ class App:
                 files=FileService(settings.data_dir, max_send_bytes=settings.max_send_bytes),
                 speech=SpeechService(settings),
                 remote=remote,
+                encoder=cached,
             )
         except BaseException:
+            if cached is not None:
+                cached.close()
             db.close()
             raise
         try:
@@ -146,7 +158,11 @@ class App:
         interrupted = await self.runs.mark_interrupted()
         if interrupted:
             log.warning("%s training run(s) were interrupted by a stop; the active models are unchanged", interrupted)
-        loaded = await self.versions.load_active()
+        loaded, stale = await self.versions.load_active()
+        for scope in stale:  # trained with another sentence encoder: the same data, trained again
+            log.warning("the sentence encoder changed since scope %s was trained: training it again", scope)
+            await self.training.train(scope, author="teachbot", activation=ActivationPolicy.ALWAYS)
+            loaded += 1
         if not self.knowledge.has_model(GLOBAL_SCOPE):
             log.info("no trained model yet: training the starter version")
             await self.training.train(GLOBAL_SCOPE, author="teachbot")
@@ -170,6 +186,8 @@ class App:
         close = getattr(self.model, "close", None)
         if close is not None:
             await close()
+        if self.encoder is not None:
+            self.encoder.close()
         self.db.close()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from teachbot.answering.knowledge import Knowledge, LoadedVersion, build_reference
-from teachbot.answering.local_model import LocalModel
+from teachbot.answering.local_model import EncoderMismatch, LocalModel
 from teachbot.answering.protocols import GLOBAL_SCOPE
 from teachbot.errors import TeachbotError, UserError
 from teachbot.store.db import Database
@@ -146,13 +146,19 @@ class VersionRegistry:
 
     # -- loading
     async def load(self, scope: str, name: str) -> LoadedVersion:
-        """Load stored version ``name`` (visible from ``scope``) from disk."""
+        """Load stored version ``name`` (visible from ``scope``) from disk; one trained with another sentence
+        encoder than the bot's is refused with a ``UserError`` saying so."""
         row = await self.find(scope, name)
-        return await asyncio.to_thread(self._load, row.name, row.path)
+        try:
+            return await asyncio.to_thread(self._load, row.name, row.path)
+        except EncoderMismatch as exc:
+            raise UserError(
+                f"Model version `{name}` cannot answer here: {exc}. Train a new version.", see="train"
+            ) from None
 
     def _load(self, name: str, path: str) -> LoadedVersion:
         folder = self.models_dir / path
-        model = LocalModel.load(folder)
+        model = LocalModel.load(folder, self.knowledge.encoder)
         try:
             ids = json.loads((folder / EXAMPLE_IDS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -170,11 +176,12 @@ class VersionRegistry:
             shutil.rmtree(folder, ignore_errors=True)
         return len(partial)
 
-    async def load_active(self) -> int:
-        """Put every scope's active version to work (at start). Returns how many local ones loaded."""
+    async def load_active(self) -> tuple[int, list[str]]:
+        """Put every scope's active version to work (at start). Returns how many local ones loaded, and the
+        scopes whose active version was trained with another sentence encoder (to train again)."""
         await asyncio.to_thread(self.remove_partial)
         rows = await self.db.run(lambda s: list(s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))))
-        loaded = 0
+        loaded, stale = 0, []
         for row in rows:
             if row.backend != "local":
                 if row.remote_model:
@@ -182,12 +189,16 @@ class VersionRegistry:
                 continue
             try:
                 active = await asyncio.to_thread(self._load, row.name, row.path)
+            except EncoderMismatch as exc:
+                log.warning("model %s of scope %s cannot answer: %s", row.name, row.scope, exc)
+                stale.append(row.scope)
+                continue
             except TeachbotError as exc:
                 log.error("cannot load model %s for scope %s: %s", row.name, row.scope, exc)
                 continue
             self.knowledge.set_model(row.scope, active)
             loaded += 1
-        return loaded
+        return loaded, stale
 
     # -- activation
     async def activate(self, scope: str, name: str, *, author: str) -> str | None:
@@ -201,7 +212,7 @@ class VersionRegistry:
             self.remote_models[scope] = row.remote_model or ""
             log.info("activated fine-tuned %s (%s) scope=%s author=%s", name, row.remote_model, scope, author)
             return row.remote_model or ""
-        active = await asyncio.to_thread(self._load, row.name, row.path)
+        active = await self.load(scope, name)
         await self.db.run(lambda s: _mark_active(s, scope, name))
         self.knowledge.set_model(scope, active)
         log.info("activated %s scope=%s author=%s", name, scope, author)
