@@ -11,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from teachbot.answering.chat import ChatService
+from teachbot.answering.encoding import CachedEncoder, lazy_encoder
 from teachbot.answering.knowledge import Knowledge
 from teachbot.answering.local import LocalChatModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.answering.protocols import GLOBAL_SCOPE, ChatModel
-from teachbot.config import Backend, Settings, TrainingRunner
+from teachbot.config import ActivationPolicy, Backend, Settings, TrainingRunner
 from teachbot.datasets.service import DatasetService
 from teachbot.files import FileService
 from teachbot.follow import ChangeFollower
@@ -64,6 +65,7 @@ class App:
     heartbeat: Heartbeat | None = field(default=None, repr=False)  # this process's row in ``processes``
     queue: TrainingQueue | None = field(default=None, repr=False)  # the job queue (training_runner = queue)
     trainer: TrainingService | None = field(default=None, repr=False)  # trains in this process (starter, worker)
+    encoder: CachedEncoder | None = field(default=None, repr=False)  # sentence encoder (None: encoder=none)
 
     @property
     def data_dir(self) -> Path:
@@ -76,13 +78,20 @@ class App:
         ``role`` (bot, worker, chat, cli) is what ``teachbot status`` shows for this process.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        encoder = lazy_encoder(settings.encoder)  # finds the files (or refuses the setting); loads nothing yet
+        if encoder is not None:
+            encoder.start()  # loads while the database opens and the models load: the first question needs it
         db = Database(settings.effective_database_url)
+        cached: CachedEncoder | None = None
         try:
             await db.run_blocking(db.migrate)
+            if encoder is not None:
+                cached = CachedEncoder(encoder, settings.cache_dir)
             knowledge = Knowledge(
                 threshold=settings.confidence_threshold,
                 taught_threshold=TAUGHT_THRESHOLD,
                 fallback=settings.fallback_answer,
+                encoder=cached,
             )
             model, llm = build_chat_model(settings, knowledge, db)
             datasets = DatasetService(db)
@@ -145,8 +154,11 @@ class App:
                 files=FileService(settings.data_dir, max_send_bytes=settings.max_send_bytes),
                 speech=SpeechService(settings),
                 remote=remote,
+                encoder=cached,
             )
         except BaseException:
+            if cached is not None:
+                cached.close()
             db.close()
             raise
         try:
@@ -217,10 +229,14 @@ class App:
         interrupted = await self.runs.mark_interrupted()
         if interrupted:
             log.warning("%s training run(s) were interrupted by a stop; the active models are unchanged", interrupted)
-        loaded = await self.versions.load_active()
+        loaded, stale = await self.versions.load_active()
+        assert self.trainer is not None  # here, not through the queue: a bot must not wait for a worker
+        for scope in stale:  # trained with another sentence encoder: the same data, trained again
+            log.warning("the sentence encoder changed since scope %s was trained: training it again", scope)
+            await self.trainer.train(scope, author="teachbot", activation=ActivationPolicy.ALWAYS)
+            loaded += 1
         if self.settings.starter_examples and await self._needs_starter():
             log.info("no trained model yet: training the starter version")
-            assert self.trainer is not None  # here, not through the queue: a bot must not wait for a worker
             await self.trainer.train(GLOBAL_SCOPE, author="teachbot")
             loaded += 1
 
@@ -248,6 +264,8 @@ class App:
         close = getattr(self.model, "close", None)
         if close is not None:
             await close()
+        if self.encoder is not None:
+            self.encoder.close()
         self.db.close()
 
 

@@ -1,7 +1,8 @@
 """What the bot knows right now, per scope: the active trained model plus what was taught since.
 
-Taught answers (accepted corrections) and taught refusals (answers marked bad) live in small
-nearest-neighbour indexes that change at once, so teaching never waits for training. A server's
+Taught answers (accepted corrections) and taught refusals (answers marked bad) live in small overlays
+(``answering/overlay.py``) that change at once, so teaching never waits for training. With a sentence
+encoder a taught answer reaches questions that mean the same, not only those worded the same. A server's
 scope sees its own knowledge first, then the global knowledge; other servers' never.
 """
 
@@ -9,18 +10,31 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from teachbot.answering.encoding import Encoder, uncached
 from teachbot.answering.local_model import LocalModel, Prediction
-from teachbot.answering.nearest import NearestIndex, embed
+from teachbot.answering.meaning import RETRIEVE_MEANING
+from teachbot.answering.nearest import embed
+from teachbot.answering.overlay import Match, Overlay, Reference
 from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, TaughtExample
 
 log = logging.getLogger(__name__)
 
-#: A taught example this similar to a question wins over the model whatever the model says.
+#: A taught example this similar to a question wins over the model whatever the model says (wording; meaning).
 SURE_OVERLAY = 0.9
-#: How much closer than the model's own evidence a taught example must be to win (bench/teach.py).
+SURE_MEANING = 0.95
+#: How much closer than the model's own evidence a taught example must be to win (bench/teach.py):
+#: in hashed n-gram cosine without an encoder, in cosine of meaning with one.
 OVERLAY_MARGIN = 0.15
+MEANING_OVERLAY_MARGIN = 0.05
+#: Without an encoder, worked examples for an LLM must share at least this much wording with the question.
+RETRIEVE_WORDING = 0.2
+#: Taught answers rank this much above training examples of the same closeness when retrieved.
+TAUGHT_BONUS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +44,15 @@ class LoadedVersion:
     version: str
     model: LocalModel
     prompt_ids: tuple[int | None, ...]  # example id of each training prompt (None: starter / file)
-    reference: NearestIndex | None = None  # the training examples, for showing an LLM (see ``build_reference``)
+    reference: Reference | None = None  # the training examples, for showing an LLM (see ``build_reference``)
 
 
-def build_reference(model: LocalModel, prompt_ids: tuple[int | None, ...]) -> NearestIndex:
+def build_reference(model: LocalModel, prompt_ids: tuple[int | None, ...]) -> Reference:
     """Index a model's training examples so an LLM prompt can show the ones close to a question.
 
-    Slow for large models (it embeds every prompt): call it off the event loop.
-    """
-    index = NearestIndex()
-    entries = []
+    With the model's stored vectors this only slices arrays; without, it embeds every prompt (slow for
+    large models): call it off the event loop."""
+    entries, rows = [], []
     for row, label in enumerate(model.labels):
         source = int(model.sources[row])
         if source < 0 or label >= len(model.answers):
@@ -47,34 +60,46 @@ def build_reference(model: LocalModel, prompt_ids: tuple[int | None, ...]) -> Ne
         stored = prompt_ids[source] if source < len(prompt_ids) else None
         key = stored if stored is not None else -(source + 1)  # negative keys: starter or file examples
         entries.append((key, model.prompts[source], model.answers[int(label)]))
-    index.add_many(entries)
-    return index
+        rows.append(row)
+    vectors = model.meaning.vectors[rows] if model.meaning is not None else None
+    return Reference(entries, vectors)
 
 
-def taught_wins(text: str, score: float, answer: str, prediction: Prediction) -> bool:
-    """Whether a taught answer (``score`` against ``text``) should replace the model's ``prediction``.
+def taught_wins(text: str, match: Match, prediction: Prediction, rival_meaning: float | None = None) -> bool:
+    """Whether a taught answer (``match`` for ``text``) should replace the model's ``prediction``.
 
-    It wins when it is a near-copy of the question (score ≥ ``SURE_OVERLAY``), when the model has no
-    answer or agrees, or when it is closer (by ``OVERLAY_MARGIN``) to the question than the training
-    example the model's answer rests on. The last rule keeps a correction from stealing questions that
-    merely share its wording (bench/teach.py: without it 2.4 points of unrelated accuracy were lost).
-    """
-    if score >= SURE_OVERLAY or prediction.answer in (None, answer) or prediction.matched_prompt is None:
+    It wins when the model has no answer or agrees, when it is a near-copy of the question, or when it is
+    closer (by a margin) to the question than the training example the model's answer rests on: in meaning
+    when both closenesses are known (``rival_meaning`` defaults to the prediction's), else in wording. The
+    last rule keeps a correction from stealing questions that merely resemble it (bench/teach.py: without it
+    2.4 points of unrelated accuracy were lost)."""
+    if prediction.answer in (None, match.answer) or prediction.matched_prompt is None:
         return True
-    query, rival = embed([text, prediction.matched_prompt])
-    return score > float((query @ rival.T).toarray()[0, 0]) + OVERLAY_MARGIN
+    rival = rival_meaning if rival_meaning is not None else prediction.meaning
+    if match.meaning is not None and rival is not None:
+        return match.meaning >= SURE_MEANING or match.meaning > rival + MEANING_OVERLAY_MARGIN
+    if match.wording >= SURE_OVERLAY:
+        return True
+    query, matched = embed([text, prediction.matched_prompt])
+    return match.wording > float((query @ matched.T).toarray()[0, 0]) + OVERLAY_MARGIN
 
 
 class Knowledge:
-    """Thread-safe store of per-scope models and taught overlays; ``answer`` is CPU work, call it off-loop."""
+    """Thread-safe store of per-scope models and taught overlays; ``answer`` is CPU work, call it off-loop.
 
-    def __init__(self, *, threshold: float, taught_threshold: float, fallback: str) -> None:
+    ``encoder`` (a cached one in the app, so taught prompts are encoded once across restarts) gives
+    meaning; None keeps to wording. Questions are encoded without the cache."""
+
+    def __init__(
+        self, *, threshold: float, taught_threshold: float, fallback: str, encoder: Encoder | None = None
+    ) -> None:
         self.threshold = threshold
         self.taught_threshold = taught_threshold
         self.fallback = fallback
+        self.encoder = encoder
         self._models: dict[str, LoadedVersion] = {}
-        self._taught: dict[str, NearestIndex] = {}
-        self._refused: dict[str, NearestIndex] = {}
+        self._taught: dict[str, Overlay] = {}
+        self._refused: dict[str, Overlay] = {}
         self._lock = threading.RLock()
 
     # -- changes
@@ -98,33 +123,49 @@ class Knowledge:
         return scope in self._models
 
     def teach(self, scope: str, example_id: int, prompt: str, answer: str, *, negative: bool = False) -> None:
-        """Make a taught answer (or a refusal) take effect now."""
-        indexes = self._refused if negative else self._taught
+        """Make a taught answer (or a refusal) take effect now; instant (its vector is computed by the next
+        question, off the event loop)."""
+        overlays = self._refused if negative else self._taught
         with self._lock:
-            indexes.setdefault(scope, NearestIndex()).add(example_id, prompt, answer)
+            overlays.setdefault(scope, Overlay()).add(example_id, prompt, answer)
 
     def forget(self, scope: str, example_id: int) -> None:
         with self._lock:
-            for indexes in (self._taught, self._refused):
-                if scope in indexes:
-                    indexes[scope].remove(example_id)
+            for overlays in (self._taught, self._refused):
+                if scope in overlays:
+                    overlays[scope].remove(example_id)
+
+    def settle(self) -> None:
+        """Encode what was taught since the last question (blocking: call it off the event loop)."""
+        with self._lock:
+            for overlays in (self._taught, self._refused):
+                for overlay in overlays.values():
+                    overlay.settle(self.encoder)
 
     # -- retrieval for LLM prompts
-    def retrieve(self, text: str, scope: str, k: int = 5, min_score: float = 0.2) -> list[TaughtExample]:
-        """Taught answers and training examples close to ``text``, best first (taught ones win ties)."""
+    def retrieve(self, text: str, scope: str, k: int = 5) -> list[TaughtExample]:
+        """Taught answers and training examples close to ``text``, best first (taught ones win ties).
+
+        With an encoder only examples close in meaning (``RETRIEVE_MEANING``) come back; without one,
+        those sharing some wording (``RETRIEVE_WORDING``)."""
         scopes = self._scopes(scope)
+        vector = self._encode_question(text)
         found: dict[tuple[str, str], TaughtExample] = {}
+        self.settle()
         with self._lock:
-            sources = [(s, self._taught.get(s), 0.05) for s in scopes]
+            sources: list[tuple[str, Overlay | Reference | None, float]] = [
+                (s, self._taught.get(s), TAUGHT_BONUS) for s in scopes
+            ]
             active = next((self._models[s] for s in scopes if s in self._models), None)
             if active is not None and active.reference is not None:
                 sources.append((scope, active.reference, 0.0))
             for source_scope, index, bonus in sources:
                 if index is None or not len(index):
                     continue
-                for hit in index.search(text, k=k, min_score=min_score):
+                hits = index.search(text, vector, k=k, min_meaning=RETRIEVE_MEANING, min_wording=RETRIEVE_WORDING)
+                for hit in hits:
                     pair = (hit.prompt, hit.answer)
-                    if self._refused_here(scopes, hit.prompt, hit.answer):
+                    if self._refused_here(scopes, hit.prompt, None, hit.answer):
                         continue
                     score = min(1.0, float(hit.score) + bonus)
                     if pair not in found or found[pair].score < score:
@@ -135,51 +176,78 @@ class Knowledge:
     def _scopes(self, scope: str) -> list[str]:
         return [scope] if scope == GLOBAL_SCOPE else [scope, GLOBAL_SCOPE]
 
-    def _refused_here(self, scopes: list[str], text: str, answer: str) -> bool:
-        for s in scopes:
-            index = self._refused.get(s)
-            if index is None or not len(index):
-                continue
-            for hit in index.search(text, k=5, min_score=self.taught_threshold):
-                if hit.answer == answer:
-                    return True
-        return False
+    def _refused_here(self, scopes: list[str], text: str, vector: np.ndarray | None, answer: str) -> bool:
+        return any(
+            (overlay := self._refused.get(s)) is not None
+            and len(overlay)
+            and overlay.refuses(text, vector, answer, self.taught_threshold)
+            for s in scopes
+        )
+
+    def _encode_question(self, text: str) -> np.ndarray | None:
+        return uncached(self.encoder).encode([text])[0] if self.encoder is not None else None
 
     def answer(self, text: str, scope: str = GLOBAL_SCOPE) -> Answer:
         """The best answer for ``text`` in ``scope``: taught first (unless the model clearly knows
         better, see ``taught_wins``), then the model, else the fallback."""
-        scopes = self._scopes(scope)
+        return self.answer_many([text], scope)[0]
+
+    def answer_many(self, texts: Sequence[str], scope: str = GLOBAL_SCOPE) -> list[Answer]:
+        """``answer`` for each text, the questions encoded in one batch (for tests of many questions)."""
+        if self.encoder is None:
+            vectors: Sequence[np.ndarray | None] = [None] * len(texts)
+        elif len(texts) == 1:
+            vectors = [self._encode_question(texts[0])]
+        else:
+            vectors = list(self.encoder.encode(texts))
+        self.settle()
         with self._lock:
-            active = next((self._models[s] for s in scopes if s in self._models), None)
-            prediction: Prediction | None = None
-            for s in scopes:
-                index = self._taught.get(s)
-                if index is None or not len(index):
-                    continue
-                for hit in index.search(text, k=3, min_score=self.taught_threshold):
-                    if self._refused_here(scopes, text, hit.answer):
-                        continue
-                    if prediction is None:
-                        prediction = active.model.predict(text) if active else Prediction(None, 0.0)
-                    if taught_wins(text, hit.score, hit.answer, prediction):
-                        return Answer(
-                            text=hit.answer,
-                            confidence=float(hit.score),
-                            model_version=f"{active.version if active else 'untrained'}+taught",
-                            matched_prompt=hit.prompt,
-                            matched_example_id=hit.key,
-                        )
-                    break
-            if active is not None:
-                prediction = prediction or active.model.predict(text)
-                if (
-                    prediction.answer is not None
-                    and prediction.confidence >= self.threshold
-                    and not self._refused_here(scopes, text, prediction.answer)
-                ):
-                    return self._from_prediction(active, prediction)
-            version = active.version if active else "untrained"
-            return Answer(text=self.fallback, confidence=0.0, model_version=version, is_fallback=True)
+            return [self._answer(text, scope, vector) for text, vector in zip(texts, vectors, strict=True)]
+
+    def _answer(self, text: str, scope: str, vector: np.ndarray | None) -> Answer:
+        scopes = self._scopes(scope)
+        active = next((self._models[s] for s in scopes if s in self._models), None)
+        prediction: Prediction | None = None
+        for s in scopes:
+            overlay = self._taught.get(s)
+            if overlay is None or not len(overlay):
+                continue
+            match = overlay.best(text, vector, lambda answer: self._refused_here(scopes, text, vector, answer))
+            if match is None:
+                continue
+            if prediction is None:
+                prediction = self._predict(active, text, vector) if active else Prediction(None, 0.0)
+            if taught_wins(text, match, prediction, self._rival_meaning(match, prediction, vector)):
+                return Answer(
+                    text=match.answer,
+                    confidence=float(match.score),
+                    model_version=f"{active.version if active else 'untrained'}+taught",
+                    matched_prompt=match.prompt,
+                    matched_example_id=match.key,
+                )
+        if active is not None:
+            prediction = prediction or self._predict(active, text, vector)
+            if (
+                prediction.answer is not None
+                and prediction.confidence >= self.threshold
+                and not self._refused_here(scopes, text, vector, prediction.answer)
+            ):
+                return self._from_prediction(active, prediction)
+        version = active.version if active else "untrained"
+        return Answer(text=self.fallback, confidence=0.0, model_version=version, is_fallback=True)
+
+    @staticmethod
+    def _predict(active: LoadedVersion, text: str, vector: np.ndarray | None) -> Prediction:
+        return active.model.predict(text, vector if active.model.meaning is not None else None)
+
+    def _rival_meaning(self, match: Match, prediction: Prediction, vector: np.ndarray | None) -> float | None:
+        """How close in meaning the model's own example is, when the model cannot say (a version trained
+        without the encoder): one more encoding, only when a taught answer and the model disagree."""
+        if match.meaning is None or prediction.meaning is not None or vector is None or self.encoder is None:
+            return None
+        if prediction.answer in (None, match.answer) or prediction.matched_prompt is None:
+            return None
+        return float(self.encoder.encode([prediction.matched_prompt])[0] @ vector)
 
     @staticmethod
     def _from_prediction(active: LoadedVersion, prediction: Prediction) -> Answer:

@@ -138,7 +138,12 @@ class TrainingService:
         train, held = split.train, split.held
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(
-            LocalModel.fit, [e.prompt for e in train], [e.answer for e in train], negatives=training.negatives
+            lambda: LocalModel.fit(
+                [e.prompt for e in train],
+                [e.answer for e in train],
+                negatives=training.negatives,
+                encoder=self.knowledge.encoder,  # cached: a retrain encodes only new prompts
+            )
         )
         name = await self.registry.next_name(scope)
         evaluation, compared = await self._score(scope, LoadedVersion(name, model, tuple(split.train_ids)), held, stage)

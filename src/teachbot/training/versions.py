@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from teachbot.answering.knowledge import Knowledge, LoadedVersion, build_reference
-from teachbot.answering.local_model import LocalModel
+from teachbot.answering.local_model import EncoderMismatch, LocalModel
 from teachbot.answering.protocols import GLOBAL_SCOPE
 from teachbot.errors import TeachbotError, UserError
 from teachbot.store.artefacts import ArtefactError, archive_folder, materialise, put_archive
@@ -207,9 +207,15 @@ class VersionRegistry:
 
     # -- loading
     async def load(self, scope: str, name: str) -> LoadedVersion:
-        """Load stored version ``name`` (visible from ``scope``) from disk."""
+        """Load stored version ``name`` (visible from ``scope``) from disk; one trained with another sentence
+        encoder than the bot's is refused with a ``UserError`` saying so."""
         row = await self.find(scope, name)
-        return await self._load_row(row)
+        try:
+            return await self._load_row(row)
+        except EncoderMismatch as exc:
+            raise UserError(
+                f"Model version `{name}` cannot answer here: {exc}. Train a new version.", see="train"
+            ) from None
 
     async def _load_row(self, row: ModelVersion) -> LoadedVersion:
         """Load a local version from this process's cache, unpacking its artefact from the database first
@@ -236,7 +242,7 @@ class VersionRegistry:
 
     def _load(self, name: str, path: str) -> LoadedVersion:
         folder = self.models_dir / path
-        model = LocalModel.load(folder)
+        model = LocalModel.load(folder, self.knowledge.encoder)
         try:
             ids = json.loads((folder / EXAMPLE_IDS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -262,14 +268,15 @@ class VersionRegistry:
         """Every scope's active version rows (a scope may have an active local and fine-tuned one)."""
         return await self.db.run(lambda s: list(s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))))
 
-    async def load_active(self) -> int:
-        """Put every scope's active version to work (at start). Returns how many local ones loaded.
+    async def load_active(self) -> tuple[int, list[str]]:
+        """Put every scope's active version to work (at start). Returns how many local ones loaded, and the
+        scopes whose active version was trained with another sentence encoder (to train again).
 
         A version that cannot be loaded is reported (what is missing, and where it was looked for) and
         skipped: nothing is trained to replace it.
         """
         await asyncio.to_thread(self.remove_partial)
-        loaded = 0
+        loaded, stale = 0, []
         for row in await self.active_rows():
             if row.backend != "local":
                 if row.remote_model:
@@ -277,6 +284,10 @@ class VersionRegistry:
                 continue
             try:
                 active = await self._load_row(row)
+            except EncoderMismatch as exc:
+                log.warning("model %s of scope %s cannot answer: %s", row.name, row.scope, exc)
+                stale.append(row.scope)
+                continue
             except TeachbotError as exc:
                 log.error("cannot load the active model %s of scope %s: %s", row.name, row.scope, exc)
                 continue
@@ -284,7 +295,7 @@ class VersionRegistry:
             loaded += 1
             if row.artefact is None:
                 await self._store_legacy(row)
-        return loaded
+        return loaded, stale
 
     async def _store_legacy(self, row: ModelVersion) -> None:
         """Store the files of a version trained before artefacts existed, so other processes can load it."""
@@ -336,7 +347,7 @@ class VersionRegistry:
             self.remote_models[scope] = row.remote_model or ""
             log.info("activated fine-tuned %s (%s) scope=%s author=%s", name, row.remote_model, scope, author)
             return row.remote_model or ""
-        active = await self._load_row(row)
+        active = await self.load(scope, name)
         await self.db.run(lambda s: _mark_active(s, scope, name))
         self.knowledge.set_model(scope, active)
         log.info("activated %s scope=%s author=%s", name, scope, author)

@@ -47,7 +47,7 @@ class CachedEncoder:
     def __init__(self, encoder: Encoder, folder: Path, *, max_bytes: int = MAX_BYTES) -> None:
         self._encoder = encoder
         self._path = folder / CACHE_FILE
-        self._max_rows = max(1, max_bytes // (encoder.dim * 4 + _ROW_OVERHEAD))
+        self._max_bytes = max_bytes  # in rows once the width is known: a lazy encoder is not loaded here
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         with self._lock:
@@ -64,6 +64,11 @@ class CachedEncoder:
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def inner(self) -> Encoder:
+        """The encoder itself, for texts not worth keeping (a question asked once)."""
+        return self._encoder
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -168,8 +173,9 @@ class CachedEncoder:
             with _transaction(self._db):
                 self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
                 (count,) = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()
-                if count > self._max_rows:  # drop the least recently used tenth beyond the bound
-                    excess = count - self._max_rows * 9 // 10
+                max_rows = max(1, self._max_bytes // (self.dim * 4 + _ROW_OVERHEAD))
+                if count > max_rows:  # drop the least recently used tenth beyond the bound
+                    excess = count - max_rows * 9 // 10
                     self._db.execute(
                         "DELETE FROM vectors WHERE (model, key) IN "
                         "(SELECT model, key FROM vectors ORDER BY used LIMIT ?)",
@@ -189,6 +195,11 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def uncached(encoder: Encoder) -> Encoder:
+    """The encoder behind a cache (or the encoder itself): for one-off texts such as questions."""
+    return encoder.inner if isinstance(encoder, CachedEncoder) else encoder
 
 
 def _key(text: str) -> bytes:

@@ -72,8 +72,8 @@ class ModelFileError(Exception):
 
 class OnnxEncoder:
     """Tokenise (truncating at MAX_TOKENS), run the ONNX model in length-sorted batches padded per batch,
-    mean-pool over the attention mask and L2-normalise. One call runs at a time (a lock), so worker
-    threads never compete for the same cores."""
+    mean-pool over the attention mask and L2-normalise. One batch runs at a time (a lock), so worker
+    threads never compete for the same cores, and a question asked during a long run waits for one batch."""
 
     def __init__(
         self,
@@ -95,21 +95,22 @@ class OnnxEncoder:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, files: ModelFiles, *, threads: int = 2, batch_size: int = BATCH_SIZE) -> OnnxEncoder:
-        """Read and check the files, start an onnxruntime session and encode one probe text."""
-        digest = _sha256(files.model)
-        if files.model_sha256 is not None and digest != files.model_sha256:
-            raise ModelFileError(f"{files.model} has sha256 {digest[:12]}…, not the pinned {files.model_sha256[:12]}…")
+    def load(
+        cls, files: ModelFiles, *, threads: int = 2, batch_size: int = BATCH_SIZE, model_id: str | None = None
+    ) -> OnnxEncoder:
+        """Read and check the files, start an onnxruntime session and encode one probe text.
+
+        ``model_id`` is what ``identify(files)`` returned, when the caller already checked the files."""
         tokenizer_data = _read(files.tokenizer)
+        model_id = model_id or _identity(files, tokenizer_data)
         tokenizer = _load_tokenizer(tokenizer_data, files.tokenizer)
         session = _session(files.model, threads)
         names = {i.name for i in session.get_inputs()}
         if not {"input_ids", "attention_mask"} <= names <= set(_FED):
             raise ModelFileError(f"{files.model} takes {sorted(names)}, not input_ids and attention_mask")
         output = _choose_output(session)
-        tok_digest = hashlib.sha256(tokenizer_data).hexdigest()
         encoder = cls(
-            model_id=f"{files.name}:{digest[:12]}-{tok_digest[:8]}",
+            model_id=model_id,
             session=session,
             tokenizer=tokenizer,
             output=output,
@@ -138,10 +139,10 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         if not len(texts):
             return out
-        with self._lock:
-            encodings = [self._tokenize(text) for text in texts]
-            order = sorted(range(len(texts)), key=lambda n: len(encodings[n].ids))
-            for rows in self._batches(order, [len(e.ids) for e in encodings]):
+        encodings = [self._tokenize(text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda n: len(encodings[n].ids))
+        for rows in self._batches(order, [len(e.ids) for e in encodings]):
+            with self._lock:  # per batch: a question waits for one batch of a long run, not for all of it
                 out[rows] = self._run([encodings[n] for n in rows])
         return out
 
@@ -179,6 +180,19 @@ class OnnxEncoder:
             vectors = (vectors * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
+
+
+def identify(files: ModelFiles) -> str:
+    """The model id of these files (name, model hash, tokenizer hash), checking a pinned hash; no onnxruntime,
+    so a stored model version can be matched with the encoder in a few tens of milliseconds."""
+    return _identity(files, _read(files.tokenizer))
+
+
+def _identity(files: ModelFiles, tokenizer_data: bytes) -> str:
+    digest = _sha256(files.model)
+    if files.model_sha256 is not None and digest != files.model_sha256:
+        raise ModelFileError(f"{files.model} has sha256 {digest[:12]}…, not the pinned {files.model_sha256[:12]}…")
+    return f"{files.name}:{digest[:12]}-{hashlib.sha256(tokenizer_data).hexdigest()[:8]}"
 
 
 def _sha256(path: Path) -> str:

@@ -13,6 +13,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from teachbot.answering.encoding.encoder import Encoder, ModelFileError, ModelFiles, OnnxEncoder
+from teachbot.answering.encoding.lazy import LazyEncoder
 from teachbot.config import ENCODER_BUNDLED, ENCODER_FILES, ENCODER_NONE
 from teachbot.errors import ConfigError
 
@@ -49,6 +50,17 @@ def load_encoder(setting: str, *, threads: int = 2) -> Encoder | None:
         time.perf_counter() - start,
     )
     return encoder
+
+
+def lazy_encoder(setting: str, *, threads: int = 2) -> LazyEncoder | None:
+    """The encoder the setting names, loaded on first use (or ``start()``); None for ``none``. Only finds the
+    files here (missing ones raise ``ConfigError`` at once), so building it costs nothing."""
+    keyword = setting.strip().lower()
+    if keyword == ENCODER_NONE:
+        return None
+    files = bundled_files() if keyword == ENCODER_BUNDLED else folder_files(Path(setting.strip()).expanduser())
+    hint = f"; {_INSTALL}" if keyword == ENCODER_BUNDLED else ""
+    return LazyEncoder(files, threads=threads, describe=lambda problem: f"{_SETTING}: {problem}{hint}")
 
 
 def bundled_files() -> ModelFiles:

@@ -1,0 +1,88 @@
+"""One-vs-rest linear SVMs trained in groups of labels, on up to two threads.
+
+liblinear holds all of a fit's weight vectors twice in float64 and copies the training matrix into its
+own rows, so many labels are trained in groups (each group against everything else, as one-vs-rest does
+anyway) and at most ``THREADS`` groups at a time: liblinear runs without the GIL, so two threads use two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["SvmSettings", "fit_one_vs_rest"]
+
+GROUP = 40  # labels trained per liblinear call
+THREADS = 2  # liblinear calls at a time (each holds a copy of the training matrix)
+
+
+@dataclass(frozen=True, slots=True)
+class SvmSettings:
+    c: float = 1.0
+    tol: float = 1e-4
+    max_iter: int = 2000
+    threads: int = 1
+
+
+def fit_one_vs_rest(
+    x: sp.csr_matrix,
+    labels: np.ndarray,
+    sample_weight: np.ndarray,
+    seed: int,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    settings: SvmSettings,
+) -> None:
+    """Fit into ``weights`` (features × labels) and ``bias`` the one-vs-rest SVMs of the labels present."""
+    present = np.unique(labels)
+    groups = [present] if len(present) <= GROUP else np.array_split(present, -(-len(present) // GROUP))
+    x64 = sp.csr_matrix(x.astype(np.float64))  # liblinear wants float64: convert once (a copy), not once per call
+    threads = max(1, min(settings.threads, len(groups), os.cpu_count() or 1))
+
+    from sklearn.exceptions import ConvergenceWarning  # imported on first training: answering never needs it
+
+    def fit(group: np.ndarray) -> None:
+        _fit_group(x64, labels, group, len(groups) > 1, sample_weight, seed, settings, weights, bias)
+
+    # warning filters are global to the process: set them here, once, not in each worker thread
+    with warnings.catch_warnings():
+        # many one-example classes are normal here; an unconverged SVM still ranks well
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if threads == 1:
+            for group in groups:
+                fit(group)
+            return
+        with ThreadPoolExecutor(threads, thread_name_prefix="svm") as pool:
+            for done in [pool.submit(fit, group) for group in groups]:
+                done.result()
+
+
+def _fit_group(
+    x: sp.csr_matrix,
+    labels: np.ndarray,
+    group: np.ndarray,
+    grouped: bool,
+    sample_weight: np.ndarray,
+    seed: int,
+    settings: SvmSettings,
+    weights: np.ndarray,
+    bias: np.ndarray,
+) -> None:
+    from sklearn.svm import LinearSVC
+
+    y = np.where(np.isin(labels, group), labels, -1) if grouped else labels
+    svm = LinearSVC(C=settings.c, tol=settings.tol, random_state=seed, max_iter=settings.max_iter)
+    svm.fit(x, y, sample_weight=sample_weight)
+    coef, intercept = svm.coef_, np.asarray(svm.intercept_, dtype=np.float32)
+    del svm  # copied out below: keep one float64 copy of the weights alive, not two
+    if len(svm_classes := np.unique(y)) == 2:  # a binary SVM has one weight vector, for the second label
+        coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
+    mine = np.isin(svm_classes, group)
+    weights[:, svm_classes[mine]] = coef[mine].T
+    bias[svm_classes[mine]] = intercept[mine]
