@@ -92,6 +92,9 @@ class CachedEncoder:
         return out
 
     def close(self) -> None:
+        closing = getattr(self._encoder, "close", None)  # a lazily loading encoder may still be loading
+        if closing is not None:
+            closing()
         with self._lock:
             if self._db is not None:
                 self._db.close()

@@ -67,6 +67,13 @@ class LazyEncoder:
             self._loader = threading.Thread(target=self._load_quietly, name="encoder-load", daemon=True)
             self._loader.start()
 
+    def close(self) -> None:
+        """Wait for a background load to end: a process that exits while onnxruntime is still starting its
+        session in another thread is aborted ("terminate called without an active exception")."""
+        loader = self._loader
+        if loader is not None:
+            loader.join()
+
     def loaded(self) -> OnnxEncoder:
         """The loaded encoder, loading it now (or waiting for the background load)."""
         loaded = self._loaded
