@@ -37,7 +37,7 @@ async def test_a_correction_from_a_terminal_process_reaches_a_running_app(databa
             env=env,
             cwd=tmp_path,
             check=True,
-            timeout=120,
+            timeout=300,  # a loaded machine: the process trains nothing, but starts an App on PostgreSQL
             capture_output=True,
         )
 
