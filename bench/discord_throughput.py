@@ -19,6 +19,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,25 @@ async def start_bot(fake: FakeDiscord, data_dir: Path, channels: list[int], log_
         *command, env=env, cwd=data_dir.parent, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, stderr=open(data_dir.parent / "bot.log", "wb"),
     )
+
+
+@asynccontextmanager
+async def connected_bot(
+    fake: FakeDiscord, data_dir: Path, channels: list[int], log_level: str, profile: str = ""
+) -> AsyncIterator[Any]:
+    """``teachbot run`` as a process, connected to ``fake`` and past READY; stopped with SIGTERM afterwards."""
+    bot = await start_bot(fake, data_dir, channels, log_level, profile)
+    try:
+        while not any(s.identify is not None for s in fake.sessions):
+            if bot.returncode is not None:
+                raise SystemExit("teachbot run stopped before connecting")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3.0)  # past discord.py's 2 s wait for more guilds before READY
+        yield bot
+    finally:
+        if bot.returncode is None:
+            bot.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(bot.wait(), timeout=60)
 
 
 async def send_batch(
@@ -141,13 +162,7 @@ async def main() -> None:
             channels = [fake.add_channel(f"chat{n}", ChannelType.TEXT).id for n in range(args.channels)]
             clock = Clock()
             watch_replies(fake, clock)
-            bot = await start_bot(fake, Path(tmp) / "data", channels, args.log_level, args.profile)
-            try:
-                while not any(s.identify is not None for s in fake.sessions):
-                    if bot.returncode is not None:
-                        raise SystemExit("teachbot run stopped before connecting")
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(3.0)  # past discord.py's 2 s wait for more guilds before READY
+            async with connected_bot(fake, Path(tmp) / "data", channels, args.log_level, args.profile):
                 await send_batch(fake, clock, channels, 200, None, seed=0)  # warm up
 
                 seconds = await send_batch(fake, clock, channels, args.messages, None, seed=1)
@@ -158,10 +173,6 @@ async def main() -> None:
                 paced_count = int(args.rate * args.seconds)
                 await send_batch(fake, clock, channels, paced_count, args.rate, seed=2)
                 paced = latencies_ms(clock)
-            finally:
-                if bot.returncode is None:
-                    bot.send_signal(signal.SIGTERM)
-                    await asyncio.wait_for(bot.wait(), timeout=60)
 
     print(f"teachbot run against the fake Discord: {args.users} users, {args.channels} chat channels, "
           f"log level {args.log_level}, {os.cpu_count()} CPU(s)")

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from discord_throughput import Clock, latencies_ms, percentile, send_batch, start_bot, watch_replies
+from discord_throughput import Clock, connected_bot, latencies_ms, percentile, send_batch, watch_replies
 from fakes.discord_models import ChannelType
 from fakes.discord_server import serve_fake_discord
 
@@ -45,13 +44,7 @@ async def main() -> None:
             channels = [fake.add_channel(f"chat{n}", ChannelType.TEXT).id for n in range(args.channels)]
             clock = Clock()
             watch_replies(fake, clock)
-            bot = await start_bot(fake, Path(tmp) / "data", channels, args.log_level, "")
-            try:
-                while not any(s.identify is not None for s in fake.sessions):
-                    if bot.returncode is not None:
-                        raise SystemExit("teachbot run stopped before connecting")
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(3.0)
+            async with connected_bot(fake, Path(tmp) / "data", channels, args.log_level):
                 await send_batch(fake, clock, channels, 200, 200.0, seed=0)  # warm up
                 for seed, rate in enumerate(args.rates, start=1):
                     await asyncio.sleep(3.0)  # let the previous run drain
@@ -61,10 +54,6 @@ async def main() -> None:
                     lat = latencies_ms(clock)
                     errors = sum(r.status >= 400 for r in fake.requests.items) - errors_before
                     rows.append((rate, count, len(lat), lat, errors))
-            finally:
-                if bot.returncode is None:
-                    bot.send_signal(signal.SIGTERM)
-                    await asyncio.wait_for(bot.wait(), timeout=60)
 
     print(f"teachbot run under paced load: {args.users} users, {args.channels} channels, {args.seconds:.0f} s per "
           f"rate, log level {args.log_level}, {os.cpu_count()} CPU(s), fake Discord in the same machine")
