@@ -207,6 +207,34 @@ async def test_a_failing_callback_is_logged_and_the_feed_goes_on(
         await feed.close()
 
 
+async def test_close_ends_the_feed_even_when_the_cancellation_is_swallowed(
+    databases: tuple[Database, Database],
+) -> None:
+    """On Python 3.11 an await can finish at the moment it is cancelled and lose the cancellation; a
+    callback can also catch it. Closing must still end the feed, or a process never exits."""
+    publisher, listener = databases
+    collector = Collector()
+    in_callback = asyncio.Event()
+
+    async def stubborn(change: Change) -> None:
+        in_callback.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass  # swallowed: the feed task goes on as if never cancelled
+        await collector(change)
+
+    feed = feed_for(listener, collector)
+    feed.callback = stubborn
+    await feed.start()
+    publisher.call(publishing("g1", "taught", {}))
+    await asyncio.wait_for(in_callback.wait(), DELIVERY_SECONDS)
+    closing = asyncio.create_task(feed.close())
+    done, _ = await asyncio.wait({closing}, timeout=5)  # wait() never cancels what it waits for
+    assert closing in done, "the feed task outlived close()"
+    assert len(collector.changes) == 1
+
+
 async def test_ids_never_repeat_after_old_changes_are_deleted(databases: tuple[Database, Database]) -> None:
     publisher, _ = databases
     last = [publisher.call(publishing("g1", "taught", {"n": n})) for n in range(3)][-1]

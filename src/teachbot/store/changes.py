@@ -138,6 +138,7 @@ class ChangeFeed:
         self._backoff = _Backoff(min(0.1, max_backoff_seconds), max_backoff_seconds)
         self._task: asyncio.Task[None] | None = None
         self._first_attempt = asyncio.Event()
+        self._closing = False
         self.reconnects = 0  # connections lost and reopened, for logs and tests
 
     @property
@@ -169,9 +170,12 @@ class ChangeFeed:
         await self._first_attempt.wait()
 
     async def close(self) -> None:
+        """Stop the feed. The loops also watch a flag, so a cancellation swallowed on the way (a callback
+        that catches it, or an await that finishes at the same moment) still ends the task."""
         task, self._task = self._task, None
         if task is None:
             return
+        self._closing = True
         task.cancel()
         try:
             await task
@@ -189,14 +193,20 @@ class ChangeFeed:
                 except Exception:
                     log.exception("change %s (%s, scope %s) could not be applied", change.id, change.kind, change.scope)
                 self._position = change.id
+                self._stop_if_closing()
             if len(changes) < self.batch:
                 return
+
+    def _stop_if_closing(self) -> None:
+        if self._closing:
+            raise asyncio.CancelledError
 
     async def _read_through_session(self, after: int) -> list[Change]:
         return await self.db.run(partial(changes_after, after=after, limit=self.batch))
 
     async def _poll(self) -> None:
         while True:
+            self._stop_if_closing()
             try:
                 await self._catch_up(self._read_through_session)
                 self._backoff.reset()
@@ -215,6 +225,7 @@ class ChangeFeed:
 
         conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while True:
+            self._stop_if_closing()
             try:
                 async with await psycopg.AsyncConnection.connect(
                     conninfo, autocommit=True, application_name=APPLICATION_NAME
@@ -239,6 +250,7 @@ class ChangeFeed:
         """Catch up on each notification newer than the position, and every ``safety_seconds`` regardless
         (which also finds out whether the connection is still there)."""
         while True:
+            self._stop_if_closing()
             newest = 0
             async for note in conn.notifies(timeout=self.safety_seconds, stop_after=1):
                 newest = max(newest, int(note.payload) if note.payload.isdigit() else 0)
@@ -247,6 +259,7 @@ class ChangeFeed:
 
     async def _read_on(self, conn: psycopg.AsyncConnection[Any], after: int) -> list[Change]:
         """Read on the listening connection itself: one round trip, and no wait behind the database thread."""
-        cursor = await asyncio.wait_for(conn.execute(_READ, (after, self.batch)), timeout=self.safety_seconds)
-        rows = await cursor.fetchall()
+        async with asyncio.timeout(self.safety_seconds):  # unlike wait_for on 3.11, never loses a cancellation
+            cursor = await conn.execute(_READ, (after, self.batch))
+            rows = await cursor.fetchall()
         return [Change(int(i), scope, kind, dict(payload or {}), created) for i, scope, kind, payload, created in rows]
