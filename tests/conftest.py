@@ -17,6 +17,8 @@ from teachbot.config import Settings, load_settings
 if TYPE_CHECKING:
     from teachbot.app import App
 
+pytest_plugins = ["fakes.postgres"]  # postgres_server, postgres_url, database_url (a real scratch PostgreSQL)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
-from collections.abc import Callable
+import stat
 from pathlib import Path
 
 import pytest
+from fakes.bounded import within
 
 from teachbot.errors import DiskFull, FileTooLarge, UserError
 from teachbot.paths import (
@@ -168,28 +168,10 @@ HOSTILE = {
 }
 
 
-def _within(seconds: float, call: Callable[[], object]) -> BaseException | None:
-    """Run ``call`` in a thread; fail the test if it has not returned after ``seconds``."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still blocked after {seconds} s"
-    return outcome[0]
-
-
 @pytest.mark.parametrize("kind", list(HOSTILE))
 def test_read_user_file_refuses_clearly(tmp_path: Path, kind: str) -> None:
     name = _hostile(tmp_path, kind)
-    error = _within(5, lambda: read_user_file(tmp_path, name, max_bytes=1000))
+    error = within(5, lambda: read_user_file(tmp_path, name, max_bytes=1000))
     assert isinstance(error, UserError), repr(error)
     assert HOSTILE[kind] in str(error)
     assert f"`{name[:30]}" in str(error)  # names the file (long names are clipped)
@@ -199,7 +181,7 @@ def test_read_user_file_refuses_clearly(tmp_path: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", list(HOSTILE))
 def test_read_regular_file_refuses_clearly(tmp_path: Path, kind: str) -> None:
     path = tmp_path / _hostile(tmp_path, kind)
-    error = _within(5, lambda: read_regular_file(path, max_bytes=1000))
+    error = within(5, lambda: read_regular_file(path, max_bytes=1000))
     assert isinstance(error, UserError), repr(error)
     assert HOSTILE[kind] in str(error)
 
@@ -207,7 +189,7 @@ def test_read_regular_file_refuses_clearly(tmp_path: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", list(HOSTILE))
 def test_check_regular_file_refuses_without_opening(tmp_path: Path, kind: str) -> None:
     path = tmp_path / _hostile(tmp_path, kind)
-    error = _within(5, lambda: check_regular_file(path, max_bytes=1000))
+    error = within(5, lambda: check_regular_file(path, max_bytes=1000))
     assert isinstance(error, UserError), repr(error)
     assert HOSTILE[kind] in str(error)
 
@@ -239,3 +221,18 @@ def test_resolve_inside_never_leaks_os_errors(tmp_path: Path, name: str) -> None
     except UserError:
         return
     assert tmp_path.resolve() in resolved.parents
+
+
+def test_atomic_write_gives_the_permissions_of_an_ordinary_write(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "chart.png", b"new")
+        assert stat.S_IMODE((tmp_path / "chart.png").stat().st_mode) == 0o644  # not mkstemp's 0600
+        os.chmod(tmp_path / "chart.png", 0o600)
+        atomic_write_bytes(tmp_path / "chart.png", b"newer")
+        assert stat.S_IMODE((tmp_path / "chart.png").stat().st_mode) == 0o600  # a replaced file keeps its mode
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.csv", b"x")
+        assert stat.S_IMODE((tmp_path / "private.csv").stat().st_mode) == 0o600  # the umask is respected
+    finally:
+        os.umask(old)

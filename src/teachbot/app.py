@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,12 +16,15 @@ from teachbot.answering.knowledge import Knowledge
 from teachbot.answering.local import LocalChatModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.answering.protocols import GLOBAL_SCOPE, ChatModel
-from teachbot.config import ActivationPolicy, Backend, Settings
+from teachbot.config import Backend, Settings, TrainingRunner
 from teachbot.datasets.service import DatasetService
 from teachbot.files import FileService
+from teachbot.follow import ChangeFollower
 from teachbot.speech.service import SpeechService
+from teachbot.store.changes import ChangeFeed, latest_id
 from teachbot.store.db import Database
-from teachbot.store.tables import Example, ExampleSource, ExampleStatus, Polarity
+from teachbot.store.processes import Heartbeat
+from teachbot.store.tables import Example, ExampleSource, ExampleStatus, ModelVersion, Polarity
 from teachbot.store.usage import DatabaseUsageLedger
 from teachbot.teaching.service import TeachingService
 from teachbot.training.runs import RunLedger
@@ -32,6 +35,8 @@ from teachbot.training.versions import VersionRegistry
 if TYPE_CHECKING:
     from teachbot.llm import OpenAIChatModel
     from teachbot.training.remote import RemoteTrainingService
+    from teachbot.worker.queue import TrainingQueue
+    from teachbot.worker.queued import QueuedTraining
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +54,29 @@ class App:
     chat: ChatService
     teaching: TeachingService
     datasets: DatasetService
-    training: TrainingService
+    training: TrainingService | QueuedTraining  # what commands call: here, or through the job queue
     runs: RunLedger
     versions: VersionRegistry
     testing: TestingService
     files: FileService
     speech: SpeechService
     remote: RemoteTrainingService | None = None  # fine-tuning jobs, on the openai backend
-    encoder: CachedEncoder | None = None  # the sentence encoder (None: encoder=none), loading in the background
+    feed: ChangeFeed | None = field(default=None, repr=False)  # what other processes change, applied here
+    heartbeat: Heartbeat | None = field(default=None, repr=False)  # this process's row in ``processes``
+    queue: TrainingQueue | None = field(default=None, repr=False)  # the job queue (training_runner = queue)
+    trainer: TrainingService | None = field(default=None, repr=False)  # trains in this process (starter, worker)
+    encoder: CachedEncoder | None = field(default=None, repr=False)  # the sentence encoder (None: encoder=none)
 
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir
 
     @classmethod
-    async def start(cls, settings: Settings) -> App:
-        """Open the database (migrating it), load the active models and taught answers."""
+    async def start(cls, settings: Settings, *, role: str = "cli") -> App:
+        """Open the database (migrating it), load the active models and taught answers.
+
+        ``role`` (bot, worker, chat, cli) is what ``teachbot status`` shows for this process.
+        """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         encoder = lazy_encoder(settings.encoder)  # finds the files (or refuses the setting); loads nothing yet
         if encoder is not None:
@@ -83,7 +95,7 @@ class App:
             )
             model, llm = build_chat_model(settings, knowledge, db)
             datasets = DatasetService(db)
-            runs = RunLedger(db)
+            runs = RunLedger(db, heartbeat_seconds=settings.heartbeat_seconds)
             versions = VersionRegistry(
                 db,
                 knowledge,
@@ -109,6 +121,7 @@ class App:
                 testing=testing,
                 holdout_fraction=settings.holdout_fraction,
                 activation=settings.activation,
+                starter=settings.starter_examples,
             )
             remote = None
             if llm is not None:
@@ -134,6 +147,7 @@ class App:
                 teaching=TeachingService(db, knowledge),
                 datasets=datasets,
                 training=training,
+                trainer=training,
                 runs=runs,
                 versions=versions,
                 testing=testing,
@@ -148,24 +162,78 @@ class App:
             db.close()
             raise
         try:
+            await app._register(role)
+            position = await db.run(latest_id)  # before loading: a change committed meanwhile is applied again
             await app._load_knowledge()
+            await app._follow_changes(position)
+            await app._open_queue()
         except BaseException:
             await app.close()
             raise
         return app
 
+    async def _register(self, role: str) -> None:
+        """Join the ``processes`` table: runs this process starts carry its id (see ``store/processes.py``)."""
+        shards = self.settings.shard_label if role == "bot" else ""
+        self.heartbeat = Heartbeat(self.db, role=role, shards=shards, interval=self.settings.heartbeat_seconds)
+        self.runs.process_id = await self.heartbeat.start()
+
+    async def _open_queue(self) -> None:
+        """With ``training_runner = queue``, commands train through the job queue (``worker/``)."""
+        if self.settings.training_runner is not TrainingRunner.QUEUE:
+            return
+        from teachbot.worker.queue import TrainingQueue
+        from teachbot.worker.queued import QueuedTraining
+
+        self.queue = TrainingQueue(self.settings.effective_database_url)
+        await self.queue.open()
+        assert self.trainer is not None
+        self.training = QueuedTraining(
+            self.db,
+            self.queue,
+            trainer=self.trainer,
+            ledger=self.runs,
+            versions=self.versions,
+            knowledge=self.knowledge,
+            heartbeat_seconds=self.settings.heartbeat_seconds,
+        )
+
+    async def _follow_changes(self, position: int) -> None:
+        """Apply what other processes teach, forget and activate from now on (``store/changes.py``)."""
+        follower = ChangeFollower(self.knowledge, self.versions)
+        self.feed = ChangeFeed(self.db, follower.apply, after=position, poll_seconds=self.settings.change_poll_seconds)
+        await self.feed.start()
+
+    async def _needs_starter(self) -> bool:
+        """Train the starter version only when the global scope never had an active local version: one that
+        exists but cannot be loaded here is reported by ``load_active``, never replaced behind its back."""
+        if self.knowledge.has_model(GLOBAL_SCOPE):
+            return False
+        active = await self.db.run(
+            lambda s: s.scalar(
+                select(ModelVersion.name).where(
+                    ModelVersion.scope == GLOBAL_SCOPE, ModelVersion.backend == "local", ModelVersion.active.is_(True)
+                )
+            )
+        )
+        if active is not None:
+            log.error(
+                "the active global model %s could not be loaded (see above); answering with taught answers and "
+                "the fallback until it can be, or until another version is activated (teachbot models activate)",
+                active,
+            )
+            return False
+        return True
+
     async def _load_knowledge(self) -> None:
         interrupted = await self.runs.mark_interrupted()
         if interrupted:
             log.warning("%s training run(s) were interrupted by a stop; the active models are unchanged", interrupted)
-        loaded, stale = await self.versions.load_active()
-        for scope in stale:  # trained with another sentence encoder: the same data, trained again
-            log.warning("the sentence encoder changed since scope %s was trained: training it again", scope)
-            await self.training.train(scope, author="teachbot", activation=ActivationPolicy.ALWAYS)
-            loaded += 1
-        if not self.knowledge.has_model(GLOBAL_SCOPE):
+        loaded = await self.versions.load_active()
+        if self.settings.starter_examples and await self._needs_starter():
             log.info("no trained model yet: training the starter version")
-            await self.training.train(GLOBAL_SCOPE, author="teachbot")
+            assert self.trainer is not None  # here, not through the queue: a bot must not wait for a worker
+            await self.trainer.train(GLOBAL_SCOPE, author="teachbot")
             loaded += 1
 
         def taught(s: Session) -> list[tuple[str, int, str, str, bool]]:
@@ -183,6 +251,12 @@ class App:
         log.info("knowledge loaded: %s active model(s), %s taught item(s)", loaded, len(rows))
 
     async def close(self) -> None:
+        if self.feed is not None:
+            await self.feed.close()
+        if self.queue is not None:
+            await self.queue.close()
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
         close = getattr(self.model, "close", None)
         if close is not None:
             await close()

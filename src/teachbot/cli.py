@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,14 +20,20 @@ from teachbot.config import Settings, load_settings
 from teachbot.errors import ConfigError, TeachbotError, UserError, file_error
 from teachbot.logs import configure_logging
 
+if TYPE_CHECKING:
+    from teachbot.datasets.validation import ValidationReport
+
 T = TypeVar("T")
+EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-app = typer.Typer(help="teachbot: a Discord bot you talk to and teach.", no_args_is_help=True, add_completion=False)
-models_app = typer.Typer(help="List, activate and roll back model versions.", no_args_is_help=True)
+# Plain help (no rich panels): flags read `--json`, not `--json <bool>`.
+_PLAIN: dict[str, Any] = {"rich_markup_mode": None, "no_args_is_help": True, "add_completion": False}
+app = typer.Typer(help="teachbot: a Discord bot you talk to and teach.", **_PLAIN)
+models_app = typer.Typer(help="List, activate and roll back model versions.", **_PLAIN)
 app.add_typer(models_app, name="models")
-datasets_app = typer.Typer(help="Datasets: list, show, diff, export, delete, select, validate.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Datasets: list, show, diff, export, delete, select, validate.", **_PLAIN)
 app.add_typer(datasets_app, name="datasets")
 err = Console(stderr=True)
 
@@ -48,7 +54,7 @@ def _settings() -> Settings:
 
 
 def _with_app(settings: Settings, work: Callable[[Any], Awaitable[T]], *, console_logs: bool = False) -> T:
-    """Start the app, run ``work(app)``, close it; a ``UserError`` becomes one line and exit 1."""
+    """Start the app, run ``work(app)``, close it; a ``UserError`` becomes one line and exit 2."""
     from teachbot.app import App
 
     configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=console_logs)
@@ -60,7 +66,11 @@ def _with_app(settings: Settings, work: Callable[[Any], Awaitable[T]], *, consol
         finally:
             await application.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _scope(settings: Settings, scope: str | None) -> str:
@@ -118,6 +128,41 @@ def config() -> None:
 
 
 @app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder for the project (created if missing).")] = Path("."),
+) -> None:
+    """Create a project: teachbot.toml, an example dataset and test set, and a model trained on them."""
+    from teachbot.project import command_name, create_project, train_example, try_this
+    from teachbot.transports import wording
+
+    try:
+        project = create_project(folder)
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    typer.echo(f"Wrote {', '.join(path.name for path in project.files)} in {project.shown}/.")
+    os.chdir(project.folder)  # from here on, settings are read as `cd FOLDER && teachbot …` will read them
+    settings = _settings()
+
+    async def work(application: Any) -> Any:
+        with _progress() as bar:
+            task = bar.add_task("training", total=1.0)
+            return await train_example(
+                application, project, progress=lambda stage, done: bar.update(task, description=stage, completed=done)
+            )
+
+    outcome = _with_app(settings, work)
+    typer.echo(wording.train_outcome(outcome, settings.command_prefix))
+    starter = settings.starter_examples
+    typer.echo(try_this(project, command=command_name(), prefix=settings.command_prefix, starter=starter))
+
+
+def _progress() -> Progress:
+    """A progress bar on stderr that clears itself when done, so what follows starts on a clean line."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True)
+
+
+@app.command()
 def train(
     paths: Annotated[list[Path], typer.Argument(help="Dataset files to import before training.")] = [],  # noqa: B006
     scope: ScopeOption = None,
@@ -128,11 +173,25 @@ def train(
     prompt_column: Annotated[str | None, typer.Option(help="CSV column holding the prompts.")] = None,
     answer_column: Annotated[str | None, typer.Option(help="CSV column holding the answers.")] = None,
 ) -> None:
-    """Import dataset files, train a new model version and activate it."""
+    """Import dataset files, train a new model version and activate it.
+
+    Every file is validated first; a file with errors stops the command before anything is imported.
+    """
     from teachbot.transports import wording
 
     settings = _settings()
     chosen = _scope(settings, scope)
+    for path in paths:
+        report = _validate(settings, path, fmt, prompt_column, answer_column)
+        if not report.ok:
+            err.print(report.to_text(limit=3), markup=False, highlight=False, soft_wrap=True)
+            _error(f"nothing was imported; run `teachbot datasets validate {path}` for details.")
+            raise typer.Exit(EXIT_USAGE)
+        if report.warning_count:
+            typer.echo(
+                f"{report.source}: {report.warning_count} warning(s); `teachbot datasets validate {path}` lists them.",
+                err=True,
+            )
 
     async def work(application: Any) -> None:
         for path in paths:
@@ -146,8 +205,8 @@ def train(
                 answer_column=answer_column,
                 max_bytes=settings.max_upload_bytes,
             )
-            typer.echo(wording.dataset_info(info))
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
+            typer.echo(wording.dataset_info(info, imported=True))
+        with _progress() as bar:
             task = bar.add_task("training", total=1.0)
             outcome = await application.training.train(
                 chosen, author="cli", progress=lambda stage, done: bar.update(task, description=stage, completed=done)
@@ -157,31 +216,121 @@ def train(
     _with_app(settings, work)
 
 
+def _validate(
+    settings: Settings, path: Path, fmt: str | None, prompt_column: str | None, answer_column: str | None
+) -> ValidationReport:
+    """The full validation of a dataset file for the configured backend; an unreadable file exits 2."""
+    from teachbot.datasets.validation import validate_file
+
+    try:
+        return validate_file(
+            path,
+            fmt=fmt,
+            prompt_column=prompt_column,
+            answer_column=answer_column,
+            max_bytes=settings.max_upload_bytes,
+            backend=settings.backend,
+        )
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 @app.command()
 def test(
     path: Annotated[Path, typer.Argument(help="Test set: prompts with their expected answers.")],
     scope: ScopeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as one JSON object.")] = False,
     version: Annotated[str | None, typer.Option(help="Test this stored version instead of the active one.")] = None,
-    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart (confusions, confidence) here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the results (default: DATA_DIR/results/<version>-<time>/).")
+    ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            help="Cross-validate instead: train N models on N-1 parts of the file (plus the starter small talk) "
+            "and ask each the part it did not see.",
+            min=2,
+        ),
+    ] = None,
 ) -> None:
-    """Ask the model every prompt of a test set and report accuracy; trains nothing."""
+    """Ask the model every prompt of a test set and report accuracy; trains nothing.
+
+    Writes a results folder: report.json, chart.png, confusions.csv and wrong.csv (the wrong answers,
+    which `teachbot train wrong.csv` imports once their expected answers are checked).
+    """
     from teachbot.datasets.formats import read_examples
+    from teachbot.project import command_name
+    from teachbot.training.results import new_results_folder, write_results
 
     settings = _settings()
     chosen = _scope(settings, scope)
+    if folds is not None and version is not None:
+        _error("--folds trains fresh models from the file; it cannot be combined with --version.")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        examples = read_examples(path, max_bytes=settings.max_upload_bytes)
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
 
-    async def work(application: Any) -> None:
-        examples = await asyncio.to_thread(read_examples, path, max_bytes=settings.max_upload_bytes)
-        report = await application.testing.test(chosen, examples, version=version)
-        if chart is not None:
-            from teachbot.paths import atomic_write_bytes
-            from teachbot.training.charts import render_chart
+    async def work(application: Any) -> tuple[Any, Any]:
+        return await application.testing.test(chosen, examples, version=version), None
 
-            await asyncio.to_thread(lambda: atomic_write_bytes(chart, render_chart(report)))
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.summary())
+    if folds is None:
+        report, validation = _with_app(settings, work)
+        text, extra = report.summary(), None
+    else:
+        configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=False)
+        validation = _cross_validate(settings, examples, folds, path.name)
+        report, text, extra = validation.report, validation.summary(), {"cross_validation": validation.to_json()}
+    try:
+        folder = out if out is not None else new_results_folder(settings.data_dir, report.model_version)
+        results = write_results(
+            folder, report, threshold=settings.confidence_threshold, source=path.name, extra=extra
+        )
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    if as_json:
+        document = {**(extra or {}), **report.to_json(), "results_folder": str(results.folder)}
+        typer.echo(json.dumps(document, ensure_ascii=False))
+        typer.echo(results.describe(command_name()), err=True)
+    else:
+        typer.echo(text)
+        typer.echo(results.describe(command_name()))
 
-    _with_app(settings, work)
+
+def _cross_validate(settings: Settings, examples: list[Any], folds: int, source: str) -> Any:
+    from teachbot.training.crossval import cross_validate
+    from teachbot.training.data import starter_examples
+
+    starter = starter_examples() if settings.starter_examples else []
+    try:
+        with _progress() as bar:
+            bar.add_task(f"training {folds} models", total=None)
+            return cross_validate(
+                examples, folds=folds, starter=starter, threshold=settings.confidence_threshold, source=source
+            )
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@app.command()
+def doctor() -> None:
+    """Check the setup (Python, data folder, database, encoder, voice, Discord token, LLM server) and say
+    what to do about each problem; exit 1 when something needs fixing."""
+    from teachbot.doctor import Status, run_checks
+
+    settings = _settings()
+    configure_logging(settings.log_level, None, settings.secret_values(), console=False)
+    checks = asyncio.run(run_checks(settings))
+    for check in checks:
+        typer.echo(check.line())
+    problems = sum(check.status is Status.PROBLEM for check in checks)
+    typer.echo(f"{problems} problem(s) to fix." if problems else "Everything teachbot needs is in place.")
+    raise typer.Exit(EXIT_PROBLEMS if problems else 0)
 
 
 @models_app.command("list")
@@ -308,7 +457,9 @@ def datasets_validate(
     from teachbot.datasets.validation import validate_file
 
     settings = _settings()
-    report = validate_file(path, validation=validation, max_bytes=settings.max_upload_bytes)
+    report = validate_file(
+        path, validation=validation, max_bytes=settings.max_upload_bytes, backend=settings.backend
+    )
     typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.to_text())
     raise typer.Exit(0 if report.ok else 1)
 
@@ -371,6 +522,36 @@ def say(
     typer.echo(f"Wrote {output} ({speech.seconds:.1f} s of speech).")
 
 
+
+# -- running at scale: the training worker and the deployment's status
+
+
+@app.command()
+def worker() -> None:
+    """Take training runs from the job queue in PostgreSQL and train them, until stopped (Ctrl-C, SIGTERM)."""
+    from teachbot.worker.main import run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=True)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def status() -> None:
+    """Show the processes serving the bot, their shards, the active versions and the training queue."""
+    from teachbot.status import collect_status, render_status
+    from teachbot.store.db import Database
+
+    settings = _settings()
+    configure_logging(settings.log_level, None, settings.secret_values(), console=False)
+    db = Database(settings.effective_database_url)
+    try:
+        db.migrate()
+        typer.echo(render_status(db.call(lambda s: collect_status(s, settings.heartbeat_seconds))))
+    finally:
+        db.close()
+
+
 def main() -> None:
     """Console-script entry point: whatever goes wrong ends in one line on stderr, never a traceback.
 
@@ -379,12 +560,16 @@ def main() -> None:
     """
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:  # a bad option or argument: click's own one-line message
-        exc.show()
+    except typer.TyperException as exc:  # a bad option or argument: typer's own one-line message (or the help)
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            _error(exc.format_message())
         code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("", err=True)
         code = EXIT_INTERRUPTED
     except TeachbotError as exc:  # ConfigError and UserError: the text names what to fix

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,6 +56,11 @@ class VoiceReplies(StrEnum):
     NEVER = "never"
 
 
+class TrainingRunner(StrEnum):
+    LOCAL = "local"
+    QUEUE = "queue"
+
+
 class ActivationPolicy(StrEnum):
     IF_NOT_WORSE = "if_not_worse"
     ALWAYS = "always"
@@ -80,6 +85,20 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite (WAL) in the data folder.")
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
     scope: str = Field("global", description="Knowledge scope the console and CLI work in.")
+    heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How often a process records that it is alive (teachbot status); after three missed beats it "
+        "counts as stopped and its training runs as interrupted.",
+    )
+    change_poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often a process reads what other processes changed, on SQLite (PostgreSQL notifies at "
+        "once and checks every 5 s besides).",
+    )
 
     # -- answering
     backend: Backend = Field(Backend.LOCAL, description="Model backend: local, openai or hybrid.")
@@ -92,8 +111,8 @@ class Settings(BaseSettings):
         0.35, ge=0.0, le=1.0, description="Below this confidence the local model gives the fallback answer."
     )
     fallback_answer: str = Field(
-        "I don't know that yet. Reply to this message with `!correct <the right answer>` to teach me.",
-        description="What the bot says when it does not know.",
+        "I don't know that yet.",
+        description="What the bot says when it does not know (each door adds how to teach it).",
     )
     instruction_file: Path | None = Field(
         None, description="Markdown guide shown by !instruction (default: the bundled guide)."
@@ -106,6 +125,16 @@ class Settings(BaseSettings):
     )
     holdout_fraction: float = Field(
         0.1, ge=0.0, le=0.5, description="Share of examples held out to evaluate a new version."
+    )
+    starter_examples: bool = Field(
+        True,
+        description="Train every version with the built-in small talk (greetings, thanks, what teachbot is); "
+        "false leaves only your own data.",
+    )
+    training_runner: TrainingRunner = Field(
+        TrainingRunner.LOCAL,
+        description="Where training runs: local (in the process that was asked) or queue (a `teachbot worker` "
+        "takes it from a job queue in PostgreSQL; needs teachbot[postgres]).",
     )
     max_upload_bytes: int = Field(
         20_000_000, gt=0, description="Largest dataset or audio attachment accepted, in bytes."
@@ -122,6 +151,17 @@ class Settings(BaseSettings):
     discord_gateway_url: str = Field("wss://gateway.discord.gg/", description="Discord gateway URL.")
     discord_connect_attempts: int = Field(
         5, ge=1, le=100, description="Tries to reach Discord at start (backoff 1, 2, 4… s, at most 60 s)."
+    )
+    shard_count: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Discord shards of the whole deployment; empty: no sharding (one process holds every guild).",
+    )
+    shard_ids: list[int] = Field(
+        default_factory=list,
+        description="The shards this process serves (0 … shard_count-1); empty: all of them. The process "
+        "holding shard 0 syncs the slash commands.",
     )
     chat_channels: list[int] = Field(
         default_factory=list, description="Channel ids where the bot answers every message."
@@ -181,10 +221,12 @@ class Settings(BaseSettings):
 
     # -- speech
     stt_engine: SttEngine | None = Field(
-        None, description="Speech-to-text engine; empty: whisper if installed and configured, else sphinx."
+        None, description="Speech-to-text engine; empty: whisper when faster-whisper is installed, else sphinx."
     )
     tts_engine: TtsEngine = Field(TtsEngine.ESPEAK, description="Text-to-speech engine.")
-    whisper_model: str = Field("", description="faster-whisper model: a local path or a model name.")
+    whisper_model: str = Field(
+        "", description="faster-whisper model: a local folder or a model name; empty: the bundled tiny.en."
+    )
     speech_language: str = Field("en", description="Language of speech in (BCP-47 / ISO code).")
     tts_language: str = Field("en", description="Language of speech out.")
     tts_voice: str = Field("", description="Voice name for the TTS engine (engine default if empty).")
@@ -199,6 +241,31 @@ class Settings(BaseSettings):
         VoiceReplies.SAME_CHANNEL, description="Speak answers in voice: same_channel, always or never."
     )
     voice_idle_seconds: float = Field(300.0, gt=0, description="Leave a voice channel after this long idle.")
+    voice_wake_words: list[str] = Field(
+        default_factory=list,
+        description="Words that address the bot at the start of something said in voice, besides its name.",
+    )
+    voice_answer_everyone: bool = Field(
+        False, description="Answer everything said in voice, not only what addresses the bot (with several people)."
+    )
+    voice_listen_roles: list[str] = Field(
+        default_factory=list, description="Role ids or names that may use listen (empty: every member)."
+    )
+    voice_listen_channels: list[int] = Field(
+        default_factory=list, description="Voice channel ids where the bot may listen (empty: any)."
+    )
+    voice_opt_out_roles: list[str] = Field(
+        default_factory=list, description="Members with one of these roles are never listened to."
+    )
+    voice_silence_ms: int = Field(
+        600, ge=200, le=3000, description="Quiet that ends an utterance in voice, in milliseconds."
+    )
+    voice_max_utterance_seconds: float = Field(
+        20.0, gt=1, le=120, description="A speaker who never pauses is cut after this many seconds."
+    )
+    voice_store_audio: bool = Field(
+        False, description="Keep each heard utterance as a WAV file under the data folder (off: never stored)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -246,6 +313,27 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"the folder {value!r} has no {' and no '.join(missing)}")
         return str(folder.resolve())
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_fit(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        count = info.data.get("shard_count")
+        if value and count is None:
+            raise ValueError("needs shard_count (the deployment's number of shards) too")
+        outside = [i for i in value if count is not None and not 0 <= i < count]
+        if outside and count is not None:
+            raise ValueError(f"{outside} outside 0…{count - 1} (shard_count is {count})")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a shard twice")
+        return sorted(value)
+
+    @property
+    def shard_label(self) -> str:
+        """The shards this process serves, as ``teachbot status`` shows them ("0,1 of 4"; "all" unsharded)."""
+        if self.shard_count is None:
+            return "all"
+        served = self.shard_ids or list(range(self.shard_count))
+        return f"{','.join(str(i) for i in served)} of {self.shard_count}"
 
     # -- derived paths (one place decides the layout of the data folder)
     @property

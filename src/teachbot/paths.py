@@ -145,8 +145,10 @@ def safe_filename(name: str) -> str:
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write through a temporary file in the same folder, flushed to disk, then renamed over ``path``:
-    readers see the old file or the whole new one, never half of it. A full disk becomes ``DiskFull``,
-    other operating-system errors a ``UserError`` naming the file."""
+    readers see the old file or the whole new one, never half of it. The file gets the permissions a
+    plain ``open(path, "w")`` would give it (those of the file it replaces, else 0666 less the umask,
+    usually 0644), not the owner-only 0600 of a temporary file. A full disk becomes ``DiskFull``, other
+    operating-system errors a ``UserError`` naming the file."""
     try:
         with disk_full_guard(path.name):
             _atomic_write(path, write)
@@ -163,8 +165,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(path)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -173,6 +177,28 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _file_mode(path: Path) -> int:
+    """The permission bits ``path`` keeps (if it exists) or gets (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` sets it to read it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _stat(path: Path, shown: str) -> os.stat_result:

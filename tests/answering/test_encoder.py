@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,8 +18,9 @@ import numpy as np
 import pytest
 
 import teachbot
-from teachbot.answering.encoding import MAX_TOKENS, CachedEncoder, Encoder, OnnxEncoder, load_encoder
+from teachbot.answering.encoding import MAX_TOKENS, CachedEncoder, Encoder, OnnxEncoder, load_encoder, models
 from teachbot.answering.encoding.cache import CACHE_FILE
+from teachbot.answering.encoding.encoder import ModelFileError
 from teachbot.answering.encoding.models import bundled_files
 from teachbot.config import load_settings
 from teachbot.errors import ConfigError
@@ -202,6 +204,18 @@ def test_unusable_model_files_are_a_config_error(tmp_path: Path, broken: str, wo
     with pytest.raises(ConfigError, match="'encoder'") as caught:
         load_encoder(str(load_settings(encoder=str(folder)).encoder))
     assert words in str(caught.value)
+
+
+def test_the_bundled_model_file_must_have_its_pinned_hash(tmp_path: Path) -> None:
+    files = bundled_files()
+    with pytest.raises(ModelFileError, match="not the pinned"):
+        OnnxEncoder.load(dataclasses.replace(files, model_sha256="0" * 64))
+
+
+def test_a_missing_model_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "MODEL_DISTRIBUTION", "teachbot-no-such-model-package")
+    with pytest.raises(ConfigError, match=r"'encoder'.*requirements/models\.txt.*encoder=none"):
+        load_encoder("minilm")
 
 
 def test_cache_hits_skip_the_model_and_survive_a_reopen(

@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.bounded import within
 
 from teachbot.app import App
 from teachbot.datasets.examples import Example
@@ -163,31 +163,18 @@ async def test_a_lone_surrogate_never_reaches_the_database(app: App) -> None:
         ("d.jsonl", '{"prompt": ' + "[" * 100_000 + "]" * 100_000 + ', "answer": "x"}'),
         ("d.jsonl", '{"prompt": "\\u0041", "answer": ' + "[" * 5_000 + "]" * 5_000 + "}"),
         ("c.yaml", "conversations:\n- " + "[" * 100_000),
+        ("c.yaml", "conversations:\n" + "".join(" " * i + "- \n" for i in range(3_000))),
+        ("c.yaml", "conversations:\n- " + "- " * 3_000 + "x"),
     ],
 )
 def test_deep_nesting_is_a_format_error(tmp_path: Path, source: str, content: str) -> None:
-    with pytest.raises(DataFormatError):
-        parse_examples(content.encode(), source=source)
+    """Refused early: PyYAML would spend seconds on 100,000 levels before a RecursionError."""
+    error = within(5, lambda: parse_examples(content.encode(), source=source))
+    assert isinstance(error, DataFormatError), repr(error)
+    assert "nested" in str(error)
     path = tmp_path / source
     path.write_text(content)
     assert not validate_file(path).ok
-
-
-def _returns_within(seconds: float, call: Callable[[], object]) -> BaseException | None:
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"blocked for more than {seconds} s"
-    return outcome[0]
 
 
 @pytest.mark.parametrize("reader", ["validate", "read", "validate as validation set"])
@@ -209,6 +196,6 @@ def test_files_that_are_not_datasets_are_refused_at_once(tmp_path: Path, reader:
         "read": lambda: read_examples(path, max_bytes=1000),
         "validate as validation set": lambda: validate_file(good, validation=path),
     }
-    error = _returns_within(5, calls[reader])
+    error = within(5, calls[reader])
     assert isinstance(error, UserError), repr(error)
     assert any(word in str(error) for word in ("not a regular file", "folder", "loops", "too long")), str(error)

@@ -36,9 +36,9 @@ async def test_every_command_is_a_slash_command_synced_once(fake_discord: FakeDi
 async def test_everyday_commands(mode: str, fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk) -> None:
     owner, member = fake_discord.owner, fake_discord.member
     assert (await talk.run(mode, "hi", user=member)).content == "HI!"
-    help_for_member = (await talk.run(mode, "help", user=member)).content
+    help_for_member = (await talk.run(mode, "help", user=member)).embed_text  # an embed, not a wall of text
     assert "!correct" in help_for_member and "!train" not in help_for_member
-    assert "!train" in (await talk.run(mode, "help", user=owner)).content
+    assert "!train" in (await talk.run(mode, "help", user=owner)).embed_text
     assert "How to use teachbot" in (await talk.run(mode, "instruction", user=member)).content
 
     note = "the answers about maths are old"

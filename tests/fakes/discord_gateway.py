@@ -40,6 +40,17 @@ class GatewaySession:
     def intents(self) -> int:
         return int((self.identify or {}).get("intents", 0))
 
+    @property
+    def shard(self) -> tuple[int, int]:
+        """(shard id, shard count) from IDENTIFY; an unsharded bot is shard 0 of 1."""
+        shard = (self.identify or {}).get("shard") or [0, 1]
+        return int(shard[0]), int(shard[1])
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether events of ``guild_id`` go to this session (Discord's rule; DMs go to shard 0)."""
+        shard_id, count = self.shard
+        return (guild_id >> 22) % count == shard_id if guild_id is not None else shard_id == 0
+
     async def send(self, op: int, data: Any = None, event: str | None = None) -> None:
         frame: dict[str, Any] = {"op": op, "d": data, "s": None, "t": event}
         if op == DISPATCH:
@@ -100,8 +111,9 @@ async def _identify(fake: FakeDiscord, session: GatewaySession, data: dict[str, 
     ready = {
         "v": 10,
         "user": {**fake.bot.payload(), "verified": True, "mfa_enabled": False},
-        "guilds": [{"id": str(g.id), "unavailable": True} for g in fake.guilds.values()],
+        "guilds": [{"id": str(g.id), "unavailable": True} for g in fake.guilds.values() if session.serves(g.id)],
         "session_id": session.session_id,
+        "shard": list(session.shard),
         "resume_gateway_url": fake.gateway_url,
         "application": {"id": str(fake.application_id), "flags": 0},
         "private_channels": [],
@@ -112,7 +124,8 @@ async def _identify(fake: FakeDiscord, session: GatewaySession, data: dict[str, 
     }
     await session.send(DISPATCH, ready, "READY")
     for guild in fake.guilds.values():
-        await session.send(DISPATCH, guild.create_payload(), "GUILD_CREATE")
+        if session.serves(guild.id):
+            await session.send(DISPATCH, guild.create_payload(), "GUILD_CREATE")
 
 
 async def _voice_state(fake: FakeDiscord, session: GatewaySession, data: dict[str, Any]) -> None:

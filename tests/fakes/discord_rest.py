@@ -78,6 +78,7 @@ class RestApi:
             ("GET", f"/users/{m('user_id')}", self.get_user),
             ("POST", "/users/@me/channels", self.open_dm),
             ("GET", "/oauth2/applications/@me", self.application_info),
+            ("GET", "/applications/@me", self.application_info),
             ("GET", "/gateway", self.gateway),
             ("GET", "/gateway/bot", self.gateway),
             ("GET", f"/channels/{m('channel_id')}", self.get_channel),
@@ -139,7 +140,7 @@ class RestApi:
             "bot_require_code_grant": False,
             "owner": fake.user(fake.owner_id).payload(),
             "verify_key": "0" * 64,
-            "flags": 0,
+            "flags": fake.application_flags,
             "team": None,
             "bot": fake.bot.payload(),
         }

@@ -86,6 +86,7 @@ class FakeDiscord(MessageMixin, InteractionMixin):
     def __init__(self, *, token: str = "fake-bot-token", echo_own_messages: bool = True) -> None:
         self.token = token
         self.echo_own_messages = echo_own_messages
+        self.application_flags = 0  # GET /applications/@me; 1 << 19: the Message Content intent (limited) is on
         self.ids = Snowflakes()
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -264,6 +265,24 @@ class FakeDiscord(MessageMixin, InteractionMixin):
         self.users[user.id] = user
         return user
 
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """Another guild (before the bot connects) with the bot, the owner, the member and a text channel
+        "general"; ``shard`` (id, count) picks an id that Discord's rule puts on that shard."""
+        guild_id = self.ids.next()
+        while shard is not None and (guild_id >> 22) % shard[1] != shard[0]:
+            guild_id = self.ids.next() + (1 << 22)  # the next millisecond: the next shard
+            self.ids._last = guild_id
+        guild = FakeGuild(guild_id, name, owner_id=self.owner.id)
+        self.guilds[guild.id] = guild
+        everyone = FakeRole(guild.id, "@everyone", EVERYONE_PERMISSIONS)
+        bot_role = FakeRole(self.ids.next(), "teachbot", ALL_PERMISSIONS, position=1)
+        guild.roles.update({everyone.id: everyone, bot_role.id: bot_role})
+        self.add_member(self.bot, [bot_role.id], guild)
+        self.add_member(self.owner, guild=guild)
+        self.add_member(self.member, guild=guild)
+        self.add_channel("general", ChannelType.TEXT, guild)
+        return guild
+
     def add_member(self, user: FakeUser, role_ids: Sequence[int] = (), guild: FakeGuild | None = None) -> FakeMember:
         """Add a member before the bot connects (GUILD_CREATE carries members; no GUILD_MEMBER_ADD)."""
         member = FakeMember(user, list(role_ids))
@@ -356,8 +375,10 @@ class FakeDiscord(MessageMixin, InteractionMixin):
     # gateway
 
     async def dispatch(self, event: str, data: Mapping[str, Any], *, echo: bool = False) -> None:
-        """Send a DISPATCH event to every identified bot (``echo``: the bot's own doing, none is fine)."""
-        ready = [s for s in self.sessions if s.identify is not None]
+        """Send a DISPATCH event to every identified bot whose shard holds its guild (DMs: shard 0)
+        (``echo``: the bot's own doing, none is fine)."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        ready = [s for s in self.sessions if s.identify is not None and s.serves(guild_id)]
         assert ready or echo, f"no bot is connected to the fake gateway to receive {event}"
         for session in ready:
             await session.send(0, data, event)

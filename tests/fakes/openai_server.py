@@ -75,6 +75,7 @@ class FakeOpenAIServer:
         self.send_usage = True  # usage in responses and, when asked, in a final stream chunk
         self.reject_stream_options = False  # answer 400 to stream_options, like some older servers
         self.known_models: set[str] | None = None  # set: other models get ``unknown_model_status``
+        self.listed_models = ["fake-model", "gpt-4o-mini"]  # GET /v1/models (known_models when set)
         self.unknown_model_status = 404  # OpenAI, vLLM and Ollama say 404; some proxies say 400
         self.cut_stream_after: int | None = None  # drop the connection after this many streamed pieces
         self.piece_delay = 0.0  # seconds between streamed pieces
@@ -94,6 +95,7 @@ class FakeOpenAIServer:
         app = web.Application(middlewares=[self._record_and_fail])
         app.add_routes([
             web.post("/v1/chat/completions", self._chat),
+            web.get("/v1/models", self._models),
             web.post("/v1/files", self._upload),
             web.get("/v1/files/{id}", self._file),
             web.post("/v1/fine_tuning/jobs", self._create_job),
@@ -204,6 +206,16 @@ class FakeOpenAIServer:
         except ConnectionResetError:  # the client gave up (its deadline) while we were still streaming
             pass
         return response
+
+    # -- models
+    async def _models(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TEST_API_KEY}":
+            return web.json_response({"error": {"message": "Incorrect API key provided.",
+                                                "type": "invalid_request_error", "param": None,
+                                                "code": "invalid_api_key"}}, status=401)
+        names = sorted(self.known_models) if self.known_models is not None else self.listed_models
+        return web.json_response({"object": "list", "data": [
+            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for name in names]})
 
     # -- files
     async def _upload(self, request: web.Request) -> web.Response:

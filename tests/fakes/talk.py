@@ -29,6 +29,16 @@ class Said:
         return str(self.message.get("content") or "")
 
     @property
+    def embed_text(self) -> str:
+        """The text of the message's embeds: titles, descriptions, field names and values."""
+        parts: list[str] = []
+        for embed in self.message.get("embeds") or []:
+            parts += [embed.get("title") or "", embed.get("description") or ""]
+            for field in embed.get("fields") or []:
+                parts += [field.get("name") or "", field.get("value") or ""]
+        return "\n".join(p for p in parts if p)
+
+    @property
     def files(self) -> dict[str, bytes]:
         return {a["filename"]: a["data"] for a in self.message.get("attachments") or []}
 
@@ -72,11 +82,13 @@ class Talk:
         kwargs.pop("reference", None)
         return await self.slash(name, options, **kwargs)
 
-    async def ask(self, text: str, *, user: FakeUser, channel: FakeChannel | None = None, **kwargs: Any) -> Said:
+    async def ask(
+        self, text: str, *, user: FakeUser, channel: FakeChannel | None = None, timeout: float = 5, **kwargs: Any
+    ) -> Said:
         """A chat message; the bot's next message in that channel must be the reply to it."""
         channel = channel or self.fake.text2
         sent = await self.fake.send_message(channel, user, text, **kwargs)
-        said = Said(await self.fake.wait_for_bot_message(channel))
+        said = Said(await self.fake.wait_for_bot_message(channel, timeout=timeout))
         reference = said.message.get("message_reference") or {}
         assert reference.get("message_id") == sent["id"], f"expected a reply to {text!r}, got {said.content!r}"
         return said

@@ -54,18 +54,44 @@ async def test_recent_turns_of_the_channel_are_the_memory(llm_app: App, openai_s
     assert any(m["role"] == "assistant" for m in messages)
 
 
-async def test_hybrid_answers_taught_questions_locally(openai_server: FakeOpenAIServer, llm_settings: Settings) -> None:
+async def test_hybrid_answers_taught_and_imported_questions_locally_and_small_talk_through_the_llm(
+    openai_server: FakeOpenAIServer, llm_settings: Settings, tmp_path: Path
+) -> None:
     settings = load_settings(**{**llm_settings.model_dump(), "backend": "hybrid"})
     app = await App.start(settings)
     try:
-        local = await app.chat.ask("who are you?", WHERE)
-        assert local.answer.backend == "local" and "teachbot" in local.answer.text
-        assert openai_server.chat_bodies == []
-        remote = await app.chat.ask("explain quantum tunnelling in one line", WHERE)
-        assert remote.answer.backend == "openai"
-        assert len(openai_server.chat_bodies) == 1
+        # the local model knows "who are you?" from its starter examples, surely, but only from them
+        starter = app.knowledge.answer("who are you?", "77")
+        assert not starter.is_fallback and starter.confidence >= settings.confidence_threshold
+        assert starter.matched_example_id is None
+        opened = await app.chat.ask("Name three fruits.", WHERE)
+        assert opened.answer.backend == "openai" and opened.answer.text == "You said: Name three fruits."
+        small_talk = await app.chat.ask("who are you?", WHERE)
+        assert small_talk.answer.backend == "openai", "built-in small talk is the LLM's to answer"
+        assert len(openai_server.chat_bodies) == 2
+
+        target = await app.chat.find_answer("77", answer_id=opened.answer_id)
+        await app.teaching.correct(WHERE, target, "Apples, pears and plums.", trusted=True)
+        taught = await app.chat.ask("Name three fruits.", WHERE)
+        assert (taught.answer.backend, taught.answer.text) == ("local", "Apples, pears and plums.")
+        assert taught.answer.matched_example_id is not None
+
+        rows = "question,answer\n" + "".join(
+            f'"{q}","The club meets on Fridays."\n'
+            for q in ("when does the club meet", "what day is the club", "club meeting day", "is the club on friday")
+        )
+        await app.datasets.import_file("77", write(tmp_path / "club.csv", rows), author="t")
+        await app.training.train("77", author="t")
+        imported = await app.chat.ask("when does the club meet?", WHERE)
+        assert (imported.answer.backend, imported.answer.text) == ("local", "The club meets on Fridays.")
+        assert len(openai_server.chat_bodies) == 2, "taught and imported answers cost no LLM call"
     finally:
         await app.close()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 async def test_user_quota_is_kept_across_restarts(openai_server: FakeOpenAIServer, llm_settings: Settings) -> None:

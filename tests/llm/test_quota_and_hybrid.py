@@ -22,7 +22,7 @@ class Clock:
 
 
 class FakeLocal:
-    """A local ``ChatModel`` that knows one question."""
+    """A local ``ChatModel`` that knows one taught question, and "hello" from its starter examples."""
 
     name = "local"
 
@@ -34,6 +34,8 @@ class FakeLocal:
         self.asked.append(question.text)
         if question.text == self.known:
             return Answer("taught answer", self.confidence, "local-v3", matched_example_id=5)
+        if question.text == "hello":  # a starter example: no stored example behind it
+            return Answer("Hello! I'm teachbot.", 1.0, "local-v3", matched_prompt="hello")
         return Answer("I don't know that yet.", 0.1, "local-v3", is_fallback=True)
 
 
@@ -120,3 +122,19 @@ async def test_hybrid_below_threshold_goes_to_llm(
     finally:
         await llm.close()
     assert answer.backend == "openai"
+
+
+async def test_hybrid_leaves_starter_small_talk_to_the_llm(
+    hybrid_parts: Callable[..., tuple[HybridChatModel, FakeLocal, OpenAIChatModel]],
+    openai_server: FakeOpenAIServer,
+) -> None:
+    hybrid, local, llm = hybrid_parts(0.5)
+    try:
+        answer = await hybrid.answer(Question("hello"))
+        streamed = hybrid.stream(Question("hello"))
+        text = "".join([d async for d in streamed])
+    finally:
+        await llm.close()
+    assert local.asked == ["hello", "hello"]
+    assert (answer.backend, answer.text) == ("openai", "You said: hello")
+    assert (streamed.answer.backend, text) == ("openai", "You said: hello")

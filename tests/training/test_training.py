@@ -198,7 +198,7 @@ async def test_a_cancelled_run_stops_and_changes_nothing(app: App, tmp_path: Pat
     assert (cancelled.run_id, cancelled.state, cancelled.version) == (newest.run_id, "cancelled", None)
     assert app.knowledge.model_version("global") == "v1"
     assert [v.name for v in await app.versions.in_scope("global")] == ["v1"]
-    with pytest.raises(UserError, match="is cancelled; only a running run can be cancelled"):
+    with pytest.raises(UserError, match="is cancelled; only a queued or running run can be cancelled"):
         await app.training.cancel("global", newest.run_id)
     with pytest.raises(UserError, match="There is no run #999 here"):
         await app.training.cancel("global", 999)
@@ -223,3 +223,71 @@ async def test_a_server_sees_its_own_and_global_versions_only(app: App, tmp_path
     assert (await app.versions.load("42", "v1")).version == "v1"
     with pytest.raises(UserError, match="no earlier version"):
         await app.versions.rollback("42", author="t")
+
+
+def held_out_prompts(count: int, template: str) -> list[str]:
+    """Prompts the hash split holds out (``holdout_fraction`` 0.1), found by trying numbers in ``template``."""
+    from teachbot.training.data import is_held_out
+
+    found = [template.format(n) for n in range(10_000) if is_held_out(template.format(n), 0.1)]
+    return found[:count]
+
+
+async def test_the_version_that_serves_learned_the_held_out_questions(app: App, tmp_path: Path) -> None:
+    rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(6)}
+    hidden = held_out_prompts(3, "what is the secret word {}")
+    rows["The secret word is plover."] = hidden  # an answer only the held-out split teaches
+    await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
+    stages: list[str] = []
+    outcome = await app.training.train("global", author="t", progress=lambda stage, _done: stages.append(stage))
+    held = await app.testing.holdout_examples("global")
+    assert {e.prompt for e in held} >= set(hidden)
+    assert outcome.report is not None and outcome.report.examples == len(held)
+    # the gate model, scored on the held-out split, never saw the secret word: it got those wrong
+    assert [o for o in outcome.report.outcomes if o.prompt in hidden and o.correct] == []
+    assert "then learned from all" in outcome.report.summary()
+    assert any(s.startswith("training the final version on all") for s in stages)
+    # the version that serves learned every selected example, the held-out ones too
+    assert outcome.version.examples == len(starter_examples()) + sum(len(p) for p in rows.values())
+    assert await ask(app, hidden[0]) == "The secret word is plover."
+    answer = app.knowledge.answer(hidden[1])
+    assert answer.matched_example_id is not None, "held-out examples keep their ids in the version"
+    [row] = [v for v in await app.versions.in_scope("global") if v.name == outcome.version.name]
+    assert row.metrics["accuracy"] == outcome.report.to_json()["accuracy"]
+    # loaded from disk the same
+    loaded = await app.versions.load("global", outcome.version.name)
+    assert set(hidden) <= set(loaded.model.prompts)
+
+
+async def test_retraining_on_the_same_data_compares_fairly_and_activates(app: App, tmp_path: Path) -> None:
+    rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(6)}
+    rows["The secret word is plover."] = held_out_prompts(3, "what is the secret word {}")
+    await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
+    first = await app.training.train("global", author="t")
+    assert first.activated and first.report is not None and first.report.accuracy < 1.0
+    # the active version learned the held-out questions; compared on them it would look perfect and
+    # block every new version. It is compared by what its gate model scored before learning them.
+    again = await app.training.train("global", author="t", activation=ActivationPolicy.IF_NOT_WORSE)
+    assert again.report is not None and again.report.previous is not None
+    assert again.report.previous["model_version"] == first.version.name
+    assert again.report.previous["accuracy"] == pytest.approx(first.report.accuracy)
+    assert again.report.previous["questions"] == again.report.examples
+    assert again.activated and app.knowledge.model_version("global") == again.version.name
+
+
+async def test_test_on_learned_questions_says_so(app: App, tmp_path: Path) -> None:
+    from teachbot.transports.catalogue import Door
+    from teachbot.transports.handlers import Call, CommandHandlers
+
+    rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(6)}
+    await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
+    outcome = await app.training.train("global", author="t")
+    assert outcome.report is not None
+    call = Call(Origin("global", "c", "trainer"), Door.CONSOLE)
+    reply = await CommandHandlers(app).test(call)
+    held = await app.testing.holdout_examples("global")
+    assert f"{outcome.version.name} learned {len(held)} of these {len(held)} questions in training" in reply.text
+    assert f"before learning it: accuracy {outcome.report.accuracy:.1%}" in reply.text
+    assert reply.report is not None and reply.report.to_json()["note"] == reply.report.note
+    fresh = await app.testing.test("global", [Example("when is thing 3 discussed", "answer 3")])
+    assert fresh.note == "", "a test set of new questions needs no note"

@@ -74,5 +74,5 @@ PRIVILEGED = [spec for spec in COMMANDS if spec.privilege > Privilege.MEMBER]
 def test_privileged_entries_are_the_trainer_commands() -> None:
     assert {s.name for s in PRIVILEGED} == {
         "forget", "review", "approve", "reject", "train", "test", "validate", "datasets",
-        "select_dataset", "jobs", "models", "archive", "getfile",
+        "select_dataset", "jobs", "status", "models", "archive", "getfile",
     }  # fmt: skip

@@ -21,12 +21,12 @@ def teachbot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_say_then_transcribe_round_trip(tmp_path: Path) -> None:
-    said = teachbot(tmp_path, "say", "hello world, this is teachbot", "-o", str(tmp_path / "hello.ogg"))
+    said = teachbot(tmp_path, "say", "good morning, how are you today", "-o", str(tmp_path / "hello.ogg"))
     assert said.returncode == 0, said.stderr
     assert (tmp_path / "hello.ogg").read_bytes()[:4] == b"OggS"
     heard = teachbot(tmp_path, "transcribe", str(tmp_path / "hello.ogg"))
     assert heard.returncode == 0, heard.stderr
-    assert "hello" in heard.stdout and "world" in heard.stdout
+    assert "morning" in heard.stdout.lower() and "today" in heard.stdout.lower()
 
 
 def test_say_writes_wav_and_refuses_other_formats(tmp_path: Path) -> None:

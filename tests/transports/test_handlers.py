@@ -30,7 +30,11 @@ def test_bad_numbers_are_refused_in_words(word: str) -> None:
 
 def test_a_line_is_read_into_typed_arguments() -> None:
     correct = BY_NAME["correct"]
-    assert parse_line("!", correct, "12 Paris is the capital.") == {"message_id": 12, "answer": "Paris is the capital."}
+    assert parse_line("!", correct, "#12 Paris is the capital.") == {
+        "message_id": 12,
+        "answer": "Paris is the capital.",
+    }
+    assert parse_line("!", correct, "42 is the answer.") == {"message_id": None, "answer": "42 is the answer."}
     assert parse_line("!", correct, "Paris is the capital.") == {"message_id": None, "answer": "Paris is the capital."}
     test = BY_NAME["test"]
     assert parse_line("!", test, 'v2 ["q"]') == {"file": None, "version": "v2", "data": '["q"]'}

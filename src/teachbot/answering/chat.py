@@ -1,4 +1,9 @@
-"""The chat service: answer a message, remember the exchange, and find earlier answers again."""
+"""The chat service: answer a message, remember the exchange, and find earlier answers again.
+
+The conversation memory given to LLM backends (a reply chain, else the channel's recent turns) shows
+each corrected answer as its correction says, so a model never reads its old wrong answer as its own
+turn and repeats it.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,20 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from teachbot.answering.protocols import Answer, Attachment, ChatModel, Question, Turn
 from teachbot.store.db import Database
-from teachbot.store.tables import Message, utcnow
+from teachbot.store.tables import Correction, Example, ExampleStatus, Message, utcnow
 
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Answer], Awaitable[str | None]]  # sends an answer, returns the sent message's transport id
 
 MAX_QUESTION_CHARS = 4000
+#: ``TeachStatus.APPLIED`` (teaching/service.py, which imports this module): a correction in force.
+APPLIED = "applied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,31 +252,58 @@ class ChatService:
     async def reply_chain(self, scope: str, external_id: str, limit: int = 10) -> tuple[Turn, ...]:
         """The messages a reply answers, following reply links back, oldest first (at most ``limit``)."""
 
-        def walk(s: Session) -> list[Message]:
+        def walk(s: Session) -> tuple[Turn, ...]:
             chain: list[Message] = []
             message = _by_external_id(s, scope, external_id)
             while message is not None and len(chain) < limit:
                 chain.append(message)
                 message = s.get(Message, message.reply_to_id) if message.reply_to_id else None
-            return chain
+            return _as_turns(s, list(reversed(chain)))
 
-        chain = await self.db.run(walk)
-        return tuple(Turn("assistant" if m.is_bot else "user", m.text) for m in reversed(chain))
+        return await self.db.run(walk)
 
     async def recent_turns(self, scope: str, channel: str, limit: int = 10) -> tuple[Turn, ...]:
         """The last ``limit`` messages of a channel as conversation turns, oldest first."""
 
-        def recent(s: Session) -> list[Message]:
+        def recent(s: Session) -> tuple[Turn, ...]:
             query = (
                 select(Message)
                 .where(Message.scope == scope, Message.channel == channel)
                 .order_by(Message.id.desc())
                 .limit(limit)
             )
-            return list(s.scalars(query))
+            return _as_turns(s, list(reversed(list(s.scalars(query)))))
 
-        messages = await self.db.run(recent)
-        return tuple(Turn("assistant" if m.is_bot else "user", m.text) for m in reversed(messages))
+        return await self.db.run(recent)
+
+
+def _as_turns(s: Session, messages: Sequence[Message]) -> tuple[Turn, ...]:
+    """Messages (oldest first) as conversation turns, each corrected answer replaced by its correction."""
+    corrected = _corrections_of(s, [m.id for m in messages if m.is_bot])
+    return tuple(
+        Turn("assistant", corrected.get(m.id, m.text)) if m.is_bot else Turn("user", m.text) for m in messages
+    )
+
+
+def _corrections_of(s: Session, answer_ids: Sequence[int]) -> dict[int, str]:
+    """The better answer of each of these bot answers that a correction in force replaced (newest wins).
+
+    A correction is in force while it is applied and its taught example is active: one undone
+    (``!undo``), still waiting for review, or whose example was forgotten leaves the answer as sent.
+    """
+    if not answer_ids:
+        return {}
+    query = (
+        select(Correction.message_id, Correction.better_answer)
+        .outerjoin(Example, Example.id == Correction.example_id)
+        .where(
+            Correction.message_id.in_(answer_ids),
+            Correction.status == APPLIED,
+            or_(Correction.example_id.is_(None), Example.status == ExampleStatus.ACTIVE),
+        )
+        .order_by(Correction.id)
+    )
+    return {message_id: better for message_id, better in s.execute(query) if message_id is not None}
 
 
 def _id_by_external_id(s: Session, scope: str, external_id: str) -> int | None:

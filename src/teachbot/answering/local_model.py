@@ -92,7 +92,10 @@ class EncoderMismatch(TeachbotError):
     def __init__(self, trained: str, running: str | None) -> None:
         self.trained, self.running = trained, running
         now = f"the encoder {running}" if running else "no encoder (encoder=none)"
-        super().__init__(f"it was trained with the sentence encoder {trained}, and the bot now runs with {now}")
+        super().__init__(
+            f"it was trained with the sentence encoder {trained}, and the bot now runs with {now}; "
+            "set `encoder` back, or train and activate a new version"
+        )
 
 
 @dataclass(frozen=True, slots=True)

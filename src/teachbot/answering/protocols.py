@@ -13,6 +13,7 @@ def scope_for(guild_id: int | None) -> str:
     """A server's knowledge scope is its id; direct messages (no server) use the global scope."""
     return GLOBAL_SCOPE if guild_id is None else str(guild_id)
 
+
 Role = Literal["system", "user", "assistant"]
 
 

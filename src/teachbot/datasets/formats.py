@@ -254,4 +254,3 @@ def _check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise UserError(f"Unknown dataset format `{fmt}`; use one of: {', '.join(FORMATS)}.")
     return fmt
-

@@ -17,6 +17,8 @@ from teachbot.errors import DataFormatError, show_name
 __all__ = [
     "ANSWER_COLUMNS",
     "PROMPT_COLUMNS",
+    "EmptyFieldError",
+    "MissingColumnError",
     "examples_from_record",
     "parse_corpus_yaml",
     "parse_jsonl",
@@ -25,14 +27,35 @@ __all__ = [
     "shown_value",
 ]
 
-PROMPT_COLUMNS = ("prompt", "question", "text", "input", "utterance")
-ANSWER_COLUMNS = ("answer", "response", "label", "intent", "category", "output", "completion")
+# Column (CSV) or key (JSONL) names read as the prompt and the answer, first match wins; "instruction" comes
+# before "input" because instruction/input/output files keep optional context in "input".
+PROMPT_COLUMNS = ("prompt", "question", "q", "instruction", "query", "text", "input", "utterance")
+ANSWER_COLUMNS = ("answer", "a", "response", "reply", "label", "intent", "category", "output", "completion")
 _OPTIONAL_COLUMNS = ("system", "rejected")
 _YAML_TAGS = {
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")
 }
 _Q = re.compile(r"^\s*(?:q|question)\s*:\s?(.*)$", re.IGNORECASE)
 _A = re.compile(r"^\s*(?:a|answer)\s*:\s?(.*)$", re.IGNORECASE)
+
+
+class MissingColumnError(DataFormatError):
+    """No column (or key) holds the prompt or the answer."""
+
+
+class EmptyFieldError(DataFormatError):
+    """A prompt or answer is empty; ``field`` says which."""
+
+    def __init__(self, field: str, *, source: str, line: int | None) -> None:
+        super().__init__(f"empty {field}", source=source, line=line)
+        self.field = field
+
+
+def known_keys_hint(what: str = "key") -> str:
+    """Which names teachbot reads as prompt and answer, for messages about files it cannot read."""
+    prompts = ", ".join(f"`{name}`" for name in PROMPT_COLUMNS[:5])
+    answers = ", ".join(f"`{name}`" for name in ANSWER_COLUMNS[:4])
+    return f"a prompt {what} ({prompts} …) and an answer {what} ({answers} …)"
 
 
 def parse_table(
@@ -122,6 +145,28 @@ def examples_from_record(
     return [_example(values, source, line, weight=_weight(weight, source, line))]
 
 
+MAX_YAML_DEPTH = 32  # a corpus needs 3 levels; deep nesting only costs time (PyYAML slows down quadratically)
+
+
+class _ShallowLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses nesting deeper than ``MAX_YAML_DEPTH`` while scanning, before it costs
+    seconds of parsing or ends in a ``RecursionError``."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_YAML_DEPTH:
+            self._too_deep()
+        super().fetch_flow_collection_start(TokenClass)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_YAML_DEPTH:
+            self._too_deep()
+        return bool(super().add_indent(column))
+
+    def _too_deep(self) -> None:
+        mark = self.get_mark()
+        raise yaml.scanner.ScannerError(problem=f"nested more than {MAX_YAML_DEPTH} levels deep", problem_mark=mark)
+
+
 def parse_corpus_yaml(text: str, source: str) -> list[Example]:
     """A ChatterBot corpus: each consecutive pair of a conversation is a statement and its response.
 
@@ -129,7 +174,7 @@ def parse_corpus_yaml(text: str, source: str) -> list[Example]:
     expand; both are refused with the line they are on.
     """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_ShallowLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise DataFormatError(
@@ -216,7 +261,7 @@ def _pick_columns(
     for role, named, candidates in (("prompt", prompt, PROMPT_COLUMNS), ("answer", answer, ANSWER_COLUMNS)):
         if named is not None:
             if named.strip().casefold() not in names:
-                raise DataFormatError(
+                raise MissingColumnError(
                     f"has no {what} `{show_name(named, 40)}`; the {what}s are: {found or 'none'}",
                     source=source,
                     line=line,
@@ -226,11 +271,11 @@ def _pick_columns(
         index = next((names.index(c) for c in candidates if c in names and names.index(c) not in chosen.values()), None)
         if index is None:
             hint = (
-                "the first row must name the columns, e.g. `prompt,answer`"
+                f"the first row must name the columns: {known_keys_hint('column')}"
                 if what == "column"
-                else ("a line needs `messages`, or `prompt` and `answer`")
+                else f"a line needs `messages`, or {known_keys_hint()}"
             )
-            raise DataFormatError(f"no {role} {what} ({hint}); found: {found or 'none'}", source=source, line=line)
+            raise MissingColumnError(f"no {role} {what} among {found or 'none'}; {hint}", source=source, line=line)
         chosen[role] = index
     for name in _OPTIONAL_COLUMNS:
         if name in names:
@@ -241,9 +286,9 @@ def _pick_columns(
 def _example(values: Mapping[str, str | None], source: str, line: int, weight: float = 1.0) -> Example:
     prompt, answer = (values.get("prompt") or "").strip(), (values.get("answer") or "").strip()
     if not prompt:
-        raise DataFormatError("empty prompt", source=source, line=line)
+        raise EmptyFieldError("prompt", source=source, line=line)
     if not answer:
-        raise DataFormatError("empty answer", source=source, line=line)
+        raise EmptyFieldError("answer", source=source, line=line)
     return Example(
         prompt,
         answer,

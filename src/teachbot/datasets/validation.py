@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from teachbot.config import Backend
 from teachbot.datasets import formats, readers
 from teachbot.datasets.examples import LONE_SURROGATE, Example, is_storable
-from teachbot.datasets.readers import shown_value
-from teachbot.errors import DataFormatError, FileTooLarge, show_name
+from teachbot.datasets.readers import EmptyFieldError, MissingColumnError, known_keys_hint, shown_value
+from teachbot.errors import DataFormatError, FileTooLarge, file_error, show_name
 from teachbot.paths import open_regular_file
 from teachbot.tokens import count_tokens
 
@@ -32,6 +33,7 @@ CHECKS: dict[str, tuple[Level, str]] = {
     "invalid_json": ("error", "a line is not valid JSON"),
     "data_type": ("error", "a line is not a JSON object"),
     "missing_messages": ("error", "no `messages` list"),
+    "missing_keys": ("error", "no prompt or answer column (or key)"),
     "message_missing_key": ("error", "a message lacks `role` or `content`"),
     "message_unrecognized_key": ("error", "a message has a key OpenAI does not accept"),
     "unrecognized_role": ("error", "a message role is not system, user, assistant, tool or function"),
@@ -45,7 +47,7 @@ CHECKS: dict[str, tuple[Level, str]] = {
     "api_key": ("error", "an API key or access token"),
     "missing_system": ("warning", "no system message"),
     "missing_user": ("warning", "no user message"),
-    "few_examples": ("warning", f"fewer than {MIN_EXAMPLES} examples"),
+    "few_examples": ("warning", f"fewer than {MIN_EXAMPLES} examples (OpenAI's fine-tuning minimum)"),
     "long_example": ("warning", f"an example is long ({WARN_TOKENS:,} tokens by default)"),
     "duplicate": ("warning", "the same example twice"),
     "near_duplicate": ("warning", "the same example up to case, punctuation and spacing"),
@@ -55,6 +57,8 @@ CHECKS: dict[str, tuple[Level, str]] = {
 }
 
 _ROLES = {"system", "user", "assistant", "tool", "function"}
+# Keys that make a JSON line a prompt/answer or preference line rather than a chat line.
+_FLAT_KEYS = {*readers.PROMPT_COLUMNS, *readers.ANSWER_COLUMNS, "preferred_output", "non_preferred_output"}
 _MESSAGE_KEYS = {
     "role",
     "content",
@@ -185,15 +189,18 @@ def validate_examples(
     validation: Iterable[Example] | None = None,
     max_tokens: int = MAX_TOKENS,
     warn_tokens: int = WARN_TOKENS,
+    backend: Backend = Backend.OPENAI,
 ) -> ValidationReport:
-    """Check examples already in memory (from any reader, or from the database)."""
-    checker = _Checker(source, max_tokens=max_tokens, warn_tokens=warn_tokens)
+    """Check examples already in memory (from any reader, or from the database); OpenAI's minimum count
+    applies only when ``backend`` is openai (fine-tuning)."""
+    checker = _Checker(source, max_tokens=max_tokens, warn_tokens=warn_tokens, backend=backend)
     if validation is not None:
         checker.set_validation(validation)
     for number, example in enumerate(examples, start=1):
         line = example.line if example.line is not None else number
-        if not example.prompt.strip() or not example.answer.strip():
-            checker.issue("missing_content", "empty prompt or answer", line)
+        empty = [name for name in ("prompt", "answer") if not getattr(example, name).strip()]
+        if empty:
+            checker.issue("missing_content", " and ".join(f"the {name} is empty" for name in empty), line)
             continue
         if not all(is_storable(t) for t in _example_texts(example)):
             checker.issue("format", LONE_SURROGATE, line)
@@ -212,14 +219,17 @@ def validate_file(
     max_bytes: int | None = None,
     max_tokens: int = MAX_TOKENS,
     warn_tokens: int = WARN_TOKENS,
+    backend: Backend = Backend.OPENAI,
 ) -> ValidationReport:
     """Check a dataset file without importing it; JSONL is streamed and checked line by line.
 
     A file that cannot be opened (missing, a folder, a pipe, unreadable) raises ``UserError``; one that
-    opens but cannot be read as a dataset (too large, not text, malformed) is reported as ``format``.
+    opens but cannot be read as a dataset (too large, not text, malformed) is reported as ``format``, or
+    as ``missing_keys`` / ``missing_content`` when no column holds the prompt or answer, or one is empty.
+    OpenAI's minimum count applies only when ``backend`` is openai (fine-tuning).
     """
     source = show_name(path.name or str(path))
-    checker = _Checker(source, max_tokens=max_tokens, warn_tokens=warn_tokens)
+    checker = _Checker(source, max_tokens=max_tokens, warn_tokens=warn_tokens, backend=backend)
     if validation is not None:
         try:
             checker.set_validation(formats.read_examples(validation, max_bytes=max_bytes))
@@ -245,8 +255,10 @@ def validate_file(
         checker.issue("format", exc.detail)
         return checker.finish()
     except DataFormatError as exc:
-        checker.issue("format", _bare(exc), exc.line)
+        checker.issue(_code(exc), _bare(exc), exc.line)
         return checker.finish()
+    except OSError as exc:  # a read failing half way (a disk error, a file on a vanished mount)
+        raise file_error(exc, source) from None
     for example in examples:
         checker.record([example], example.line, _example_texts(example))
     return checker.finish()
@@ -255,8 +267,9 @@ def validate_file(
 class _Checker:
     """Accumulates issues and per-example hashes; one instance checks one dataset."""
 
-    def __init__(self, source: str, *, max_tokens: int, warn_tokens: int) -> None:
+    def __init__(self, source: str, *, max_tokens: int, warn_tokens: int, backend: Backend) -> None:
         self.report = ValidationReport(source)
+        self.backend = backend
         self.max_tokens, self.warn_tokens = max_tokens, warn_tokens
         self.count = count_tokens
         self.exact: dict[int, int] = {}
@@ -328,10 +341,10 @@ class _Checker:
 
     def finish(self) -> ValidationReport:
         report = self.report
-        if report.examples == 0 and not report.counts.get("format"):
+        if report.examples == 0 and not report.error_count:  # an error already says why nothing could be read
             self.issue("no_examples", "there are no examples to train on")
-        elif 0 < report.examples < MIN_EXAMPLES:
-            self.issue("few_examples", f"only {report.examples}; OpenAI asks for at least {MIN_EXAMPLES}")
+        elif 0 < report.examples < MIN_EXAMPLES and self.backend is Backend.OPENAI:
+            self.issue("few_examples", f"only {report.examples}; OpenAI's fine-tuning asks for at least {MIN_EXAMPLES}")
         if report.records:
             report.tokens = TokenStats(
                 self.token_total, self.token_min, self.token_max, self.token_total / report.records
@@ -350,7 +363,15 @@ def _check_json_line(checker: _Checker, line: str, number: int, prompt_key: str 
     if not isinstance(record, dict):
         checker.issue("data_type", "line is not a JSON object", number)
         return
-    chat = "messages" in record or not ({"preferred_output", "prompt", "answer"} & set(record) or prompt_key)
+    keys = {str(key).casefold() for key in record}
+    chat = "messages" in record or not (_FLAT_KEYS & keys or prompt_key)
+    if chat and "messages" not in record:
+        found = ", ".join(f"`{show_name(str(key), 40)}`" for key in list(record)[:8]) or "none"
+        checker.issue(
+            "missing_messages", f"no `messages` list, and no key teachbot reads (found: {found}); a line needs "
+            f"`messages`, or {known_keys_hint()}", number,
+        )  # fmt: skip
+        return
     if chat and not _check_messages(checker, record.get("messages"), number):
         return
     try:
@@ -358,7 +379,7 @@ def _check_json_line(checker: _Checker, line: str, number: int, prompt_key: str 
             record, source=checker.report.source, line=number, prompt_key=prompt_key, answer_key=answer_key
         )
     except DataFormatError as exc:
-        checker.issue("format", _bare(exc), number)
+        checker.issue(_code(exc), _bare(exc), number)
         return
     if chat:
         texts = [_content(m.get("content")) for m in record["messages"]]
@@ -450,6 +471,15 @@ def _norm(text: str | None) -> str:
 
 def _redact(secret: str) -> str:
     return secret[:4] + "…" if len(secret) > 8 else "…"
+
+
+def _code(exc: DataFormatError) -> str:
+    """The check a reader's error belongs to."""
+    if isinstance(exc, MissingColumnError):
+        return "missing_keys"
+    if isinstance(exc, EmptyFieldError):
+        return "missing_content"
+    return "format"
 
 
 def _bare(exc: DataFormatError) -> str:

@@ -65,8 +65,7 @@ def user_error_for(
         return timeout_error(timeout, answering=answering)
     if answering and isinstance(exc, openai.APIConnectionError):  # the connection broke mid-answer
         return LLMError(
-            "The answer was interrupted: the language model server stopped sending it before the end. "
-            "Please ask again."
+            "The answer was interrupted: the language model server stopped sending it before the end. Please ask again."
         )
     if isinstance(exc, openai.APIConnectionError):
         return LLMError("The language model server cannot be reached right now. Please try again later.")

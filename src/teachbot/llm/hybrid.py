@@ -1,7 +1,11 @@
-"""``HybridChatModel``: the local model answers what it knows well, the LLM everything else.
+"""``HybridChatModel``: the local model answers what the community taught, the LLM everything else.
 
-What the community taught is answered locally (free, instant, exactly as taught); the LLM handles
-open questions, and still sees the taught examples through its own retrieval.
+What was taught (a correction) or imported (a dataset example) is answered locally when the local
+model is confident: free, instant, exactly as taught. The small talk teachbot ships with (the
+starter examples) never answers here: on a model that knows little, an open question such as
+"Name three fruits." lands near "what are you?" with a confidence above the threshold, and would be
+answered "I'm teachbot…" instead of by the LLM. The LLM handles everything else, and still sees
+taught examples through its own retrieval.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ __all__ = ["HybridChatModel"]
 
 
 class HybridChatModel:
-    """Routes each question: local when confident (not a fallback, confidence ≥ threshold), else the LLM."""
+    """Routes each question: local when it rests on a taught or imported example and is confident, else the LLM."""
 
     name = "hybrid"
 
@@ -33,7 +37,10 @@ class HybridChatModel:
                 await close()
 
     def confident(self, answer: Answer) -> bool:
-        return not answer.is_fallback and answer.confidence >= self.threshold
+        """Whether the local ``answer`` should stand: it is not a fallback, its confidence reaches the
+        threshold, and it rests on a stored example (``matched_example_id``: a taught overlay hit or a
+        dataset example the model trained on; None for the built-in starter examples)."""
+        return not answer.is_fallback and answer.confidence >= self.threshold and answer.matched_example_id is not None
 
     async def answer(self, question: Question) -> Answer:
         local = await self.local.answer(question)

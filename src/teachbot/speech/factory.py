@@ -22,6 +22,7 @@ __all__ = [
     "build_stt",
     "build_tts",
     "choose_stt_engine",
+    "engine_label",
     "hear",
     "say_to_file",
     "speech_file_bytes",
@@ -44,9 +45,11 @@ def _sphinx(settings: Settings) -> SpeechToText:
 
 
 def _whisper(settings: Settings) -> SpeechToText:
-    from teachbot.speech.stt_whisper import WhisperEngine
+    from teachbot.speech.stt_whisper import WhisperEngine, bundled_model
 
-    return WhisperEngine(settings.whisper_model)
+    bundled = bundled_model()
+    model = settings.whisper_model or (str(bundled) if bundled is not None else "")
+    return WhisperEngine(model)
 
 
 def _google(settings: Settings) -> SpeechToText:
@@ -71,12 +74,13 @@ _STT: dict[SttEngine, Callable[[Settings], SpeechToText]] = {
 
 
 def choose_stt_engine(settings: Settings) -> SttEngine:
-    """The explicit setting wins; otherwise whisper when it is installed and a model is set, else sphinx."""
+    """The explicit setting wins; otherwise whisper when faster-whisper is installed and has a model
+    (``whisper_model``, else the bundled tiny.en), else sphinx (a plain ``pip install teachbot``)."""
     if settings.stt_engine is not None:
         return settings.stt_engine
-    from teachbot.speech.stt_whisper import whisper_installed
+    from teachbot.speech.stt_whisper import bundled_model, whisper_installed
 
-    if settings.whisper_model and whisper_installed():
+    if whisper_installed() and (settings.whisper_model or bundled_model() is not None):
         return SttEngine.WHISPER
     return SttEngine.SPHINX
 
@@ -85,8 +89,14 @@ def build_stt(settings: Settings) -> SpeechToText:
     """The speech-to-text engine the settings ask for (loads its model: call once, off the event loop)."""
     choice = choose_stt_engine(settings)
     engine = _STT[choice](settings)
-    log.info("speech recognition: %s", choice.value)
+    log.info("speech recognition: %s", engine_label(engine))
     return engine
+
+
+def engine_label(engine: SpeechToText) -> str:
+    """The engine's name, with its model when it has one (``whisper tiny.en``)."""
+    model = getattr(engine, "model_label", "")
+    return f"{engine.name} {model}" if model else engine.name
 
 
 def _espeak(settings: Settings) -> TextToSpeech:

@@ -103,6 +103,18 @@ class VoicePlayer:
         if self._current is None:
             self._start_next()
 
+    def interrupt(self) -> None:
+        """Drop what is queued and stop what plays (someone started talking over it)."""
+        while self._queue:
+            self._queue.popleft().cleanup()
+        stop = getattr(self.voice, "stop_playing", None) or getattr(self.voice, "stop", None)
+        if callable(stop) and self._current is not None:
+            stop()
+
+    @property
+    def playing(self) -> bool:
+        return self._current is not None
+
     async def wait_idle(self) -> None:
         """Until the queue is empty and nothing plays."""
         await self._idle.wait()

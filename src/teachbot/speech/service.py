@@ -6,8 +6,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from teachbot.config import Settings
-from teachbot.speech.factory import build_stt, build_tts, choose_stt_engine, hear
+from teachbot.config import Settings, SttEngine
+from teachbot.speech.audio import check_not_silent
+from teachbot.speech.factory import build_stt, build_tts, choose_stt_engine, engine_label, hear
 from teachbot.speech.stt import SpeechToText, Transcript
 from teachbot.speech.tts import Speech, TextToSpeech
 
@@ -47,6 +48,20 @@ class SpeechService:
         log.info("transcribed with %s in %.2f s", transcript.engine, transcript.seconds)
         return transcript
 
+    async def transcribe_pcm(self, pcm16k: bytes) -> Transcript:
+        """Transcribe live speech already cut and decoded (16 kHz mono); silence raises ``UserError``."""
+        recognizer = await self._recognizer()
+
+        def run() -> Transcript:
+            check_not_silent(pcm16k)
+            return recognizer.transcribe(pcm16k, self.settings.speech_language)
+
+        transcript = await asyncio.to_thread(run)
+        log.info(
+            "transcribed %.1f s of voice with %s in %.2f s", len(pcm16k) / 32_000, transcript.engine, transcript.seconds
+        )
+        return transcript
+
     async def speak(self, text: str) -> Speech:
         synthesizer = await self._synthesizer()
         text = text[:MAX_SPOKEN_CHARS]
@@ -61,11 +76,16 @@ class SpeechService:
         return await asyncio.to_thread(speech_to_audio_source, await self.speak(text))
 
     async def describe(self) -> str:
-        """One line saying which engines run and which languages the recognizer hears."""
+        """One line saying which engines run and which languages the recognizer hears; on the sphinx
+        fallback (faster-whisper not installed) also how to hear better."""
         recognizer = await self._recognizer()
         heard = "most languages" if "*" in recognizer.languages else ", ".join(sorted(recognizer.languages))
-        engine = choose_stt_engine(self.settings).value
-        return (
-            f"I listen with {engine} (languages: {heard}; set: {self.settings.speech_language}) "
+        text = (
+            f"I listen with {engine_label(recognizer)} (languages: {heard}; set: {self.settings.speech_language}) "
             f"and speak with {self.settings.tts_engine.value} ({self.settings.tts_language})."
         )
+        if self.settings.stt_engine is None and choose_stt_engine(self.settings) is SttEngine.SPHINX:
+            from teachbot.speech.stt_whisper import WHISPER_HINT
+
+            text += f" To hear far better, install whisper: {WHISPER_HINT}."
+        return text

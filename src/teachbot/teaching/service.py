@@ -17,6 +17,7 @@ from teachbot.answering.chat import Origin, StoredAnswer
 from teachbot.answering.knowledge import Knowledge
 from teachbot.errors import UserError, show_name
 from teachbot.ids import id_in_range, parse_id
+from teachbot.store.changes import ChangeKind, publish
 from teachbot.store.db import Database
 from teachbot.store.tables import Correction, Example, ExampleSource, ExampleStatus, Feedback, Message, Polarity
 
@@ -98,6 +99,7 @@ class TeachingService:
             if trusted:
                 example_id = self._add_example(s, where.scope, target.question, better, where.author)
                 correction.example_id = example_id
+                _announce_taught(s, where.scope, example_id, target.question, better)
             return correction.id, example_id
 
         correction_id, example_id = await self.db.run(store)
@@ -157,6 +159,7 @@ class TeachingService:
                 example_id = self._add_example(
                     s, where.scope, target.question, target.answer, where.author, negative=True
                 )
+                _announce_taught(s, where.scope, example_id, target.question, target.answer, negative=True)
             return item.id, example_id
 
         item_id, example_id = await self.db.run(store)
@@ -235,18 +238,16 @@ class TeachingService:
         """Approve (apply at once, becomes training data) or reject (never used) a pending item."""
         kind, number = _parse_item_id(item_id)
 
-        def decide(s: Session) -> tuple[TeachResult, tuple[int, str, str, bool] | None]:
-            row: Correction | Feedback | None = s.get(Correction, number) if kind == "C" else s.get(Feedback, number)
-            if row is None or row.scope != scope:
-                raise UserError(f"There is no review item {item_id} here.")
-            if row.status != TeachStatus.PENDING:
-                raise UserError(f"{item_id} was already {row.status}.")
+        def apply(
+            s: Session, row: Correction | Feedback, item_id: str, *, approve: bool
+        ) -> tuple[TeachResult, tuple[int, str, str, bool] | None]:
             if not approve:
                 row.status = TeachStatus.REJECTED
                 return TeachResult(item_id, TeachStatus.REJECTED), None
             row.status = TeachStatus.APPLIED
             if isinstance(row, Correction):
                 row.example_id = self._add_example(s, scope, row.question, row.better_answer, row.author)
+                _announce_taught(s, scope, row.example_id, row.question, row.better_answer)
                 return TeachResult(item_id, TeachStatus.APPLIED, row.question, row.better_answer), (
                     row.example_id,
                     row.question,
@@ -257,7 +258,23 @@ class TeachingService:
             if not question:
                 return TeachResult(item_id, TeachStatus.APPLIED), None
             example_id = self._add_example(s, scope, question, answer, row.author, negative=True)
+            _announce_taught(s, scope, example_id, question, answer, negative=True)
             return TeachResult(item_id, TeachStatus.APPLIED, question, answer), (example_id, question, answer, True)
+
+        def decide(s: Session) -> tuple[TeachResult, tuple[int, str, str, bool] | None]:
+            # locked until commit: two trainers deciding the same item in two processes decide it once
+            row: Correction | Feedback | None = (
+                s.get(Correction, number, with_for_update=True)
+                if kind == "C"
+                else s.get(Feedback, number, with_for_update=True)
+            )
+            if row is None or row.scope != scope:
+                raise UserError(f"There is no review item {item_id} here.")
+            if row.status != TeachStatus.PENDING:
+                raise UserError(f"{item_id} was already {row.status}.")
+            decided = apply(s, row, item_id, approve=approve)
+            publish(s, scope, ChangeKind.REVIEW_DECIDED, {"item_id": item_id, "status": decided[0].status.value})
+            return decided
 
         result, change = await self.db.run(decide)
         if change is not None:
@@ -278,6 +295,7 @@ class TeachingService:
             if example is None or example.scope != scope or example.status != ExampleStatus.ACTIVE:
                 raise UserError(f"There is no learned answer #{example_id} here to forget.")
             example.status = ExampleStatus.REMOVED
+            publish(s, scope, ChangeKind.FORGOTTEN, {"example_id": example_id})
             return example.prompt
 
         prompt = await self.db.run(remove)
@@ -321,6 +339,7 @@ class TeachingService:
                 example = s.get(Example, example_id)
                 if example is not None:
                     example.status = ExampleStatus.REMOVED
+                publish(s, scope, ChangeKind.FORGOTTEN, {"example_id": example_id})
             return label, example_id
 
         label, example_id = await self.db.run(undo)
@@ -328,6 +347,14 @@ class TeachingService:
             self.knowledge.forget(scope, example_id)
         log.info("undo %s scope=%s author=%s", label, scope, author)
         return label
+
+
+def _announce_taught(
+    s: Session, scope: str, example_id: int, prompt: str, answer: str, *, negative: bool = False
+) -> None:
+    """Tell every process that an example now applies; called last in its transaction (see ``publish``)."""
+    kind = ChangeKind.REFUSED if negative else ChangeKind.TAUGHT
+    publish(s, scope, kind, {"example_id": example_id, "prompt": prompt, "answer": answer})
 
 
 def _parse_item_id(item_id: str) -> tuple[str, int]:

@@ -40,6 +40,7 @@ class Split:
     train: list[Example]
     train_ids: list[int | None]  # None: a starter example
     held: list[Example]
+    held_ids: list[int | None]  # the stored example id of each held-out example
 
 
 def split_training_set(training: TrainingSet, starter: list[Example], fraction: float) -> Split:
@@ -47,6 +48,7 @@ def split_training_set(training: TrainingSet, starter: list[Example], fraction: 
     train: list[Example] = list(starter)
     ids: list[int | None] = [None] * len(starter)
     held: list[Example] = []
+    held_ids: list[int | None] = []
     candidates = sum(training.holdout_candidates)
     fraction = fraction if candidates >= MIN_HOLDOUT_EXAMPLES else 0.0
     for example, example_id, may_hold in zip(
@@ -54,9 +56,10 @@ def split_training_set(training: TrainingSet, starter: list[Example], fraction: 
     ):
         if may_hold and is_held_out(example.prompt, fraction):
             held.append(example)
+            held_ids.append(example_id)
         else:
             train.append(example)
             ids.append(example_id)
     if not train:
         raise UserError("There is nothing to train on: import a dataset or teach me something first.")
-    return Split(train, ids, held)
+    return Split(train, ids, held, held_ids)

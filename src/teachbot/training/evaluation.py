@@ -48,6 +48,7 @@ class EvaluationReport:
     histogram: list[int]
     outcomes: list[Outcome] = field(repr=False, default_factory=list)
     previous: dict[str, Any] | None = None
+    note: str = ""  # what the figures mean when it is not plain (e.g. the model learned these questions)
 
     def to_json(self) -> dict[str, Any]:
         """The full report as plain JSON types (``--json``, the stored metrics, the attached file)."""
@@ -73,6 +74,7 @@ class EvaluationReport:
             ],
             "confidence_histogram": {"bins": HISTOGRAM_BINS, "counts": self.histogram},
             "previous": self.previous,
+            "note": self.note,
         }
 
     def summary(self, *, max_lines: int = 5) -> str:
@@ -96,6 +98,8 @@ class EvaluationReport:
                 "Most confused: "
                 + "; ".join(f"{_short(e)} → {_short(a)} ×{n}" for e, a, n in self.confusions[:max_lines])
             )
+        if self.note:
+            lines.append(self.note)
         return "\n".join(lines)
 
 

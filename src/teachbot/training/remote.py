@@ -115,4 +115,4 @@ class RemoteTrainingService:
         run = await self.ledger.find(scope, run_id)
         if run is None or run.kind != "remote" or run.state != RunState.RUNNING:
             raise UserError(f"There is no running fine-tuning job #{run_id} here.")
-        self.ledger.request_cancel(run_id)
+        await self.ledger.request_cancel(run_id)

@@ -1,15 +1,20 @@
 """Local training runs: build a new immutable model version, score it, and activate it when allowed.
 
-Training never touches the active model: the new version is written to its own folder, scored on
-the held-out split every version of the scope is scored on, and activated only when the policy
-allows. The run is recorded in the ledger (the ``jobs`` command lists it), and a trainer may cancel it between steps.
+Training never touches the active model. A run first fits a gate model without the held-out split
+and scores it there, on the questions every version of the scope is scored on; that score is the
+version's recorded metrics and decides activation. Then it fits the version that serves on every
+selected example, held-out ones included, writes it to its own folder and activates it when the
+policy allows. The run is recorded in the ledger (the ``jobs`` command lists it), and a trainer
+may cancel it between steps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
@@ -19,13 +24,16 @@ from teachbot.datasets.examples import Example
 from teachbot.datasets.service import DatasetService
 from teachbot.errors import UserError
 from teachbot.store.db import Database
-from teachbot.training.data import split_training_set, starter_examples
+from teachbot.training.data import Split, split_training_set, starter_examples
 from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.runs import Progress, RunCancelled, RunLedger, RunState
 from teachbot.training.testing import TestingService
 from teachbot.training.versions import VersionInfo, VersionRegistry
 
 log = logging.getLogger(__name__)
+
+#: Key of a version's stored metrics listing the held-out questions its gate answered right and wrong.
+HELD_OUT = "held_out"
 
 #: Reports a run's step (text, fraction done) and stops the run if a trainer cancelled it.
 StageCallback = Callable[[str, float], Awaitable[None]]
@@ -53,6 +61,7 @@ class TrainingService:
         testing: TestingService,
         holdout_fraction: float,
         activation: ActivationPolicy,
+        starter: bool = True,
     ) -> None:
         self.db = db
         self.datasets = datasets
@@ -62,10 +71,17 @@ class TrainingService:
         self.testing = testing
         self.holdout_fraction = holdout_fraction
         self.activation = activation
+        self.starter = starter  # False: a project's own data only, without the built-in small talk
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def train(
-        self, scope: str, *, author: str, progress: Progress | None = None, activation: ActivationPolicy | None = None
+        self,
+        scope: str,
+        *,
+        author: str,
+        progress: Progress | None = None,
+        activation: ActivationPolicy | None = None,
+        run_id: int | None = None,
     ) -> TrainOutcome:
         """Train a new version for ``scope`` from everything selected, then evaluate and maybe activate.
 
@@ -75,7 +91,8 @@ class TrainingService:
         if lock.locked():
             raise UserError("A training run for this scope is already going; wait for it or cancel it.", see="jobs")
         async with lock:
-            run_id = await self.ledger.start_local(scope, author)
+            if run_id is None:  # else a queued run a worker took (``ledger.begin``)
+                run_id = await self.ledger.start_local(scope, author)
             try:
                 outcome = await self._train(scope, run_id, author, progress, activation)
             except asyncio.CancelledError:
@@ -100,9 +117,9 @@ class TrainingService:
         run = await self.ledger.find(scope, run_id)
         if run is None:
             raise UserError(f"There is no run #{run_id} here.")
-        if run.state != RunState.RUNNING:
-            raise UserError(f"Run #{run_id} is {run.state}; only a running run can be cancelled.")
-        self.ledger.request_cancel(run_id)
+        if run.state not in (RunState.RUNNING, RunState.QUEUED):
+            raise UserError(f"Run #{run_id} is {run.state}; only a queued or running run can be cancelled.")
+        await self.ledger.request_cancel(run_id)
 
     async def _train(
         self, scope: str, run_id: int, author: str, progress: Progress | None, activation: ActivationPolicy | None
@@ -116,7 +133,8 @@ class TrainingService:
 
         await stage("collecting examples", 0.05)
         training = await self.db.run(lambda s: self.datasets.training_set(s, scope))
-        split = split_training_set(training, starter_examples(), self.holdout_fraction)  # every scope starts there
+        starter = starter_examples() if self.starter else []
+        split = split_training_set(training, starter, self.holdout_fraction)  # every scope starts there
         train, held = split.train, split.held
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(
@@ -127,39 +145,135 @@ class TrainingService:
                 encoder=self.knowledge.encoder,  # cached: a retrain encodes only new prompts
             )
         )
-        await stage("saving the new version", 0.7)
         name = await self.registry.next_name(scope)
-        path = await asyncio.to_thread(self.registry.write, model, name, split.train_ids)
-        answers = len({e.answer for e in train})
-        version = await self.registry.add_local(name, scope, path, examples=len(train), answers=answers, author=author)
-        candidate = LoadedVersion(name, model, tuple(split.train_ids))
-        evaluation, previous_report = await self._score(scope, candidate, held, stage)
+        evaluation, compared = await self._score(scope, LoadedVersion(name, model, tuple(split.train_ids)), held, stage)
         policy = activation or self.activation
         previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
         activate = policy is ActivationPolicy.ALWAYS or (
-            policy is ActivationPolicy.IF_NOT_WORSE
-            and (previous_report is None or evaluation is None or evaluation.accuracy >= previous_report.accuracy)
+            policy is ActivationPolicy.IF_NOT_WORSE and (compared is None or compared[0] >= compared[1])
         )
+        if held:
+            del model  # scored: free the gate model before the second fit (peak memory)
+            candidate = await self._fit_final(name, split, training.negatives, evaluation, stage)
+        else:
+            candidate = LoadedVersion(name, model, tuple(split.train_ids))
+        await stage("saving the new version", 0.9)
+        path = await asyncio.to_thread(self.registry.write, candidate.model, name, candidate.prompt_ids)
+        examples = len(candidate.prompt_ids)
+        answers = len({e.answer for e in (*train, *held)})
+        version = await self.registry.add_local(name, scope, path, examples=examples, answers=answers, author=author)
+        if version.name != name:  # another process took the name meanwhile: the row has the next free one
+            name = version.name
+            candidate = replace(candidate, version=name)
+        metrics = _metrics(evaluation)
+        if metrics:
+            await self.registry.store_metrics(name, metrics)
         if activate:
             await self.registry.activate_trained(scope, candidate)
         if progress is not None:
             progress("done", 1.0)
-        log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, len(train), activate, author)
-        info = replace(version, active=activate, metrics=evaluation.to_json() if evaluation else {})
+        log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, examples, activate, author)
+        info = replace(version, active=activate, metrics=metrics)
         return TrainOutcome(info, activate, evaluation, previous)
 
     async def _score(
-        self, scope: str, candidate: LoadedVersion, held: Sequence[Example], stage: StageCallback
-    ) -> tuple[EvaluationReport | None, EvaluationReport | None]:
-        """The candidate's and the active version's reports on the held-out split (None without one)."""
+        self, scope: str, gate: LoadedVersion, held: Sequence[Example], stage: StageCallback
+    ) -> tuple[EvaluationReport | None, tuple[float, float] | None]:
+        """The gate model's report on the held-out split, and its accuracy next to the active version's
+        on the same questions (None without a held-out split or an active version to compare with)."""
         if not held:
             return None, None
-        await stage(f"evaluating on {len(held)} held-out examples", 0.8)
-        evaluation = await self.testing.score(candidate, held)
-        previous_report = None
+        await stage(f"evaluating on {len(held)} held-out examples", 0.5)
+        evaluation = await self.testing.score(gate, held)
         current = self.knowledge.active(scope)  # already in memory: no reload from disk
-        if current is not None:
-            previous_report = await self.testing.score(current, held)
-            evaluation.previous = {"model_version": current.version, "accuracy": previous_report.accuracy}
-        await self.registry.store_metrics(candidate.version, evaluation.to_json())
-        return evaluation, previous_report
+        if current is None:
+            return evaluation, None
+        theirs = await self._unseen_outcomes(scope, current, held)
+        if not theirs:
+            return evaluation, None
+        mine = {question_key(o.prompt, o.expected): o.correct for o in evaluation.outcomes}
+        candidate = sum(mine[k] for k in theirs) / len(theirs)
+        before = sum(theirs.values()) / len(theirs)
+        evaluation.previous = {"model_version": current.version, "accuracy": before, "questions": len(theirs)}
+        return evaluation, (candidate, before)
+
+    async def _unseen_outcomes(
+        self, scope: str, current: LoadedVersion, held: Sequence[Example]
+    ) -> dict[str, bool]:
+        """Whether ``current`` answers each held-out question right without having learned it.
+
+        A version serves after learning its held-out questions too, so scoring it on them would
+        flatter it: for a question it learned, its gate model's recorded outcome counts; a question
+        it never saw (new data) is asked directly; a learned one without a record is left out.
+        """
+        learned = set(current.model.prompts)
+        row = await self.registry.find(scope, current.version)
+        recorded = _recorded(row.metrics)
+        outcomes: dict[str, bool] = {}
+        fresh = [e for e in held if e.prompt not in learned]
+        if fresh:
+            report = await self.testing.score(current, fresh)
+            outcomes.update((question_key(o.prompt, o.expected), o.correct) for o in report.outcomes)
+        for e in held:
+            key = question_key(e.prompt, e.answer)
+            if e.prompt in learned and key in recorded:
+                outcomes[key] = recorded[key]
+        return outcomes
+
+    async def _fit_final(
+        self,
+        name: str,
+        split: Split,
+        negatives: Sequence[tuple[str, str]],
+        evaluation: EvaluationReport | None,
+        stage: StageCallback,
+    ) -> LoadedVersion:
+        """The version that serves: fitted on every selected example, the held-out ones included.
+
+        The gate model (fitted without them) was scored on the held-out split and decided
+        activation; what users get should also know those questions, a tenth of the data.
+        It costs a second fit of about the same size.
+        """
+        examples = [*split.train, *split.held]
+        await stage(f"training the final version on all {len(examples)} examples", 0.6)
+        model = await asyncio.to_thread(
+            lambda: LocalModel.fit(
+                [e.prompt for e in examples],
+                [e.answer for e in examples],
+                negatives=negatives,
+                encoder=self.knowledge.encoder,  # the gate's vectors are cached: only the held-out ones are new
+            )
+        )
+        if evaluation is not None:
+            evaluation.note = (
+                f"Scored before learning these {len(split.held)} held-out questions; "
+                f"{name} then learned from all {len(examples)} examples."
+            )
+        return LoadedVersion(name, model, (*split.train_ids, *split.held_ids))
+
+
+def question_key(prompt: str, answer: str) -> str:
+    """A short stable key of a held-out question with its expected answer, as versions record them."""
+    return hashlib.sha256(json.dumps([prompt, answer], ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _metrics(evaluation: EvaluationReport | None) -> dict[str, object]:
+    """A version's stored metrics: the gate's held-out report, plus which held-out questions it got
+    right (``HELD_OUT``), so the next run can compare with this version on questions it had not seen."""
+    if evaluation is None:
+        return {}
+    metrics = evaluation.to_json()
+    right = sorted({question_key(o.prompt, o.expected) for o in evaluation.outcomes if o.correct})
+    wrong = sorted({question_key(o.prompt, o.expected) for o in evaluation.outcomes if not o.correct} - set(right))
+    metrics[HELD_OUT] = {"right": right, "wrong": wrong}
+    return metrics
+
+
+def _recorded(metrics: Mapping[str, object]) -> dict[str, bool]:
+    """The held-out outcomes a version's metrics recorded (none for versions trained before they were)."""
+    held = metrics.get(HELD_OUT)
+    if not isinstance(held, dict):
+        return {}
+    outcomes = {str(k): False for k in held.get("wrong", [])}
+    outcomes.update((str(k), True) for k in held.get("right", []))
+    return outcomes

@@ -1,7 +1,9 @@
 """Testing: how well what users get now, or a stored version, answers a set of questions.
 
 Nothing is trained or activated here. ``!test`` without a file scores the held-out split, the
-same questions every version of the scope was scored on when it was trained.
+same questions every version of the scope was scored on when it was trained. A version learns its
+held-out questions once it has been scored on them (training/service.py), so a report on questions
+the version learned says so, and gives the score its gate model recorded before learning them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
-from teachbot.answering.protocols import Answer, Question
+from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, Question
 from teachbot.datasets.examples import Example
 from teachbot.datasets.service import DatasetService
 from teachbot.errors import TeachbotError, UserError
@@ -64,8 +66,13 @@ class TestingService:
             if row.remote_model:
                 return await self._score_remote(scope, version, row.remote_model, examples)
             chosen = await self.versions.load(scope, version)
-            return await self.score(chosen, examples)
+            report = await self.score(chosen, examples)
+            report.note = await self._learned_note(scope, chosen, examples)
+            return report
         report = await asyncio.to_thread(self._score_knowledge, scope, examples)
+        active = self.knowledge.active(scope) or self.knowledge.active(GLOBAL_SCOPE)
+        if active is not None:
+            report.note = await self._learned_note(scope, active, examples)
         earlier = await self._previous_version(scope)
         if earlier is not None:
             previous = await self.score(earlier, examples)
@@ -97,10 +104,32 @@ class TestingService:
 
     def _score_knowledge(self, scope: str, examples: Sequence[Example]) -> EvaluationReport:
         outcomes = []
-        for e in examples:
-            answer = self.knowledge.answer(e.prompt, scope)
+        answers = self.knowledge.answer_many([e.prompt for e in examples], scope)  # questions encoded in batches
+        for e, answer in zip(examples, answers, strict=True):
             outcomes.append(Outcome(e.prompt, e.answer, None if answer.is_fallback else answer.text, answer.confidence))
         return build_report(self.knowledge.model_version(scope) or "untrained", outcomes)
+
+    async def _learned_note(self, scope: str, version: LoadedVersion, examples: Sequence[Example]) -> str:
+        """What the figures mean when ``version`` learned test questions: "" when it learned none.
+
+        When it learned most of them (the held-out split, which a version learns once scored on it),
+        the fair figure is the one its gate model recorded at training, before learning them.
+        """
+        learned = set(version.model.prompts)
+        seen = sum(e.prompt in learned for e in examples)
+        if not seen:
+            return ""
+        note = f"{version.version} learned {seen} of these {len(examples)} questions in training"
+        if 2 * seen <= len(examples):
+            return note + "."
+        note += ", so this shows what it recalls, not how it answers new questions."
+        try:
+            accuracy = (await self.versions.find(scope, version.version)).metrics.get("accuracy")
+        except UserError:
+            accuracy = None
+        if isinstance(accuracy, int | float):
+            note += f" Scored on its held-out split before learning it: accuracy {accuracy:.1%}."
+        return note
 
     async def _previous_version(self, scope: str) -> LoadedVersion | None:
         """The version before the active one, to compare with; None when there is none or it cannot load."""

@@ -65,6 +65,8 @@ def parse_line(prefix: str, spec: CommandSpec, text: str, group: CommandSpec | N
             continue
         word, _, after = rest.partition(" ")
         value: Any = None
+        if arg.marked and not word.startswith("#"):
+            word = ""  # an unmarked word is not this argument (``!correct 42 is the answer``)
         if word and (arg.kind is not ArgKind.FILE or looks_like_file(word)):
             try:
                 value = word if arg.kind is ArgKind.FILE else parse_value(arg, word)

@@ -51,6 +51,7 @@ class Arg:
     required: bool = False
     choices: tuple[str, ...] = ()
     not_starting: str = ""  # a WORD never starts with one of these characters (so JSON is not a version)
+    marked: bool = False  # in the terminal a NUMBER is written ``#12``, so "42 is the answer" stays text
 
     @property
     def usage(self) -> str:
@@ -95,7 +96,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Correct one of the bot's answers (reply to it, give its id, or the last one).",
         (
             Arg(
-                "message_id", ArgKind.NUMBER, "Id of the answer to correct (default: the one replied to, or the last)."
+                "message_id",
+                ArgKind.NUMBER,
+                "Id of the answer to correct (default: the one replied to, or the last).",
+                marked=True,
             ),
             Arg("answer", ArgKind.TEXT, "The better answer.", required=True),
         ),
@@ -205,6 +209,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         ),
     ),
     CommandSpec(
+        "status",
+        "Show the processes serving the bot, their shards, the active versions and the training queue.",
+        privilege=TRAINER,
+    ),
+    CommandSpec(
         "models",
         "List model versions, activate one, or roll back.",
         privilege=TRAINER,
@@ -239,6 +248,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("join", "Join your voice channel and speak answers there.", doors=Door.DISCORD, guild_only=True),
     CommandSpec("leave", "Leave the voice channel.", doors=Door.DISCORD, guild_only=True),
+    CommandSpec(
+        "listen",
+        "Join your voice channel and answer aloud what members say there.",
+        doors=Door.DISCORD,
+        guild_only=True,
+    ),
+    CommandSpec("stop", "Stop listening and leave the voice channel.", doors=Door.DISCORD, guild_only=True),
 )
 
 BY_NAME = {spec.name: spec for spec in COMMANDS}
@@ -254,14 +270,20 @@ def usage_line(prefix: str, spec: CommandSpec, group: CommandSpec | None = None)
     return " ".join(w for w in words if w)
 
 
+HELP_FOOTER = "Anything else is a message to the bot."
+
+
+def help_rows(prefix: str, door: Door, privilege: Privilege) -> list[tuple[str, str]]:
+    """(usage, help) of the commands this user may run through this door."""
+    return [
+        (usage_line(prefix, spec), spec.help) for spec in COMMANDS if spec.doors & door and spec.privilege <= privilege
+    ]
+
+
 def help_text(prefix: str, door: Door, privilege: Privilege) -> str:
-    """The ``!help`` reply: the commands this user may run through this door."""
-    lines = ["Commands:"]
-    for spec in COMMANDS:
-        if not spec.doors & door or spec.privilege > privilege:
-            continue
-        lines.append(f"  {usage_line(prefix, spec)} — {spec.help}")
-    lines.append("Anything else is a message to the bot.")
+    """The ``!help`` reply as text: the commands this user may run through this door."""
+    lines = ["Commands:", *(f"  {usage} — {text}" for usage, text in help_rows(prefix, door, privilege))]
+    lines.append(HELP_FOOTER)
     return "\n".join(lines)
 
 

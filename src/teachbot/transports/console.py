@@ -11,6 +11,7 @@ import asyncio
 import io
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from teachbot.answering.chat import Origin
@@ -23,6 +24,8 @@ from teachbot.transports.catalogue import BY_NAME, ArgKind, CommandSpec, Door, P
 from teachbot.transports.handlers import Call, CommandHandlers, Reply, Upload
 
 log = logging.getLogger(__name__)
+
+OnText = Callable[[str], Awaitable[None]]
 
 CONSOLE_CHANNEL = "console"
 CONSOLE_USER = "owner"
@@ -37,20 +40,29 @@ class ConsoleChat:
         self.prefix = app.settings.command_prefix
         self.handlers = CommandHandlers(app)
         self.origin = Origin(scope=scope, channel=CONSOLE_CHANNEL, author=CONSOLE_USER, author_name="console")
+        self.last_answer_id: int | None = None  # the id of the latest answer (``!correct #id`` names it)
 
     def call(self) -> Call:
         return Call(self.origin, Door.CONSOLE, Privilege.OWNER, trusted=True, external_ids=False)
 
-    async def handle(self, line: str) -> str:
-        """One line in, the reply out. Never raises for a bad line."""
+    async def handle(self, line: str, on_text: OnText | None = None) -> str:
+        """One line in, the reply out. Never raises for a bad line. ``on_text`` sees a streamed answer grow."""
         line = readable(line).strip()
+        self.last_answer_id = None
         if not line:
             return ""
         try:
             if line.startswith(self.prefix):
                 return (await self.command(line[len(self.prefix) :])).text
-            reply = await self.app.chat.ask(line, self.origin)
-            return reply.answer.text
+            if on_text is not None and self.app.chat.streams:
+                reply = await self.app.chat.ask_streaming(line, self.origin, on_text)
+            else:
+                reply = await self.app.chat.ask(line, self.origin)
+            self.last_answer_id = reply.answer_id
+            text = reply.answer.text
+            if reply.answer.is_fallback:
+                text = f"{text} {wording.teach_hint(self.prefix, terminal=True)}"
+            return text
         except UserError as exc:
             return wording.user_error(exc, self.prefix)
         except Exception:
@@ -89,18 +101,19 @@ class ConsoleChat:
 
 
 async def run_console(app: App, scope: str, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
-    """Read lines until end of input and print each reply."""
+    """Chat until the user leaves: with line editing and history on a terminal, line by line otherwise."""
+    chat = ConsoleChat(app, scope)
+    if stdin is None and stdout is None and sys.stdin.isatty() and sys.stdout.isatty():
+        from teachbot.transports.terminal import run_terminal
+
+        await run_terminal(chat)
+        return
     if stdin is None:
         stdin = sys.stdin
         if isinstance(stdin, io.TextIOWrapper):  # bytes that are not UTF-8 become U+FFFD, not a crash
             stdin.reconfigure(errors="replace")
     stdout = stdout or sys.stdout
-    chat = ConsoleChat(app, scope)
-    interactive = stdin.isatty()
     while True:
-        if interactive:
-            stdout.write("you> ")
-            stdout.flush()
         line = await asyncio.to_thread(stdin.readline)
         if not line:
             break

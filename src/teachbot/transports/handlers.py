@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from teachbot.answering.chat import Origin, StoredAnswer
 from teachbot.answering.protocols import GLOBAL_SCOPE, Question
@@ -23,7 +24,6 @@ from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples, write_examples
 from teachbot.datasets.names import dataset_name_for, export_filename
 from teachbot.datasets.safezip import dataset_members, read_zip_members
-from teachbot.datasets.validation import ValidationReport, validate_file
 from teachbot.errors import UserError
 from teachbot.paths import safe_filename
 from teachbot.teaching.service import FeedbackKind
@@ -31,7 +31,10 @@ from teachbot.training.data import MIN_HOLDOUT_EXAMPLES
 from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.runs import Progress
 from teachbot.transports import wording
-from teachbot.transports.catalogue import Door, Privilege, help_text, instruction_text
+from teachbot.transports.catalogue import Door, Privilege, help_rows, help_text, instruction_text
+
+if TYPE_CHECKING:
+    from teachbot.datasets.validation import ValidationReport
 
 MAX_JSON_TEST_CHARS = 100_000
 MAX_JSON_DEPTH = 20
@@ -63,6 +66,7 @@ class Reply:
     send_path: Path | None = None  # a file of the data folder to send (``getfile``)
     report: EvaluationReport | None = None  # a test report (Discord attaches it with a chart)
     review_items: tuple[str, ...] = ()  # review item ids a door may offer buttons for
+    rows: tuple[tuple[str, str], ...] = ()  # (name, text) pairs a door may show as a table (Discord: an embed)
 
 
 class VoiceControl:
@@ -72,6 +76,12 @@ class VoiceControl:
         raise UserError("Voice channels exist only on Discord.")
 
     async def leave(self) -> str:
+        raise UserError("Voice channels exist only on Discord.")
+
+    async def listen(self) -> str:
+        raise UserError("Voice channels exist only on Discord.")
+
+    async def stop(self) -> str:
         raise UserError("Voice channels exist only on Discord.")
 
 
@@ -108,7 +118,8 @@ class CommandHandlers:
         return Reply("HI!")
 
     async def help(self, call: Call) -> Reply:
-        return Reply(help_text(self.prefix, call.door, call.privilege))
+        rows = help_rows(self.prefix, call.door, call.privilege)
+        return Reply(help_text(self.prefix, call.door, call.privilege), rows=tuple(rows))
 
     async def instruction(self, call: Call) -> Reply:
         return Reply(await asyncio.to_thread(instruction_text, self.app.settings.instruction_file))
@@ -199,7 +210,7 @@ class CommandHandlers:
         info = await self.app.datasets.import_examples(
             origin.scope, name, examples, source_name=upload.filename, author=origin.author
         )
-        return wording.dataset_info(info)
+        return wording.dataset_info(info, imported=True)
 
     async def train(
         self,
@@ -284,6 +295,8 @@ class CommandHandlers:
 
     async def _validate(self, upload: Upload) -> ValidationReport:
         """Validate an uploaded file as a file (line numbers, raw-JSON checks), then delete the copy."""
+        from teachbot.datasets.validation import validate_file  # counts tokens: loaded when first needed
+
         self.check_upload_size(upload.filename, len(upload.data))
         folder = self.app.data_dir / "uploads"
         path = folder / f".{uuid.uuid4().hex}-{safe_filename(upload.filename)}"
@@ -292,7 +305,9 @@ class CommandHandlers:
             folder.mkdir(parents=True, exist_ok=True)
             try:
                 path.write_bytes(upload.data)
-                report = validate_file(path, max_bytes=self.app.settings.max_upload_bytes)
+                report = validate_file(
+                    path, max_bytes=self.app.settings.max_upload_bytes, backend=self.app.settings.backend
+                )
             finally:
                 path.unlink(missing_ok=True)
             report.source = upload.filename
@@ -350,11 +365,18 @@ class CommandHandlers:
         await self.app.training.cancel(call.scope, run_id)
         return Reply(f"Run #{run_id} will stop at its next step.")
 
+    async def status(self, call: Call) -> Reply:
+        from teachbot.status import collect_status, render_status
+
+        every = self.app.settings.heartbeat_seconds
+        return Reply(render_status(await self.app.db.run(lambda s: collect_status(s, every))))
+
     async def models_list(self, call: Call) -> Reply:
         versions = await self.app.versions.in_scope(call.scope)
         if not versions and call.scope != GLOBAL_SCOPE:
+            global_version = self.app.knowledge.model_version(GLOBAL_SCOPE) or "none yet"
             return Reply(
-                "This server has no model version of its own yet; it uses the global one. "
+                f"This server has no model version of its own yet; it uses the global one ({global_version}). "
                 f"`{self.prefix}train` makes one."
             )
         return Reply("\n".join(wording.version_info(v) for v in versions) if versions else "No model versions yet.")
@@ -382,6 +404,12 @@ class CommandHandlers:
 
     async def leave(self, call: Call) -> Reply:
         return Reply(await call.voice.leave())
+
+    async def listen(self, call: Call) -> Reply:
+        return Reply(await call.voice.listen())
+
+    async def stop(self, call: Call) -> Reply:
+        return Reply(await call.voice.stop())
 
 
 Handler = Callable[..., Awaitable[Reply]]

@@ -6,15 +6,28 @@ sentences users read, so a changed prefix or wording is one edit here.
 
 from __future__ import annotations
 
-from teachbot.datasets.service import DatasetDiff, DatasetInfo
-from teachbot.errors import UserError
-from teachbot.teaching.service import ReviewItem, TeachResult, TeachStatus
-from teachbot.training.remote import RemoteOutcome
-from teachbot.training.runs import RunInfo, RunState
-from teachbot.training.service import TrainOutcome
-from teachbot.training.versions import VersionInfo
+from typing import TYPE_CHECKING
+
+from teachbot.teaching.service import TeachStatus
+from teachbot.training.runs import RunState
+
+if TYPE_CHECKING:  # only types: importing the fine-tuning side here would load the openai SDK at start-up
+    from teachbot.datasets.service import DatasetDiff, DatasetInfo
+    from teachbot.errors import UserError
+    from teachbot.teaching.service import ReviewItem, TeachResult
+    from teachbot.training.remote import RemoteOutcome
+    from teachbot.training.runs import RunInfo
+    from teachbot.training.service import TrainOutcome
+    from teachbot.training.versions import VersionInfo
 
 GENERIC_ERROR = "Something went wrong on my side; it has been logged."
+
+
+def teach_hint(prefix: str, *, terminal: bool) -> str:
+    """Added to the fallback answer: how to teach the bot, in the words of each door."""
+    if terminal:
+        return f"Teach me: `{prefix}correct <the right answer>`."
+    return f"Reply to this message with `{prefix}correct <the right answer>` to teach me."
 
 
 def clip(text: str, limit: int = 120) -> str:
@@ -30,10 +43,16 @@ def user_error(error: UserError, prefix: str) -> str:
     return str(error)
 
 
+def _closing(text: str) -> str:
+    """A quoted text that ends a sentence: no second full stop after one inside the quotes."""
+    shown = clip(text)
+    return f"“{shown}”" + ("" if shown.endswith((".", "!", "?", "…")) else ".")
+
+
 def teach_result(result: TeachResult, prefix: str) -> str:
     if result.status is TeachStatus.APPLIED and result.question:
         return (
-            f"Learned ({result.item_id}): asked “{clip(result.question)}”, I will now answer “{clip(result.answer)}”."
+            f"Learned ({result.item_id}): asked “{clip(result.question)}”, I will now answer {_closing(result.answer)}"
         )
     if result.status is TeachStatus.PENDING:
         return f"Thanks! Your suggestion {result.item_id} waits for a trainer's review."
@@ -41,17 +60,19 @@ def teach_result(result: TeachResult, prefix: str) -> str:
 
 
 def review_item(item: ReviewItem) -> str:
+    who = "a test run (the expected answer)" if item.author.startswith("test:") else item.author
     if item.suggestion:
-        was = f" (was “{clip(item.current)}”)" if item.current.strip() else ""
-        return f"{item.item_id} by {item.author}: “{clip(item.question)}” → “{clip(item.suggestion)}”{was}"
-    return f"{item.item_id} by {item.author}: 👎 on “{clip(item.current)}” for “{clip(item.question)}”"
+        was = f" (was “{clip(item.current)}”)" if item.current.strip() else " (I had no answer)"
+        return f"{item.item_id} by {who}: “{clip(item.question)}” → “{clip(item.suggestion)}”{was}"
+    return f"{item.item_id} by {who}: 👎 on “{clip(item.current)}” for “{clip(item.question)}”"
 
 
-def dataset_info(info: DatasetInfo) -> str:
+def dataset_info(info: DatasetInfo, *, imported: bool = False) -> str:
+    """A dataset's line; after an import it says whether the import made a new version."""
     use = {"positive": "answers to give", "negative": "answers never to give", None: "not used for training"}
-    state = "new version" if info.new_version else "unchanged, same content as"
+    state = ("new version " if info.new_version else "unchanged, same content as ") if imported else ""
     return (
-        f"Dataset `{info.name}` ({state} v{info.version}): {info.rows} examples, "
+        f"Dataset `{info.name}` ({state}v{info.version}): {info.rows} examples, "
         f"hash {info.content_hash[:12]}, {use.get(info.selected, info.selected)}."
     )
 

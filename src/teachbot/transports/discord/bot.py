@@ -75,8 +75,17 @@ class TeachBot(commands.Bot):
                 self.chat = cog
         await self._sync_commands_if_changed()
 
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process syncs the slash commands: one process per deployment, the one holding shard 0
+        (an unsharded bot holds it), so shards do not each send the same sync."""
+        return self.settings.shard_count is None or not self.settings.shard_ids or 0 in self.settings.shard_ids
+
     async def _sync_commands_if_changed(self) -> None:
-        """Sync slash commands only when their definitions changed since the last sync."""
+        """Sync slash commands only when their definitions changed since the last sync (shard 0 only)."""
+        if not self.syncs_commands:
+            log.info("application commands are synced by the process holding shard 0")
+            return
         payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True, default=str)
         digest = hashlib.sha256(payload.encode()).hexdigest()
         marker = self.settings.data_dir / COMMANDS_HASH_FILE
@@ -99,7 +108,13 @@ class TeachBot(commands.Bot):
             await self.chat.handle(message)
 
     async def on_ready(self) -> None:
-        log.info("connected as %s (%s) to %s server(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+        log.info(
+            "connected as %s (%s) to %s server(s), shards %s",
+            self.user,
+            getattr(self.user, "id", "?"),
+            len(self.guilds),
+            self.settings.shard_label,
+        )
 
     # -- voice, used by the chat cog
     async def transcribe(self, attachment: discord.Attachment) -> str:
@@ -191,6 +206,21 @@ class TeachBot(commands.Bot):
         log.exception("error in event %s", event_method)
 
 
+class ShardedTeachBot(TeachBot, commands.AutoShardedBot):
+    """The bot serving the shards ``shard_ids`` of ``shard_count`` (all of them when ``shard_ids`` is empty):
+    Discord sends this process only the events of guilds on its shards. Every shard process shares the
+    database, so global knowledge (and each guild's, wherever its shard runs) is the same everywhere."""
+
+    def __init__(self, app: App, **options: Any) -> None:
+        settings = app.settings
+        super().__init__(app, shard_count=settings.shard_count, shard_ids=settings.shard_ids or None, **options)
+
+
+def build_bot(app: App) -> TeachBot:
+    """The bot for this process: sharded when ``shard_count`` is set."""
+    return ShardedTeachBot(app) if app.settings.shard_count is not None else TeachBot(app)
+
+
 def _guard_event_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
     """One malformed gateway event (a missing field, a wrong type) is logged and skipped; it must not
     end the connection and with it the bot. The gateway reads this same dict, so wrapping in place works."""
@@ -238,7 +268,7 @@ async def run_bot(settings: Settings) -> None:
     if settings.discord_token is None:
         raise UserError("No Discord token configured (TEACHBOT_DISCORD_TOKEN).")
     configure_endpoints(settings)
-    app = await App.start(settings)
+    app = await App.start(settings, role="bot")
     try:
         for attempt in range(1, settings.discord_connect_attempts + 1):
             try:
@@ -276,7 +306,7 @@ def _reason(exc: BaseException) -> str:
 
 async def _run_once(app: App, settings: Settings) -> None:
     assert settings.discord_token is not None
-    async with TeachBot(app) as bot:
+    async with build_bot(app) as bot:
         with _stop_on_signals(bot):
             try:
                 await bot.start(settings.discord_token.get_secret_value())
@@ -319,4 +349,4 @@ def _request_stop(bot: TeachBot, signal_name: str) -> None:
 _STOPPING: set[asyncio.Task[None]] = set()
 
 
-__all__ = ["TeachBot", "configure_endpoints", "run_bot"]
+__all__ = ["ShardedTeachBot", "TeachBot", "build_bot", "configure_endpoints", "run_bot"]

@@ -23,9 +23,20 @@ from discord.ext import commands
 from teachbot.answering.chat import Origin
 from teachbot.answering.protocols import scope_for
 from teachbot.errors import UserError
+from teachbot.paths import read_regular_file
 from teachbot.transports import wording
 from teachbot.transports.arguments import parse_value, readable
-from teachbot.transports.catalogue import COMMANDS, Arg, ArgKind, CommandSpec, Door, handler_name
+from teachbot.transports.catalogue import (
+    COMMANDS,
+    HELP_FOOTER,
+    Arg,
+    ArgKind,
+    CommandSpec,
+    Door,
+    Privilege,
+    handler_name,
+)
+from teachbot.transports.discord.permissions import has_role
 from teachbot.transports.discord.rendering import send_text
 from teachbot.transports.discord.review import ReviewView
 from teachbot.transports.discord.streaming import ThrottledEdit, progress_bar
@@ -193,15 +204,20 @@ class CommandDoor:
 
             report = reply.report
             payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()
-            chart = await asyncio.to_thread(render_chart, report)
+            threshold = self.handlers.app.settings.confidence_threshold
+            chart = await asyncio.to_thread(lambda: render_chart(report, threshold=threshold))
             files.append(discord.File(io.BytesIO(payload), filename=f"test-{report.model_version}.json"))
             files.append(discord.File(io.BytesIO(chart), filename=f"test-{report.model_version}.png"))
         if reply.send_path is not None:
-            data = await asyncio.to_thread(reply.send_path.read_bytes)  # bounded by max_send_bytes
+            limit = self.bot.settings.max_send_bytes
+            data = await asyncio.to_thread(read_regular_file, reply.send_path, max_bytes=limit)
             files.append(discord.File(io.BytesIO(data), filename=reply.send_path.name))
         if reply.review_items:
             view = ReviewView(self, reply.review_items)
             await ctx.send(reply.text[:1900], view=view)
+            return
+        if reply.rows:  # a table reads better as an embed than as a wall of text
+            await ctx.send(embed=table_embed(reply.rows), reference=ctx.message if ctx.interaction is None else None)  # type: ignore[arg-type]
             return
         ephemeral = False
         reference = ctx.message if ctx.interaction is None else None
@@ -238,6 +254,41 @@ class DiscordVoice(VoiceControl):
         if self.ctx.guild is None:
             raise UserError("This command works only in a server.")
         return await self.bot.voice.leave(self.ctx.guild)
+
+    async def listen(self) -> str:
+        voice = getattr(self.ctx.author, "voice", None)
+        if voice is None or voice.channel is None:
+            raise UserError("Join a voice channel first, then call me to listen.")
+        settings = self.bot.settings
+        channel = voice.channel
+        if settings.voice_listen_channels and channel.id not in settings.voice_listen_channels:
+            raise UserError("I'm not allowed to listen in that voice channel.")
+        roles = getattr(self.ctx.author, "roles", [])
+        trainer = await self.bot.privilege(self.ctx.author) >= Privilege.TRAINER
+        if settings.voice_listen_roles and not trainer and not has_role(roles, settings.voice_listen_roles):
+            raise UserError("Your roles do not allow you to ask me to listen.")
+        if has_role(roles, settings.voice_opt_out_roles):
+            raise UserError("You opted out of being listened to, so I won't listen for you.")
+        announce = getattr(self.ctx.channel, "id", None) != channel.id
+        return await self.bot.voice.listen(
+            channel, chat=self.bot.app.chat, permissions=self.bot.permissions, announce=announce
+        )
+
+    async def stop(self) -> str:
+        if self.ctx.guild is None:
+            raise UserError("This command works only in a server.")
+        return await self.bot.voice.stop_listening(self.ctx.guild)
+
+
+EMBED_FIELDS = 25  # Discord's limit per embed
+
+
+def table_embed(rows: tuple[tuple[str, str], ...]) -> discord.Embed:
+    """Rows as an embed: one field per row (names and values cut to Discord's limits)."""
+    embed = discord.Embed(title="Commands", description=HELP_FOOTER)
+    for name, text in rows[:EMBED_FIELDS]:
+        embed.add_field(name=name[:256], value=text[:1024] or "—", inline=False)
+    return embed
 
 
 def _command(kind: Any, callback: Any, spec: CommandSpec, **options: Any) -> Any:

@@ -11,7 +11,7 @@ from teachbot.config import Settings
 from teachbot.transports.catalogue import Privilege
 
 
-def _matches(roles: Sequence[discord.Role], wanted: Sequence[str]) -> bool:
+def has_role(roles: Sequence[discord.Role], wanted: Sequence[str]) -> bool:
     """A role is named in settings by id or by name (names compare case-insensitively)."""
     names = {w.lower() for w in wanted}
     return any(str(role.id) in wanted or role.name.lower() in names for role in roles)
@@ -29,9 +29,9 @@ class Permissions:
         if user.id in s.blocked_users or (s.allowed_users and user.id not in s.allowed_users):
             return "You are not allowed to use this bot."
         roles = getattr(user, "roles", [])
-        if s.blocked_roles and _matches(roles, s.blocked_roles):
+        if s.blocked_roles and has_role(roles, s.blocked_roles):
             return "Your role is not allowed to use this bot."
-        if s.allowed_roles and isinstance(user, discord.Member) and not _matches(roles, s.allowed_roles):
+        if s.allowed_roles and isinstance(user, discord.Member) and not has_role(roles, s.allowed_roles):
             return "Your roles do not allow you to use this bot."
         if isinstance(channel, discord.DMChannel):
             return None if s.allow_dms else "I don't answer direct messages here; talk to me in a server."
@@ -45,7 +45,7 @@ class Permissions:
         if is_owner or user.id in self.settings.owner_ids:
             return Privilege.OWNER
         if isinstance(user, discord.Member) and (
-            user.guild_permissions.manage_guild or _matches(user.roles, self.settings.trainer_roles)
+            user.guild_permissions.manage_guild or has_role(user.roles, self.settings.trainer_roles)
         ):
             return Privilege.TRAINER
         return Privilege.MEMBER
@@ -54,4 +54,4 @@ class Permissions:
         """Whose corrections apply at once: trainers, owners and members of a trusted role."""
         if self.level(user, is_owner=is_owner) >= Privilege.TRAINER:
             return True
-        return isinstance(user, discord.Member) and _matches(user.roles, self.settings.trusted_roles)
+        return isinstance(user, discord.Member) and has_role(user.roles, self.settings.trusted_roles)

@@ -94,9 +94,12 @@ async def send_text(text: str, first: Send, more: Send, files: Sequence[discord.
 
 
 @asynccontextmanager
-async def typing_if_possible(channel: discord.abc.Messageable) -> AsyncIterator[None]:
-    """Show "typing…" while the body runs, if Discord lets us: the indicator is cosmetic, so a refused
-    or failed one (403, 404, a rate limit) never costs the user their answer."""
+async def typing_if_possible(channel: discord.abc.Messageable, *, when: bool = True) -> AsyncIterator[None]:
+    """Show "typing…" while the body runs (unless ``when`` is false), if Discord lets us: the indicator is
+    cosmetic, so a refused or failed one (403, 404, a rate limit) never costs the user their answer."""
+    if not when:
+        yield
+        return
     typing = channel.typing()
     try:
         await typing.__aenter__()

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_TYPES = ("audio/",)
 MAX_ATTACHMENTS = 4
+SHED_TYPING_AFTER = 4  # answers in flight above which "typing…" is no longer shown
 
 
 def is_audio(attachment: discord.Attachment) -> bool:
@@ -41,6 +42,7 @@ class ChatCog(commands.Cog):
     def __init__(self, bot: TeachBot) -> None:
         self.bot = bot
         self.app = bot.app
+        self.in_flight = 0  # answers being worked on now
         seconds = self.app.settings.chat_cooldown_seconds
         bucket = commands.BucketType.user
         self.cooldowns = commands.CooldownMapping.from_cooldown(1, seconds, bucket) if seconds else None
@@ -114,13 +116,20 @@ class ChatCog(commands.Cog):
         else:
 
             async def deliver(answer: Answer) -> str | None:
-                sent = await self._reply(message, prefix + answer.text)
+                text = answer.text
+                if answer.is_fallback:
+                    text = f"{text} {wording.teach_hint(self.app.settings.command_prefix, terminal=False)}"
+                sent = await self._reply(message, prefix + text)
                 return str(sent.id) if sent is not None else None
 
-            async with typing_if_possible(message.channel):
-                reply = await self.app.chat.ask(
-                    text, where, external_id=str(message.id), attachments=files, reply_to=reply_to, deliver=deliver
-                )
+            self.in_flight += 1
+            try:  # under load the typing indicator is the first thing shed: it costs a request per message
+                async with typing_if_possible(message.channel, when=self.in_flight <= SHED_TYPING_AFTER):
+                    reply = await self.app.chat.ask(
+                        text, where, external_id=str(message.id), attachments=files, reply_to=reply_to, deliver=deliver
+                    )
+            finally:
+                self.in_flight -= 1
         await self.bot.speak_reply(message, reply.answer.text)
 
     async def _files_for_model(self, message: discord.Message, skip: discord.Attachment | None) -> list[Attachment]:

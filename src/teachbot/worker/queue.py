@@ -1,0 +1,100 @@
+"""The job queue: procrastinate on the same PostgreSQL database as everything else.
+
+A training job carries only its run id; the run's row (``training_runs``) holds the scope, the author and
+everything a trainer sees in ``!jobs``. Jobs of one scope share a procrastinate lock, so two workers never
+train the same scope at once. A worker killed mid-job leaves the job in ``doing`` (procrastinate's worker
+heartbeat goes stale) and its run marked interrupted; ``retry_stalled`` puts such jobs back in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from teachbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    import procrastinate
+
+log = logging.getLogger(__name__)
+
+__all__ = ["QUEUE", "TRAIN_TASK", "TrainingQueue", "stalled_after"]
+
+QUEUE = "training"
+TRAIN_TASK = "teachbot.train"  # worker/main.py's ``train``
+SCHEMA_LOCK = 0x7EAC_4B07_0C0E_5C1  # pg_advisory_xact_lock key: one process applies the queue's schema
+
+
+def stalled_after(heartbeat_seconds: float) -> float:
+    """A worker silent this long is gone (three missed heartbeats, as for ``processes``)."""
+    return 3 * heartbeat_seconds
+
+
+def _conninfo(database_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            "setting 'training_runner' (TEACHBOT_TRAINING_RUNNER): the queue needs PostgreSQL "
+            "(a postgresql+psycopg:// database_url); use training_runner=local with SQLite"
+        )
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class TrainingQueue:
+    """The procrastinate app of this process: open it, defer training jobs, count what waits."""
+
+    def __init__(self, database_url: str) -> None:
+        try:
+            import procrastinate
+        except ImportError:
+            raise ConfigError(
+                "setting 'training_runner' (TEACHBOT_TRAINING_RUNNER): the queue needs procrastinate: "
+                "pip install 'teachbot[postgres]'"
+            ) from None
+        self.conninfo = _conninfo(database_url)
+        connector = procrastinate.PsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4)
+        self.app: procrastinate.App = procrastinate.App(connector=connector)
+        self._opened = False
+
+    async def open(self) -> None:
+        await self.app.open_async()
+        self._opened = True
+        await self.ensure_schema()
+
+    async def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            await self.app.close_async()
+
+    async def ensure_schema(self) -> None:
+        """Create procrastinate's tables once (its own schema, not an Alembic migration: it is an extra)."""
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.conninfo) as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            cursor = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                return
+            await conn.execute(self.app.schema_manager.get_schema())
+        log.info("job queue: procrastinate's tables created")
+
+    async def defer_training(self, scope: str, run_id: int, activation: str | None = None) -> int:
+        """Queue run ``run_id``; runs of one scope never overlap (one procrastinate lock per scope)."""
+        deferrer = self.app.configure_task(TRAIN_TASK, queue=QUEUE, lock=f"train:{scope}")
+        return await deferrer.defer_async(run_id=run_id, activation=activation)
+
+    async def waiting(self) -> int:
+        """Jobs waiting for a worker or running now."""
+        queues = await self.app.job_manager.list_queues_async(queue=QUEUE)
+        return sum(int(q.get("todo", 0)) + int(q.get("doing", 0)) for q in queues)
+
+    async def retry_stalled(self, seconds: float) -> int:
+        """Put back in the queue the jobs of workers silent for ``seconds`` (stopped mid-job); returns how many."""
+        stalled = list(await self.app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=seconds))
+        for job in stalled:
+            await self.app.job_manager.retry_job(job)
+            log.warning("job %s (%s) of a stopped worker queued again", job.id, job.task_kwargs)
+        return len(stalled)
