@@ -216,6 +216,18 @@ def train(
     _with_app(settings, work)
 
 
+def _cached_encoder(settings: Settings) -> Any:
+    """The sentence encoder with its vector cache in the data folder (None for encoder=none)."""
+    from teachbot.answering.encoding import CachedEncoder, lazy_encoder
+
+    try:
+        encoder = lazy_encoder(settings.encoder)
+    except ConfigError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    return CachedEncoder(encoder, settings.cache_dir) if encoder is not None else None
+
+
 def _validate(
     settings: Settings, path: Path, fmt: str | None, prompt_column: str | None, answer_column: str | None
 ) -> ValidationReport:
@@ -457,9 +469,14 @@ def datasets_validate(
     from teachbot.datasets.validation import validate_file
 
     settings = _settings()
-    report = validate_file(
-        path, validation=validation, max_bytes=settings.max_upload_bytes, backend=settings.backend
-    )
+    encoder = _cached_encoder(settings)
+    try:
+        report = validate_file(
+            path, validation=validation, max_bytes=settings.max_upload_bytes, backend=settings.backend, encoder=encoder
+        )
+    finally:
+        if encoder is not None:
+            encoder.close()
     typer.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.to_text())
     raise typer.Exit(0 if report.ok else 1)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from teachbot.config import Backend
 from teachbot.datasets.examples import Example
 from teachbot.datasets.validation import (
     CHECKS,
@@ -36,9 +37,7 @@ def clean_lines(n: int = 12) -> list[Any]:
 
 def jsonl(tmp_path: Path, records: list[Any], name: str = "d.jsonl") -> Path:
     path = tmp_path / name
-    path.write_text(
-        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8"
-    )
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
     return path
 
 
@@ -103,9 +102,7 @@ def test_check_triggers_with_line_number(tmp_path: Path, code: str, line: Any) -
     report = validate_file(jsonl(tmp_path, [*clean_lines(), line]))
     assert code in report.counts, report.to_text()
     assert any(i.code == code and i.line == 13 for i in report.issues)
-    assert report.ok == (
-        CHECKS[code][0] == "warning" and all(CHECKS[c][0] == "warning" for c in report.counts)
-    )
+    assert report.ok == (CHECKS[code][0] == "warning" and all(CHECKS[c][0] == "warning" for c in report.counts))
 
 
 def test_tool_calls_and_content_parts_are_accepted(tmp_path: Path) -> None:
@@ -212,11 +209,7 @@ def test_report_text_is_grouped_and_capped(tmp_path: Path) -> None:
     report = validate_file(jsonl(tmp_path, lines))
     text = report.to_text(limit=3)
     assert text.splitlines()[0].startswith("d.jsonl: 1 error, 8 warnings — 20 examples")
-    assert (
-        text.index("Errors (these block training):")
-        < text.index("missing_content (1)")
-        < text.index("Warnings:")
-    )
+    assert text.index("Errors (these block training):") < text.index("missing_content (1)") < text.index("Warnings:")
     assert "duplicate (8)" in text and "line 14: same as line 2" in text and "... and 5 more" in text
     data = report.to_json()
     assert data["ok"] is False and data["counts"] == {"duplicate": 8, "missing_content": 1}
@@ -232,3 +225,44 @@ def test_near_duplicate_check_is_linear() -> None:
     report = validate_examples(examples)
     assert time.perf_counter() - start < 10
     assert report.counts == {}
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    from teachbot.answering.encoding import load_encoder
+
+    return load_encoder("minilm")
+
+
+def test_duplicates_and_contradictions_are_found_by_meaning(tmp_path: Path, encoder: Any) -> None:
+    records = [
+        {"prompt": "How do I reset my password?", "answer": "Use the reset link."},
+        {"prompt": "how can I reset my password", "answer": "Use the reset link."},  # the same, other words
+        {"prompt": "What's the way to reset my password?", "answer": "Call the help desk."},  # another answer
+        {"prompt": "What time does the shop open?", "answer": "At nine."},
+        {"prompt": "How do I reset my router?", "answer": "Unplug it for ten seconds."},  # same words, other meaning
+        {"prompt": "When does the store open in the morning?", "answer": "At nine."},
+    ]
+    path = jsonl(tmp_path, records)
+    report = validate_file(path, backend=Backend.LOCAL, encoder=encoder)
+    flagged = {(i.code, i.line) for i in report.issues}
+    assert ("same_meaning", 2) in flagged
+    assert ("contradiction_meaning", 3) in flagged
+    assert {line for _, line in flagged} == {2, 3}, report.to_text()
+    assert report.ok  # warnings, never errors
+    assert "line 1" in next(i.message for i in report.issues if i.code == "contradiction_meaning")
+    plain = validate_file(path, backend=Backend.LOCAL)  # without the encoder: by characters only
+    assert not {"same_meaning", "contradiction_meaning"} & set(plain.counts)
+    examples = [Example(prompt=r["prompt"], answer=r["answer"]) for r in records]
+    assert validate_examples(examples, backend=Backend.LOCAL, encoder=encoder).counts == report.counts
+
+
+def test_the_comparison_by_meaning_is_bounded(tmp_path: Path, encoder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from teachbot.datasets import validation
+
+    monkeypatch.setattr(validation, "MEANING_LIMIT", 3)
+    records = [{"prompt": f"question {n} about the weather", "answer": f"answer {n}"} for n in range(5)]
+    report = validate_file(jsonl(tmp_path, records), backend=Backend.LOCAL, encoder=encoder)
+    assert any("first 3 prompts (2 more not compared)" in note for note in report.notes)
+    assert "Note: the comparison by meaning" in report.to_text()
+    assert report.to_json()["notes"] == report.notes

@@ -291,3 +291,46 @@ async def test_test_on_learned_questions_says_so(app: App, tmp_path: Path) -> No
     assert reply.report is not None and reply.report.to_json()["note"] == reply.report.note
     fresh = await app.testing.test("global", [Example("when is thing 3 discussed", "answer 3")])
     assert fresh.note == "", "a test set of new questions needs no note"
+
+
+async def test_a_version_of_another_encoder_is_refused_clearly(
+    app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Versions remember their sentence encoder: with another one they are never used, nor silently replaced."""
+    from teachbot.config import load_settings
+
+    assert app.encoder is not None and app.knowledge.has_model("global")
+    await app.datasets.import_file("global", write_csv(tmp_path / "faq.csv", TOPICS), author="t")
+    trained = (await app.training.train("global", author="t")).version.name
+    assert await ask(app, "At what hour does the shop open?") == "The shop opens at nine."  # by meaning
+    plain = await App.start(load_settings(data_dir=app.settings.data_dir, encoder="none"))
+    try:
+        assert plain.encoder is None
+        assert not plain.knowledge.has_model("global")  # reported, not replaced by a new starter version
+        assert "trained with the sentence encoder all-MiniLM-L6-v2" in caplog.text
+        with pytest.raises(UserError, match="encoder=none"):
+            await plain.versions.activate("global", trained, author="t")
+        await plain.training.train("global", author="t")  # a new version: answers without the encoder
+        assert await ask(plain, "when does the shop open") == "The shop opens at nine."
+    finally:
+        await plain.close()
+
+
+async def test_retraining_encodes_only_new_examples(app: App, tmp_path: Path) -> None:
+    await app.datasets.import_file("global", write_csv(tmp_path / "faq.csv", TOPICS), author="t")
+    await app.training.train("global", author="t")
+    assert app.encoder is not None
+    inner = app.encoder.inner
+    calls: list[int] = []
+    original = inner.encode
+
+    def counting(texts: list[str]) -> object:
+        calls.append(len(texts))
+        return original(texts)
+
+    inner.encode = counting  # type: ignore[method-assign]
+    more = {"Returns are free for 30 days.": ["can I return an item", "what is your return policy"]}
+    await app.datasets.import_file("global", write_csv(tmp_path / "more.csv", more), author="t")
+    await app.training.train("global", author="t")
+    assert sum(calls) == 2  # the two new prompts, once: the gate's fit and the final one share the cache
+    assert await ask(app, "is it possible to send a product back?") == "Returns are free for 30 days."

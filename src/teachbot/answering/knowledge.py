@@ -30,7 +30,12 @@ SURE_MEANING = 0.95
 #: How much closer than the model's own evidence a taught example must be to win (bench/teach.py):
 #: in hashed n-gram cosine without an encoder, in cosine of meaning with one.
 OVERLAY_MARGIN = 0.15
-MEANING_OVERLAY_MARGIN = 0.05
+MEANING_OVERLAY_MARGIN = 0.1
+#: A model at least this sure of another answer (its confidence is calibrated) gives way only to a taught
+#: example at least CONFIDENT_MEANING close: a correction about "directions to Phoenix" must not take
+#: "things to do in Phoenix", whose wording the model knows but whose city it never saw.
+CONFIDENT = 0.9
+CONFIDENT_MEANING = 0.8
 #: Without an encoder, worked examples for an LLM must share at least this much wording with the question.
 RETRIEVE_WORDING = 0.2
 #: Taught answers rank this much above training examples of the same closeness when retrieved.
@@ -70,14 +75,19 @@ def taught_wins(text: str, match: Match, prediction: Prediction, rival_meaning: 
 
     It wins when the model has no answer or agrees, when it is a near-copy of the question, or when it is
     closer (by a margin) to the question than the training example the model's answer rests on: in meaning
-    when both closenesses are known (``rival_meaning`` defaults to the prediction's), else in wording. The
+    when both closenesses are known (``rival_meaning`` defaults to the prediction's; a sure model needs a
+    close paraphrase, ``CONFIDENT_MEANING``), else in wording. The
     last rule keeps a correction from stealing questions that merely resemble it (bench/teach.py: without it
     2.4 points of unrelated accuracy were lost)."""
     if prediction.answer in (None, match.answer) or prediction.matched_prompt is None:
         return True
     rival = rival_meaning if rival_meaning is not None else prediction.meaning
     if match.meaning is not None and rival is not None:
-        return match.meaning >= SURE_MEANING or match.meaning > rival + MEANING_OVERLAY_MARGIN
+        if match.meaning >= SURE_MEANING:
+            return True
+        if prediction.confidence >= CONFIDENT and match.meaning < CONFIDENT_MEANING:
+            return False
+        return match.meaning > rival + MEANING_OVERLAY_MARGIN
     if match.wording >= SURE_OVERLAY:
         return True
     query, matched = embed([text, prediction.matched_prompt])

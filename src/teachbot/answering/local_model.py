@@ -92,14 +92,18 @@ class EncoderMismatch(TeachbotError):
     def __init__(self, trained: str, running: str | None) -> None:
         self.trained, self.running = trained, running
         now = f"the encoder {running}" if running else "no encoder (encoder=none)"
-        super().__init__(f"it was trained with the sentence encoder {trained}, and the bot now runs with {now}")
+        super().__init__(
+            f"it was trained with the sentence encoder {trained}, and the bot now runs with {now}; "
+            "set `encoder` back, or train and activate a new version"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """The model's answer (None: it does not know), its probability, and the example it rests on.
 
-    ``meaning`` is the cosine of meaning between the question and that example (None without an encoder).
+    ``meaning`` is the cosine of meaning between the question and the closest example of that answer (None
+    without an encoder): how strongly the model's answer rests on meaning, to weigh a taught answer against.
     """
 
     answer: str | None
@@ -284,7 +288,7 @@ class LocalModel:
         rows = np.flatnonzero(self.labels == best)
         row = int(rows[np.argmax(sims[rows])])
         index = int(self.sources[row])
-        closeness = float(meaning[row]) if meaning is not None else None
+        closeness = float(meaning[rows].max()) if meaning is not None else None
         return Prediction(self.answers[best], confidence, index, self.prompts[index], closeness)
 
     def predict_many(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[Prediction]:

@@ -13,9 +13,9 @@ import numpy as np
 __all__ = ["RETRIEVE_MEANING", "SAME_MEANING", "TAUGHT_MARGIN", "VectorTable"]
 
 #: A taught example (or a refusal) this close in meaning to a question counts as the same question.
-SAME_MEANING = 0.7
+SAME_MEANING = 0.62
 #: ...if it is also this much closer than the nearest taught example with a different answer.
-TAUGHT_MARGIN = 0.05
+TAUGHT_MARGIN = 0.06
 #: Worked examples shown to an LLM must be at least this close in meaning to the question.
 RETRIEVE_MEANING = 0.6
 

@@ -26,7 +26,7 @@ __all__ = ["WORDING_FLOOR", "Match", "Overlay"]
 
 #: A near-copy in wording counts only if its meaning is at least this close (with an encoder): "reset my
 #: password" and "reset the router" share most n-grams but not their meaning.
-WORDING_FLOOR = 0.5
+WORDING_FLOOR = 0.6
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,7 +237,12 @@ class TrainingService:
         examples = [*split.train, *split.held]
         await stage(f"training the final version on all {len(examples)} examples", 0.6)
         model = await asyncio.to_thread(
-            LocalModel.fit, [e.prompt for e in examples], [e.answer for e in examples], negatives=negatives
+            lambda: LocalModel.fit(
+                [e.prompt for e in examples],
+                [e.answer for e in examples],
+                negatives=negatives,
+                encoder=self.knowledge.encoder,  # the gate's vectors are cached: only the held-out ones are new
+            )
         )
         if evaluation is not None:
             evaluation.note = (

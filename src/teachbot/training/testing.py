@@ -104,8 +104,8 @@ class TestingService:
 
     def _score_knowledge(self, scope: str, examples: Sequence[Example]) -> EvaluationReport:
         outcomes = []
-        for e in examples:
-            answer = self.knowledge.answer(e.prompt, scope)
+        answers = self.knowledge.answer_many([e.prompt for e in examples], scope)  # questions encoded in batches
+        for e, answer in zip(examples, answers, strict=True):
             outcomes.append(Outcome(e.prompt, e.answer, None if answer.is_fallback else answer.text, answer.confidence))
         return build_report(self.knowledge.model_version(scope) or "untrained", outcomes)
 

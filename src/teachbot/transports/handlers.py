@@ -289,12 +289,13 @@ class CommandHandlers:
                 if call.door is Door.DISCORD
                 else f"Name the dataset file to check: `{self.prefix}validate FILE`."
             )
-        report = await self._validate(file)
+        report = await self._validate(file, by_meaning=True)
         payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()
         return Reply(report.to_text(), files=(OutFile("validation.json", payload),))
 
-    async def _validate(self, upload: Upload) -> ValidationReport:
-        """Validate an uploaded file as a file (line numbers, raw-JSON checks), then delete the copy."""
+    async def _validate(self, upload: Upload, *, by_meaning: bool = False) -> ValidationReport:
+        """Validate an uploaded file as a file (line numbers, raw-JSON checks), then delete the copy;
+        ``by_meaning`` also compares its prompts by meaning (``!validate``: seconds for thousands)."""
         from teachbot.datasets.validation import validate_file  # counts tokens: loaded when first needed
 
         self.check_upload_size(upload.filename, len(upload.data))
@@ -306,7 +307,10 @@ class CommandHandlers:
             try:
                 path.write_bytes(upload.data)
                 report = validate_file(
-                    path, max_bytes=self.app.settings.max_upload_bytes, backend=self.app.settings.backend
+                    path,
+                    max_bytes=self.app.settings.max_upload_bytes,
+                    backend=self.app.settings.backend,
+                    encoder=self.app.encoder if by_meaning else None,
                 )
             finally:
                 path.unlink(missing_ok=True)
