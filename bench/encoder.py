@@ -61,6 +61,9 @@ class Counting:
         self.encoded += len(texts)
         return self.inner.encode(texts)
 
+    def reads(self, text: str) -> bool:
+        return self.inner.reads(text)
+
 
 def best_rate(encode_all: Callable[[Sequence[str]], object], texts: Sequence[str], runs: int) -> float:
     """Sentences per second: the best of ``runs`` passes."""

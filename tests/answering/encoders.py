@@ -28,3 +28,6 @@ class CountingEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.encoded += len(texts)
         return self.inner.encode(texts)
+
+    def reads(self, text: str) -> bool:
+        return self.inner.reads(text)

@@ -10,15 +10,15 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from encoders import CountingEncoder
 
 import teachbot
-from teachbot.answering.encoding import MAX_TOKENS, CachedEncoder, Encoder, OnnxEncoder, load_encoder, models
+from teachbot.answering.encoding import MAX_TOKENS, CachedEncoder, OnnxEncoder, load_encoder, models
 from teachbot.answering.encoding.cache import CACHE_FILE
 from teachbot.answering.encoding.encoder import ModelFileError
 from teachbot.answering.encoding.models import bundled_files
@@ -38,36 +38,9 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def encoder() -> OnnxEncoder:
-    loaded = load_encoder("minilm")
-    assert isinstance(loaded, OnnxEncoder)
-    return loaded
-
-
-class CountingEncoder:
-    """The real encoder, counting the texts that reach it."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self.inner = inner
-        self.encoded = 0
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.encoded += len(texts)
-        return self.inner.encode(texts)
-
-
 @pytest.fixture
-def counting(encoder: OnnxEncoder) -> CountingEncoder:
-    return CountingEncoder(encoder)
+def encoder(minilm: OnnxEncoder) -> OnnxEncoder:
+    return minilm
 
 
 def model_folder(tmp_path: Path) -> Path:
@@ -109,6 +82,26 @@ def test_meaning_counts_more_than_wording(encoder: OnnxEncoder) -> None:
         ]
     )
     assert float(question @ paraphrase) > float(question @ same_words) > float(question @ unrelated)
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("How do I reset my password?", True),
+        ("whats the weathr tmrw", True),  # misspelt English is still English
+        ("Wie wird das Wetter morgen?", True),
+        ("¿Dónde está la estación de tren?", True),
+        ("!!! 42", True),  # nothing to judge: counts as read
+        ("", True),
+        ("Какая погода будет завтра?", False),
+        ("Πώς σε λένε;", False),
+        ("你叫什么名字？", False),
+        ("कल मौसम कैसा रहेगा?", False),
+        ("word " * 400, True),  # longer than the model sees: judged on what it sees
+    ],
+)
+def test_the_encoder_says_which_texts_it_can_read(encoder: OnnxEncoder, text: str, read: bool) -> None:
+    assert encoder.reads(text) is read
 
 
 def test_batches_and_single_texts_give_the_same_vectors(encoder: OnnxEncoder) -> None:

@@ -94,11 +94,25 @@ def test_a_refusal_covers_questions_that_mean_the_same(faq: LocalModel, minilm: 
     assert k.answer("what would you eat for dinner").text == "Pizza is my favourite food."  # others untouched
 
 
-def test_a_language_the_encoder_does_not_know_still_learns(faq: LocalModel, minilm: OnnxEncoder) -> None:
+@pytest.mark.parametrize(
+    ("taught", "again", "other"),
+    [
+        ("Как тебя зовут?", "как тебя зовут", "Какая погода будет завтра?"),
+        ("Πώς σε λένε;", "πώς σε λένε", "Τι καιρό θα κάνει αύριο;"),
+        ("तुम्हारा नाम क्या है?", "तुम्हारा नाम क्या है", "कल मौसम कैसा रहेगा?"),
+        ("ما اسمك؟", "ما اسمك", "أين محطة القطار؟"),
+    ],
+)
+def test_a_language_the_encoder_does_not_know_still_learns(
+    faq: LocalModel, minilm: OnnxEncoder, taught: str, again: str, other: str
+) -> None:
+    """The bundled encoder cannot read these scripts (their questions all look alike to it, cosine 0.6 to
+    0.85): a correction applies by its characters, and never to another question in that language."""
     k = knowledge(faq, minilm)
-    k.teach("global", 1, "Как тебя зовут?", "Меня зовут Бот.")
-    assert k.answer("как тебя зовут").text == "Меня зовут Бот."  # by its characters
-    assert k.answer("Какая погода будет завтра?").text != "Меня зовут Бот."  # another question in that language
+    k.teach("global", 1, taught, "ANSWER")
+    assert k.answer(again).text == "ANSWER"
+    assert k.answer(other).text != "ANSWER"
+    assert k.answer("what is your name").text == "My name is Teachbot."  # English questions untouched
 
 
 def test_teaching_is_instant_and_the_next_question_encodes_it(faq: LocalModel, counting: CountingEncoder) -> None:

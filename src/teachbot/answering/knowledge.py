@@ -159,7 +159,7 @@ class Knowledge:
         With an encoder only examples close in meaning (``RETRIEVE_MEANING``) come back; without one,
         those sharing some wording (``RETRIEVE_WORDING``)."""
         scopes = self._scopes(scope)
-        vector = self._encode_question(text)
+        vector = self._legible(text, self._encode_question(text))
         found: dict[tuple[str, str], TaughtExample] = {}
         self.settle()
         with self._lock:
@@ -197,6 +197,13 @@ class Knowledge:
     def _encode_question(self, text: str) -> np.ndarray | None:
         return uncached(self.encoder).encode([text])[0] if self.encoder is not None else None
 
+    def _legible(self, text: str, vector: np.ndarray | None) -> np.ndarray | None:
+        """``vector`` for the overlays, or None (wording only) when the encoder cannot read ``text``: in a
+        script it never learned every vector looks alike and a cut-off of meaning would match anything."""
+        if vector is None or self.encoder is None or self.encoder.reads(text):
+            return vector
+        return None
+
     def answer(self, text: str, scope: str = GLOBAL_SCOPE) -> Answer:
         """The best answer for ``text`` in ``scope``: taught first (unless the model clearly knows
         better, see ``taught_wins``), then the model, else the fallback."""
@@ -218,16 +225,17 @@ class Knowledge:
         scopes = self._scopes(scope)
         active = next((self._models[s] for s in scopes if s in self._models), None)
         prediction: Prediction | None = None
+        meaning = self._legible(text, vector)  # the model has learned its own weight for the vector
         for s in scopes:
             overlay = self._taught.get(s)
             if overlay is None or not len(overlay):
                 continue
-            match = overlay.best(text, vector, lambda answer: self._refused_here(scopes, text, vector, answer))
+            match = overlay.best(text, meaning, lambda answer: self._refused_here(scopes, text, meaning, answer))
             if match is None:
                 continue
             if prediction is None:
                 prediction = self._predict(active, text, vector) if active else Prediction(None, 0.0)
-            if taught_wins(text, match, prediction, self._rival_meaning(match, prediction, vector)):
+            if taught_wins(text, match, prediction, self._rival_meaning(match, prediction, meaning)):
                 return Answer(
                     text=match.answer,
                     confidence=float(match.score),
@@ -240,7 +248,7 @@ class Knowledge:
             if (
                 prediction.answer is not None
                 and prediction.confidence >= self.threshold
-                and not self._refused_here(scopes, text, vector, prediction.answer)
+                and not self._refused_here(scopes, text, meaning, prediction.answer)
             ):
                 return self._from_prediction(active, prediction)
         version = active.version if active else "untrained"

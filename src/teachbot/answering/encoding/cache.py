@@ -91,6 +91,9 @@ class CachedEncoder:
                 self._store(new)
         return out
 
+    def reads(self, text: str) -> bool:
+        return self.inner.reads(text)
+
     def close(self) -> None:
         closing = getattr(self._encoder, "close", None)  # a lazily loading encoder may still be loading
         if closing is not None:

@@ -59,6 +59,9 @@ class LazyEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.loaded().encode(texts)
 
+    def reads(self, text: str) -> bool:
+        return self.loaded().reads(text)
+
     def start(self) -> None:
         """Begin loading in a background thread (at most once), so the first question does not wait for it."""
         with self._lock:
