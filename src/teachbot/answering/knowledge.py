@@ -35,7 +35,7 @@ MEANING_OVERLAY_MARGIN = 0.1
 #: example at least CONFIDENT_MEANING close: a correction about "directions to Phoenix" must not take
 #: "things to do in Phoenix", whose wording the model knows but whose city it never saw.
 CONFIDENT = 0.9
-CONFIDENT_MEANING = 0.8
+CONFIDENT_MEANING = 0.85
 #: Without an encoder, worked examples for an LLM must share at least this much wording with the question.
 RETRIEVE_WORDING = 0.2
 #: Taught answers rank this much above training examples of the same closeness when retrieved.
