@@ -22,7 +22,6 @@ __all__ = ["QUEUE", "TRAIN_TASK", "TrainingQueue", "stalled_after"]
 
 QUEUE = "training"
 TRAIN_TASK = "teachbot.train"  # worker/main.py's ``train``
-SCHEMA_LOCK = 0x7EAC_4B07_0C0E_5C1  # pg_advisory_xact_lock key: one process applies the queue's schema
 
 
 def stalled_after(heartbeat_seconds: float) -> float:
@@ -59,27 +58,19 @@ class TrainingQueue:
         self._opened = False
 
     async def open(self) -> None:
+        """Connect; the queue's tables come from our migrations (0005), applied before any process opens it."""
         await self.app.open_async()
         self._opened = True
-        await self.ensure_schema()
+        row = await self.app.connector.execute_query_one_async(
+            "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
+        )
+        if not row["present"]:
+            raise ConfigError("the job queue's tables are missing from the database: run `teachbot migrate`")
 
     async def close(self) -> None:
         if self._opened:
             self._opened = False
             await self.app.close_async()
-
-    async def ensure_schema(self) -> None:
-        """Create procrastinate's tables once (its own schema, not an Alembic migration: it is an extra)."""
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(self.conninfo) as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            cursor = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
-            row = await cursor.fetchone()
-            if row is not None and row[0]:
-                return
-            await conn.execute(self.app.schema_manager.get_schema())
-        log.info("job queue: procrastinate's tables created")
 
     async def defer_training(self, scope: str, run_id: int, activation: str | None = None) -> int:
         """Queue run ``run_id``; runs of one scope never overlap (one procrastinate lock per scope)."""
