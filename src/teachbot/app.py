@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -177,7 +178,14 @@ class App:
     async def _register(self, role: str) -> None:
         """Join the ``processes`` table: runs this process starts carry its id (see ``store/processes.py``)."""
         shards = self.settings.shard_label if role == "bot" else ""
-        self.heartbeat = Heartbeat(self.db, role=role, shards=shards, interval=self.settings.heartbeat_seconds)
+        self.heartbeat = Heartbeat(
+            self.db,
+            role=role,
+            shards=shards,
+            interval=self.settings.heartbeat_seconds,
+            change_retention=timedelta(hours=self.settings.change_retention_hours),
+        )
+        self.heartbeat.feed_position = lambda: self.feed.position if self.feed is not None else 0
         self.runs.process_id = await self.heartbeat.start()
 
     async def _open_queue(self, role: str) -> None:
