@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -158,3 +159,33 @@ def test_queue_tables_made_by_procrastinate_itself_are_kept(postgres_url: str) -
             assert connection.execute(text("SELECT task_name FROM procrastinate_jobs")).scalar() == "t"
     finally:
         old.close()
+
+
+@pytest.mark.slow
+def test_processes_starting_together_migrate_one_after_the_other(postgres_url: str) -> None:
+    """Three processes on a new database (as compose starts them) all reach head; none fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import teachbot
+
+    sources = str(Path(teachbot.__file__).resolve().parents[1])
+    bounded = postgres_url + "?options=-c%20lock_timeout%3D20000"  # a wait for a lock fails, never hangs
+    script = "import sys; from teachbot.store.db import Database; Database(sys.argv[1]).migrate()"
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, bounded],
+            env={"PYTHONPATH": sources, "PATH": "/usr/bin:/bin"},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in starts]
+    assert [p.returncode for p in starts] == [0, 0, 0], errors
+    db = Database(postgres_url)
+    try:
+        assert db.current_revision() == Database.head_revision()
+    finally:
+        db.close()
