@@ -75,7 +75,7 @@ class TrainingQueue:
             "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
         )
         if not row["present"]:
-            raise ConfigError("the job queue's tables are missing from the database: run `teachbot migrate`")
+            raise ConfigError("the job queue's tables are missing: start teachbot once to migrate the database")
 
     async def close(self) -> None:
         if self._opened:

@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-02 22:00:00.000000
 
-``teachbot migrate`` (and every start) is the one way the database is set up, the job queue included:
+Migrating at start (every teachbot process does) is the one way the database is set up, the job queue included:
 this applies the schema shipped with the procrastinate version teachbot pins. A later upgrade of that pin
 comes with a migration of its own applying procrastinate's migration scripts between the two versions.
 SQLite has no job queue: nothing to do there. A database whose queue tables were created before this
