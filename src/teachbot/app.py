@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from teachbot.training.remote import RemoteTrainingService
     from teachbot.worker.queue import TrainingQueue
     from teachbot.worker.queued import QueuedTraining
+    from teachbot.worker.queued_testing import QueuedTesting
+    from teachbot.worker.queued_tuning import QueuedFineTuning
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,10 @@ class App:
     training: TrainingService | QueuedTraining  # what commands call: here, or through the job queue
     runs: RunLedger
     versions: VersionRegistry
-    testing: TestingService
+    testing: TestingService | QueuedTesting  # what ``!test`` calls: here, or through the job queue
     files: FileService
     speech: SpeechService
-    remote: RemoteTrainingService | None = None  # fine-tuning jobs, on the openai backend
+    remote: RemoteTrainingService | QueuedFineTuning | None = None  # fine-tuning jobs, on the openai backend
     feed: ChangeFeed | None = field(default=None, repr=False)  # what other processes change, applied here
     heartbeat: Heartbeat | None = field(default=None, repr=False)  # this process's row in ``processes``
     queue: TrainingQueue | None = field(default=None, repr=False)  # the job queue (training_runner = queue)
@@ -166,7 +169,7 @@ class App:
             position = await db.run(latest_id)  # before loading: a change committed meanwhile is applied again
             await app._load_knowledge()
             await app._follow_changes(position)
-            await app._open_queue()
+            await app._open_queue(role)
         except BaseException:
             await app.close()
             raise
@@ -175,19 +178,32 @@ class App:
     async def _register(self, role: str) -> None:
         """Join the ``processes`` table: runs this process starts carry its id (see ``store/processes.py``)."""
         shards = self.settings.shard_label if role == "bot" else ""
-        self.heartbeat = Heartbeat(self.db, role=role, shards=shards, interval=self.settings.heartbeat_seconds)
+        self.heartbeat = Heartbeat(
+            self.db,
+            role=role,
+            shards=shards,
+            interval=self.settings.heartbeat_seconds,
+            change_retention=timedelta(hours=self.settings.change_retention_hours),
+        )
+        self.heartbeat.feed_position = lambda: self.feed.position if self.feed is not None else 0
         self.runs.process_id = await self.heartbeat.start()
 
-    async def _open_queue(self) -> None:
-        """With ``training_runner = queue``, commands train through the job queue (``worker/``)."""
+    async def _open_queue(self, role: str) -> None:
+        """With ``training_runner = queue``, commands train, fine-tune and test through the job queue
+        (``worker/``); the worker itself does that work with the services built here."""
         if self.settings.training_runner is not TrainingRunner.QUEUE:
             return
         from teachbot.worker.queue import TrainingQueue
         from teachbot.worker.queued import QueuedTraining
+        from teachbot.worker.queued_testing import QueuedTesting
+        from teachbot.worker.queued_tuning import QueuedFineTuning
 
         self.queue = TrainingQueue(self.settings.effective_database_url)
         await self.queue.open()
-        assert self.trainer is not None
+        if role == "worker":
+            return
+        assert self.trainer is not None and isinstance(self.testing, TestingService)
+        every = self.settings.heartbeat_seconds
         self.training = QueuedTraining(
             self.db,
             self.queue,
@@ -195,8 +211,11 @@ class App:
             ledger=self.runs,
             versions=self.versions,
             knowledge=self.knowledge,
-            heartbeat_seconds=self.settings.heartbeat_seconds,
+            heartbeat_seconds=every,
         )
+        self.testing = QueuedTesting(self.testing, self.queue, db=self.db, ledger=self.runs, heartbeat_seconds=every)
+        if self.remote is not None:
+            self.remote = QueuedFineTuning(self.db, self.queue, ledger=self.runs, heartbeat_seconds=every)
 
     async def _follow_changes(self, position: int) -> None:
         """Apply what other processes teach, forget and activate from now on (``store/changes.py``)."""

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         description="How often a process reads what other processes changed, on SQLite (PostgreSQL notifies at "
         "once and checks every 5 s besides).",
     )
+    change_retention_hours: float = Field(
+        24.0,
+        gt=0,
+        description="How long the change log keeps a change; older ones are deleted once every live process has "
+        "read them.",
+    )
 
     # -- answering
     backend: Backend = Field(Backend.LOCAL, description="Model backend: local, openai or hybrid.")
@@ -133,8 +139,8 @@ class Settings(BaseSettings):
     )
     training_runner: TrainingRunner = Field(
         TrainingRunner.LOCAL,
-        description="Where training runs: local (in the process that was asked) or queue (a `teachbot worker` "
-        "takes it from a job queue in PostgreSQL; needs teachbot[postgres]).",
+        description="Where training, fine-tuning and !test runs happen: local (in the process that was asked) or "
+        "queue (a `teachbot worker` takes them from a job queue in PostgreSQL; needs teachbot[postgres]).",
     )
     max_upload_bytes: int = Field(
         20_000_000, gt=0, description="Largest dataset or audio attachment accepted, in bytes."

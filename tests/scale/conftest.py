@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, step:
         if time.monotonic() - start > timeout:
             raise AssertionError(f"not true within {timeout} s")
         await asyncio.sleep(step)
+
+
+def process_env() -> dict[str, str]:
+    """The environment of a teachbot subprocess: no TEACHBOT_* variable of ours, and these sources first
+    (an absolute path: the subprocess runs in a temporary folder)."""
+    import teachbot
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    sources = str(Path(teachbot.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([sources, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
+    return env
 
 
 @dataclass

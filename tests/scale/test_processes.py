@@ -3,14 +3,13 @@ token quotas hold across processes."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from fakes.openai_server import TEST_API_KEY, FakeOpenAIServer
-from scale.conftest import eventually, settings_for
+from scale.conftest import eventually, process_env, settings_for
 
 from teachbot.answering.chat import Origin
 from teachbot.app import App
@@ -25,7 +24,7 @@ async def test_a_correction_from_a_terminal_process_reaches_a_running_app(databa
     running = await App.start(settings_for(tmp_path / "running", database_url))
     try:
         assert (await running.chat.ask(QUESTION, WHERE)).answer.text != "Zorbopolis"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")} | {
+        env = process_env() | {
             "TEACHBOT_DATA_DIR": str(tmp_path / "terminal"),
             "TEACHBOT_DATABASE_URL": database_url,
             "TEACHBOT_ENCODER": "none",

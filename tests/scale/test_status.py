@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scale.conftest import Pair, settings_for
+from scale.conftest import Pair, process_env, settings_for
 
 from teachbot.answering.chat import Origin
 from teachbot.app import App
@@ -28,7 +28,7 @@ async def test_status_lists_live_processes_versions_and_the_queue(database_url: 
         assert "Training queue: 1 waiting, 0 running" in text
         await bot.runs.request_cancel(run_id)
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")} | {
+        env = process_env() | {
             "TEACHBOT_DATA_DIR": str(tmp_path / "cli"),
             "TEACHBOT_DATABASE_URL": database_url,
         }

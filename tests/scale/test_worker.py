@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from scale.conftest import eventually, settings_for
+from scale.conftest import eventually, process_env, settings_for
 
 from teachbot.answering.chat import Origin
 from teachbot.app import App
@@ -113,7 +113,7 @@ async def test_a_worker_killed_mid_run_leaves_the_run_retryable_and_the_model_un
 
     examples = parse_examples(big_dataset(tmp_path / "big.csv").read_bytes(), source="big.csv")
     await bot.datasets.import_examples("global", "big", examples, source_name="big.csv", author="t")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")} | {
+    env = process_env() | {
         "TEACHBOT_DATA_DIR": str(tmp_path / "killed"),
         "TEACHBOT_DATABASE_URL": postgres_url,
         "TEACHBOT_ENCODER": "none",

@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from teachbot.store.changes import APPLICATION_NAME, Change, ChangeFeed, ChangeKind, publish
 from teachbot.store.db import Database
+from teachbot.store.processes import Heartbeat, prune_changes, this_host
 from teachbot.store.tables import Change as ChangeRow
+from teachbot.store.tables import Process, utcnow
 
 DELIVERY_SECONDS = 2.0
 
@@ -320,3 +324,77 @@ def test_publish_joins_the_callers_transaction(databases: tuple[Database, Databa
 
     assert publisher.call(publish_and_look) == 0
     assert other.call(count) == 1
+
+
+def _remaining(db: Database) -> list[int]:
+    return db.call(lambda s: list(s.scalars(select(ChangeRow.id).order_by(ChangeRow.id))))
+
+
+def _backdate(db: Database, ids: list[int], age: timedelta) -> None:
+    then = utcnow() - age
+    db.call(lambda s: s.execute(update(ChangeRow).where(ChangeRow.id.in_(ids)).values(created_at=then)))
+
+
+def _process(db: Database, position: int | None, *, seen: timedelta = timedelta()) -> int:
+    """A process row of this pid (so alive while its heartbeat is recent) that has read up to ``position``."""
+
+    def add(s: Session) -> int:
+        row = Process(role="bot", host=this_host(), pid=os.getpid(), change_position=position)
+        row.last_seen = utcnow() - seen
+        s.add(row)
+        s.flush()
+        return row.id
+
+    return db.call(add)
+
+
+def test_pruning_keeps_recent_changes_and_those_a_live_process_has_not_read(
+    databases: tuple[Database, Database],
+) -> None:
+    db, _ = databases
+    ids = [db.call(publishing("g1", "taught", {"n": n})) for n in range(5)]
+    _backdate(db, ids[:4], timedelta(days=2))
+    lagging = _process(db, ids[2])
+    _process(db, ids[4])
+    _process(db, 0, seen=timedelta(hours=1))  # dead: it holds nothing back
+    assert db.call(lambda s: prune_changes(s, 10.0, timedelta(days=1))) == 3
+    assert _remaining(db) == ids[3:], "the lagging process has not read the 4th; the 5th is recent"
+
+    unknown = _process(db, None)  # registered, no position recorded yet: nothing goes
+    db.call(lambda s: s.execute(update(Process).where(Process.id == lagging).values(change_position=ids[4])))
+    assert db.call(lambda s: prune_changes(s, 10.0, timedelta(days=1))) == 0
+    db.call(lambda s: s.execute(update(Process).where(Process.id == unknown).values(change_position=ids[4])))
+    assert db.call(lambda s: prune_changes(s, 10.0, timedelta(days=1))) == 1
+    assert _remaining(db) == ids[4:]
+    assert db.call(publishing("g1", "taught", {"n": 5})) > ids[4], "ids go on growing after pruning"
+
+
+async def test_a_heartbeat_records_its_feed_position_and_prunes_what_every_feed_read(
+    databases: tuple[Database, Database],
+) -> None:
+    publisher, listener = databases
+    ids = [publisher.call(publishing("g1", "taught", {"n": n})) for n in range(3)]
+    _backdate(publisher, ids, timedelta(hours=2))
+    collector = Collector()
+    feed = feed_for(listener, collector, after=0)
+    beat = Heartbeat(listener, role="bot", interval=0.05, change_retention=timedelta(hours=1), prune_every=0.0)
+    beat.feed_position = lambda: feed.position
+    await beat.start()
+    try:
+        await feed.start()
+        await collector.wait_for(3)
+
+        async def pruned() -> bool:
+            return _remaining(publisher) == []
+
+        deadline = time.monotonic() + DELIVERY_SECONDS
+        while not await pruned():
+            assert time.monotonic() < deadline, _remaining(publisher)
+            await asyncio.sleep(0.02)
+        row = publisher.call(lambda s: s.get(Process, beat.process_id))
+        assert row is not None and row.change_position == ids[-1]
+        later = publisher.call(publishing("g1", "taught", {"n": 3}))
+        assert [c.id for c in await collector.wait_for(4)][-1] == later, "the feed goes on after pruning"
+    finally:
+        await feed.close()
+        await beat.close()

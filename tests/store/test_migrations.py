@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from teachbot.store.db import Database
+from teachbot.store.migrations import QUEUE_TABLE_PREFIX, ours
 from teachbot.store.tables import Base
 
 FIRST_REVISION = "0001"
@@ -30,9 +32,13 @@ def test_empty_database_migrates_to_head(database_url: str) -> None:
             "changes",
             "artefacts",
         } <= tables
+        queue_tables = {t for t in tables if t.startswith(QUEUE_TABLE_PREFIX)}
         if db.engine.dialect.name == "sqlite":
+            assert not queue_tables, "SQLite has no job queue"
             with db.engine.connect() as connection:
                 assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        else:  # the job queue's tables come with our migrations
+            assert {"procrastinate_jobs", "procrastinate_workers", "procrastinate_events"} <= queue_tables
         db.migrate()  # a second start changes nothing
         assert db.current_revision() == Database.head_revision()
     finally:
@@ -44,7 +50,7 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
     try:
         db.migrate()
         with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": ours})
             assert compare_metadata(context, Base.metadata) == []
     finally:
         db.close()
@@ -103,6 +109,83 @@ def test_every_migration_downgrades_to_empty_and_up_again(database_url: str) -> 
             command.downgrade(config, "base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         db.migrate()
+        assert db.current_revision() == Database.head_revision()
+    finally:
+        db.close()
+
+
+async def test_a_database_migrated_by_us_runs_a_queued_job(postgres_url: str) -> None:
+    """No other set-up step: after ``migrate``, procrastinate defers a job and a worker runs it."""
+    import procrastinate
+
+    from teachbot.worker.queue import TrainingQueue
+
+    db = Database(postgres_url)
+    try:
+        db.migrate()
+    finally:
+        db.close()
+    queue = TrainingQueue(postgres_url)
+    await queue.open()
+    try:
+        done: list[int] = []
+
+        @queue.app.task(name="tests.note", queue="tests")
+        async def note(value: int) -> None:
+            done.append(value)
+
+        job_id = await note.defer_async(value=7)
+        await queue.app.run_worker_async(queues=["tests"], wait=False, install_signal_handlers=False)
+        assert done == [7]
+        job = await queue.app.job_manager.get_job_status_async(job_id)
+        assert job == procrastinate.jobs.Status.SUCCEEDED
+    finally:
+        await queue.close()
+
+
+def test_queue_tables_made_by_procrastinate_itself_are_kept(postgres_url: str) -> None:
+    """A database whose queue tables the queue created before migration 0005 upgrades without touching them."""
+    from procrastinate.schema import SchemaManager
+
+    old = Database(postgres_url)
+    try:
+        old.migrate("0004")
+        with old.engine.begin() as connection:
+            connection.connection.cursor().execute(SchemaManager.get_schema())
+            connection.execute(text("INSERT INTO procrastinate_jobs (queue_name, task_name) VALUES ('q', 't')"))
+        old.migrate()
+        assert old.current_revision() == Database.head_revision()
+        with old.engine.connect() as connection:
+            assert connection.execute(text("SELECT task_name FROM procrastinate_jobs")).scalar() == "t"
+    finally:
+        old.close()
+
+
+@pytest.mark.slow
+def test_processes_starting_together_migrate_one_after_the_other(postgres_url: str) -> None:
+    """Three processes on a new database (as compose starts them) all reach head; none fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import teachbot
+
+    sources = str(Path(teachbot.__file__).resolve().parents[1])
+    bounded = postgres_url + "?options=-c%20lock_timeout%3D20000"  # a wait for a lock fails, never hangs
+    script = "import sys; from teachbot.store.db import Database; Database(sys.argv[1]).migrate()"
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, bounded],
+            env={"PYTHONPATH": sources, "PATH": "/usr/bin:/bin"},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in starts]
+    assert [p.returncode for p in starts] == [0, 0, 0], errors
+    db = Database(postgres_url)
+    try:
         assert db.current_revision() == Database.head_revision()
     finally:
         db.close()

@@ -11,6 +11,10 @@ No id is skipped: on SQLite one writer at a time means ids commit in id order; o
 take a transaction-level advisory lock before taking an id, so the transaction holding id n has ended
 before any other takes id n+1. That lock is held until commit: call ``publish`` last in a transaction.
 
+The log is pruned (``prune``, run by each process's heartbeat in ``store/processes.py``): a change older
+than the retention goes once every live process's feed has read it; each heartbeat records its feed's
+position for that. A process starting later loads the state itself and reads only newer changes.
+
 Every process receives every change, its own included. Callbacks must be idempotent: teaching an example
 id the knowledge already holds, or activating the version already active, must change nothing.
 """
@@ -26,7 +30,7 @@ from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -36,7 +40,7 @@ from teachbot.store.tables import Change as ChangeRow
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["CHANNEL", "Change", "ChangeFeed", "ChangeKind", "changes_after", "latest_id", "publish"]
+__all__ = ["CHANNEL", "Change", "ChangeFeed", "ChangeKind", "changes_after", "latest_id", "prune", "publish"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,17 @@ def changes_after(session: Session, after: int, limit: int = 500) -> list[Change
     """Committed changes with an id above ``after``, oldest first."""
     rows = session.scalars(select(ChangeRow).where(ChangeRow.id > after).order_by(ChangeRow.id).limit(limit))
     return [Change(r.id, r.scope, r.kind, dict(r.payload), r.created_at) for r in rows]
+
+
+def prune(session: Session, *, before: datetime, read_by_all: int) -> int:
+    """Delete the changes created before ``before`` whose id is at most ``read_by_all`` (the lowest position
+    of the live processes' feeds); returns how many. Ids are never reused (AUTOINCREMENT on SQLite)."""
+    result = session.execute(
+        delete(ChangeRow)
+        .where(ChangeRow.id <= read_by_all, ChangeRow.created_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 Callback = Callable[[Change], Awaitable[None]]

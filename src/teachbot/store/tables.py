@@ -176,6 +176,7 @@ class TrainingRun(Base):
     finished_at: Mapped[datetime | None]
     process_id: Mapped[int | None]  # the ``processes`` row running it: a run of a dead process was interrupted
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    result: Mapped[dict[str, Any] | None]  # what a queued run hands back (a ``test`` run: its report)
 
 
 class TokenUsage(Base):
@@ -223,3 +224,4 @@ class Process(Base):
     shards: Mapped[str] = mapped_column(String(200), default="")  # e.g. "0,1 of 4"; empty: not a bot
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    change_position: Mapped[int | None]  # the last change its feed applied: older ones may be pruned

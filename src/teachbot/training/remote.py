@@ -58,9 +58,19 @@ class RemoteTrainingService:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def fine_tune(
-        self, scope: str, *, author: str, dpo: bool = False, progress: Progress | None = None
+        self,
+        scope: str,
+        *,
+        author: str,
+        dpo: bool = False,
+        progress: Progress | None = None,
+        run_id: int | None = None,
     ) -> RemoteOutcome:
-        """Validate, plan, start and follow a job; ``dpo`` trains on corrections as preference pairs."""
+        """Validate, plan, start and follow a job; ``dpo`` trains on corrections as preference pairs.
+
+        ``run_id`` is a queued run a worker took (``worker/``): when an earlier attempt already started
+        the server's job (the worker was stopped while following it), this follows that job, never a second.
+        """
         lock = self._locks.setdefault(scope, asyncio.Lock())
         if lock.locked():
             raise UserError("A fine-tuning job for this scope is already running.", see="jobs")
@@ -80,18 +90,26 @@ class RemoteTrainingService:
             plan = self.tuner.prepare(train or examples, held if train else [], "dpo" if dpo else "supervised")
             if progress:
                 progress(plan.summary(), 0.02)
-            job_id = await self.tuner.start(plan)
-            run_id = await self.ledger.start_remote(scope, author, job_id)
+            job_id = await self.ledger.remote_job(run_id) if run_id is not None else None
+            if run_id is None:
+                job_id = await self.tuner.start(plan)
+                run_id = await self.ledger.start_remote(scope, author, job_id)
+            elif job_id is None:
+                job_id = await self.tuner.start(plan)
+                await self.ledger.attach_job(run_id, job_id)
+            else:
+                log.info("run #%s follows its fine-tuning job %s again", run_id, job_id)
             log.info("fine-tuning job %s run=%s scope=%s author=%s", job_id, run_id, scope, author)
             last = await self._follow(run_id, job_id, progress)
             version = None
+            result = {"plan": plan.summary(), "status": last.status, "error": last.error}
             if last.status == "succeeded" and last.fine_tuned_model:
                 model = last.fine_tuned_model
                 version = await self.registry.add_remote(scope, model, examples=len(train), author=author)
-                await self.ledger.finish(run_id, RunState.SUCCEEDED, f"fine-tuned {model}", version)
+                await self.ledger.finish(run_id, RunState.SUCCEEDED, f"fine-tuned {model}", version, result=result)
             else:
                 state = RunState.CANCELLED if last.status == "cancelled" else RunState.FAILED
-                await self.ledger.finish(run_id, state, last.error or last.status)
+                await self.ledger.finish(run_id, state, last.error or last.status, result=result)
             return RemoteOutcome(run_id, plan.summary(), last.status, version, last.error)
 
     async def _follow(self, run_id: int, job_id: str, progress: Progress | None) -> JobStatus:

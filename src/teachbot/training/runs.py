@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -67,7 +68,11 @@ class RunLedger:
 
     async def queue_local(self, scope: str, author: str) -> int:
         """A new local training run waiting for a worker (``teachbot worker``); returns its id."""
-        run = TrainingRun(scope=scope, author=author, state=RunState.QUEUED, stage="waiting for a worker")
+        return await self.queue_run(scope, author)
+
+    async def queue_run(self, scope: str, author: str, kind: str = "local") -> int:
+        """A new run of ``kind`` (local, remote, test) waiting for a worker; returns its id."""
+        run = TrainingRun(scope=scope, author=author, kind=kind, state=RunState.QUEUED, stage="waiting for a worker")
         return await self.db.run(lambda s: _add(s, run))
 
     async def begin(self, run_id: int) -> tuple[str, str] | None:
@@ -106,6 +111,16 @@ class RunLedger:
         run = TrainingRun(scope=scope, author=author, kind="remote", remote_job_id=job_id, process_id=self.process_id)
         return await self.db.run(lambda s: _add(s, run))
 
+    async def attach_job(self, run_id: int, job_id: str) -> None:
+        """Record the server's fine-tuning job of a queued run: a retried run follows it instead of starting one."""
+        await self.db.run(
+            lambda s: s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(remote_job_id=job_id))
+        )
+
+    async def remote_job(self, run_id: int) -> str | None:
+        """The server's fine-tuning job run ``run_id`` follows, None before one was started."""
+        return await self.db.run(lambda s: s.scalar(select(TrainingRun.remote_job_id).where(TrainingRun.id == run_id)))
+
     async def record_progress(self, run_id: int, stage: str, fraction: float) -> None:
         """Record the run's stage, and pick up a cancel request made through another process."""
 
@@ -116,9 +131,20 @@ class RunLedger:
         if await self.db.run(record):
             self._cancel_requests.add(run_id)
 
-    async def finish(self, run_id: int, state: RunState, message: str, version: str | None = None) -> None:
-        """Close a run; a succeeded one is complete and names the version it made."""
+    async def finish(
+        self,
+        run_id: int,
+        state: RunState,
+        message: str,
+        version: str | None = None,
+        *,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        """Close a run; a succeeded one is complete and names the version it made. ``result`` is what the
+        process that queued the run reads back (``result``)."""
         values: dict[str, object] = {"state": state, "message": message[:2000], "finished_at": utcnow()}
+        if result is not None:
+            values["result"] = result
         if state == RunState.SUCCEEDED:
             values["progress"] = 1.0
             values["version_name"] = version
@@ -148,6 +174,10 @@ class RunLedger:
         if row is None:
             raise UserError(f"There is no run #{run_id}.")
         return row.state, row.stage, row.progress, row.message, row.version_name
+
+    async def result(self, run_id: int) -> dict[str, Any] | None:
+        """What the process that ran run ``run_id`` handed back when it finished, if anything."""
+        return await self.db.run(lambda s: s.scalar(select(TrainingRun.result).where(TrainingRun.id == run_id)))
 
     async def recent(self, scope: str, limit: int = 10) -> list[RunInfo]:
         """The newest runs of ``scope``, newest first."""

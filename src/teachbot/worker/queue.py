@@ -1,9 +1,12 @@
 """The job queue: procrastinate on the same PostgreSQL database as everything else.
 
-A training job carries only its run id; the run's row (``training_runs``) holds the scope, the author and
-everything a trainer sees in ``!jobs``. Jobs of one scope share a procrastinate lock, so two workers never
-train the same scope at once. A worker killed mid-job leaves the job in ``doing`` (procrastinate's worker
+Three kinds of job, each carrying its run id: training, fine-tuning (on the openai backend) and testing
+(``!test``). The run's row (``training_runs``) holds the scope, the author and everything a trainer sees in
+``!jobs``; a test run's report comes back in its ``result``. Training and fine-tuning jobs of one scope
+share a procrastinate lock, so two workers never make versions of the same scope at once; tests change
+nothing and take no lock. A worker killed mid-job leaves the job in ``doing`` (procrastinate's worker
 heartbeat goes stale) and its run marked interrupted; ``retry_stalled`` puts such jobs back in the queue.
+The queue's tables come from our migrations (``store/migrations/versions/0005``).
 """
 
 from __future__ import annotations
@@ -18,16 +21,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QUEUE", "TRAIN_TASK", "TrainingQueue", "stalled_after"]
+__all__ = ["FINE_TUNE_TASK", "QUEUE", "TEST_TASK", "TRAIN_TASK", "TrainingQueue", "stalled_after"]
 
 QUEUE = "training"
 TRAIN_TASK = "teachbot.train"  # worker/main.py's ``train``
-SCHEMA_LOCK = 0x7EAC_4B07_0C0E_5C1  # pg_advisory_xact_lock key: one process applies the queue's schema
+FINE_TUNE_TASK = "teachbot.fine_tune"  # worker/main.py's ``fine_tune``
+TEST_TASK = "teachbot.test"  # worker/main.py's ``evaluate``
 
 
 def stalled_after(heartbeat_seconds: float) -> float:
     """A worker silent this long is gone (three missed heartbeats, as for ``processes``)."""
     return 3 * heartbeat_seconds
+
+
+def _version_lock(scope: str) -> str:
+    """The procrastinate lock of the jobs that make versions of ``scope``: one at a time."""
+    return f"train:{scope}"
 
 
 def _conninfo(database_url: str) -> str:
@@ -59,32 +68,34 @@ class TrainingQueue:
         self._opened = False
 
     async def open(self) -> None:
+        """Connect; the queue's tables come from our migrations (0005), applied before any process opens it."""
         await self.app.open_async()
         self._opened = True
-        await self.ensure_schema()
+        row = await self.app.connector.execute_query_one_async(
+            "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present"
+        )
+        if not row["present"]:
+            raise ConfigError("the job queue's tables are missing: start teachbot once to migrate the database")
 
     async def close(self) -> None:
         if self._opened:
             self._opened = False
             await self.app.close_async()
 
-    async def ensure_schema(self) -> None:
-        """Create procrastinate's tables once (its own schema, not an Alembic migration: it is an extra)."""
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(self.conninfo) as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            cursor = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
-            row = await cursor.fetchone()
-            if row is not None and row[0]:
-                return
-            await conn.execute(self.app.schema_manager.get_schema())
-        log.info("job queue: procrastinate's tables created")
-
     async def defer_training(self, scope: str, run_id: int, activation: str | None = None) -> int:
         """Queue run ``run_id``; runs of one scope never overlap (one procrastinate lock per scope)."""
-        deferrer = self.app.configure_task(TRAIN_TASK, queue=QUEUE, lock=f"train:{scope}")
+        deferrer = self.app.configure_task(TRAIN_TASK, queue=QUEUE, lock=_version_lock(scope))
         return await deferrer.defer_async(run_id=run_id, activation=activation)
+
+    async def defer_fine_tuning(self, scope: str, run_id: int, *, dpo: bool = False) -> int:
+        """Queue fine-tuning run ``run_id``; it waits for any training run of its scope, and they for it."""
+        deferrer = self.app.configure_task(FINE_TUNE_TASK, queue=QUEUE, lock=_version_lock(scope))
+        return await deferrer.defer_async(run_id=run_id, dpo=dpo)
+
+    async def defer_test(self, run_id: int, questions: list[tuple[str, str]], version: str | None) -> int:
+        """Queue test run ``run_id`` of (prompt, expected answer) pairs against ``version`` (None: what answers)."""
+        deferrer = self.app.configure_task(TEST_TASK, queue=QUEUE)
+        return await deferrer.defer_async(run_id=run_id, questions=[list(q) for q in questions], version=version)
 
     async def waiting(self) -> int:
         """Jobs waiting for a worker or running now."""

@@ -16,7 +16,7 @@ from teachbot.config import ActivationPolicy
 from teachbot.errors import UserError
 from teachbot.store.db import Database
 from teachbot.store.processes import alive_processes
-from teachbot.training.evaluation import AnswerScore, EvaluationReport
+from teachbot.training.evaluation import AnswerScore, EvaluationReport, Outcome
 from teachbot.training.runs import Progress, RunCancelled, RunLedger, RunState
 from teachbot.training.service import TrainingService, TrainOutcome
 from teachbot.training.versions import VersionRegistry
@@ -24,7 +24,7 @@ from teachbot.worker.queue import TrainingQueue
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QueuedTraining", "report_from_metrics"]
+__all__ = ["QueuedTraining", "report_from_metrics", "require_worker", "wait_for_run"]
 
 FOLLOW_SECONDS = 0.25
 _DONE = {RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.INTERRUPTED}
@@ -69,35 +69,14 @@ class QueuedTraining:
                 )
             run_id = await self.ledger.queue_local(scope, author)
         await self.queue.defer_training(scope, run_id, activation.value if activation else None)
-        workers = [
-            p for p in await self.db.run(lambda s: alive_processes(s, self.heartbeat_seconds)) if p.role == "worker"
-        ]
-        if not workers:
-            raise UserError(
-                f"Training run #{run_id} is queued, but no worker is running: start one with `teachbot worker`.",
-                see="jobs",
-            )
+        await require_worker(self.db, self.heartbeat_seconds, f"Training run #{run_id}")
         return await self.follow(scope, run_id, progress)
 
     async def follow(self, scope: str, run_id: int, progress: Progress | None = None) -> TrainOutcome:
         """Report run ``run_id``'s stages until it ends; its outcome, or the error it ended with."""
-        shown: tuple[str, float] | None = None
-        while True:
-            state, stage, fraction, message, version = await self.ledger.state(run_id)
-            if progress is not None and (stage, fraction) != shown and state in (RunState.QUEUED, RunState.RUNNING):
-                shown = (stage, fraction)
-                progress(stage, fraction)
-            if state in _DONE:
-                break
-            await asyncio.sleep(FOLLOW_SECONDS)
+        state, message, version = await wait_for_run(self.ledger, run_id, progress)
         if state == RunState.CANCELLED:
             raise RunCancelled(f"Run #{run_id} was cancelled; nothing changed.")
-        if state == RunState.INTERRUPTED:
-            raise UserError(
-                f"The worker stopped during run #{run_id}; nothing changed. The run goes back into the queue when "
-                "a worker starts again.",
-                see="jobs",
-            )
         if state != RunState.SUCCEEDED or version is None:
             raise UserError(f"Training run #{run_id} failed: {message}")
         await self.versions.sync_active(scope)  # answer with it here at once, without waiting for the feed
@@ -111,6 +90,36 @@ class QueuedTraining:
     async def cancel(self, scope: str, run_id: int) -> None:
         """Ask a queued or running run to stop (the worker sees the request at its next step)."""
         await self.trainer.cancel(scope, run_id)
+
+
+async def require_worker(db: Database, heartbeat_seconds: float, what: str) -> None:
+    """Say so when no worker is alive to take what was just queued (it stays queued for the next one)."""
+    alive = await db.run(lambda s: alive_processes(s, heartbeat_seconds))
+    if not any(p.role == "worker" for p in alive):
+        raise UserError(f"{what} is queued, but no worker is running: start one with `teachbot worker`.", see="jobs")
+
+
+async def wait_for_run(ledger: RunLedger, run_id: int, progress: Progress | None) -> tuple[str, str, str | None]:
+    """Report run ``run_id``'s stages as a worker records them until it ends: (state, message, version).
+
+    A run whose worker stopped raises: the job goes back into the queue, but this reply is over.
+    """
+    shown: tuple[str, float] | None = None
+    while True:
+        state, stage, fraction, message, version = await ledger.state(run_id)
+        if progress is not None and (stage, fraction) != shown and state in (RunState.QUEUED, RunState.RUNNING):
+            shown = (stage, fraction)
+            progress(stage, fraction)
+        if state in _DONE:
+            break
+        await asyncio.sleep(FOLLOW_SECONDS)
+    if state == RunState.INTERRUPTED:
+        raise UserError(
+            f"The worker stopped during run #{run_id}; nothing changed. The run goes back into the queue when "
+            "a worker starts again.",
+            see="jobs",
+        )
+    return state, message, version
 
 
 def report_from_metrics(metrics: dict[str, Any]) -> EvaluationReport | None:
@@ -131,9 +140,13 @@ def report_from_metrics(metrics: dict[str, Any]) -> EvaluationReport | None:
             macro_f1=float(metrics["macro_f1"]),
             per_answer=per_answer,
             confusions=confusions,
-            errors=[],
+            errors=[
+                Outcome(str(e["prompt"]), str(e["expected"]), e.get("answered"), float(e.get("confidence") or 0.0))
+                for e in metrics.get("errors") or []
+            ],
             histogram=list((metrics.get("confidence_histogram") or {}).get("counts") or []),
             previous=metrics.get("previous"),
+            note=str(metrics.get("note") or ""),
         )
     except (KeyError, TypeError, ValueError):
         log.warning("stored metrics could not be read back: %s", sorted(metrics))
