@@ -131,3 +131,18 @@ def test_bytes_that_are_not_utf8_on_stdin_are_read_not_fatal(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().splitlines()[-1] == "HI!"
     assert b"Traceback" not in result.stderr
+
+
+def test_interactive_flag_offers_answers_and_a_choice_applies_at_once(tmp_path: Path) -> None:
+    lines = [
+        "what is the capital of the planet zorblax",
+        "Zorbopolis is the capital.",
+        "whats the capital of planet zorblax?",
+    ]
+    result = teachbot(tmp_path, "chat", "--interactive", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out[1] == "  Enter skips · or type the right answer"
+    assert out[2].startswith("Learned")
+    assert out[3] == "Zorbopolis is the capital."
+    assert out[4].startswith("  1. Zorbopolis is the capital.") and out[4].endswith("← my answer")

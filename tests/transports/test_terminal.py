@@ -69,3 +69,26 @@ def test_ctrl_c_and_ctrl_d_leave_at_once(tmp_path: Path, trained_data_dir: Path,
     child.expect(pexpect.EOF, timeout=10)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_interactive_teaching_in_the_terminal(tmp_path: Path, trained_data_dir: Path) -> None:
+    child, screen = spawn(tmp_path, trained_data_dir)
+    assert "!interactive" in screen
+    child.sendline("!interactive")
+    child.expect("Interactive teaching is on")
+    child.expect("you>")
+    child.sendline("can you learn things")
+    child.expect(r"2\. I answer questions")
+    child.expect("a number picks another")
+    child.expect("teach>")  # the prompt says a choice is awaited
+    child.sendline("2")
+    child.expect("Learned")
+    child.expect("you>")
+    child.sendline("can you learn things")
+    child.expect(r"1\. I answer questions.*taught\) ← my answer")
+    child.expect("teach>")
+    child.sendline("")
+    child.expect("Kept.")
+    child.expect("you>")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)

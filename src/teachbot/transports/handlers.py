@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from teachbot.answering.chat import Origin, StoredAnswer
-from teachbot.answering.protocols import GLOBAL_SCOPE, Question
+from teachbot.answering.knowledge import TAUGHT_MARK, Candidate
+from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, Question
 from teachbot.app import App
 from teachbot.config import ActivationPolicy, Backend
 from teachbot.datasets.examples import Example
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 MAX_JSON_TEST_CHARS = 100_000
 MAX_JSON_DEPTH = 20
 MAX_ZIP_MEMBERS = 50
+CANDIDATES = 3  # answers offered to pick from when teaching interactively
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,13 @@ class VoiceControl:
 
 
 @dataclass(slots=True)
+class Toggle:
+    """An on/off state of a door that a command flips (the terminal's interactive teaching)."""
+
+    on: bool = False
+
+
+@dataclass(slots=True)
 class Call:
     """Who runs a command, where, and what the door knows about the message it came in."""
 
@@ -97,6 +106,7 @@ class Call:
     external_ids: bool = True  # message ids users give are transport ids (Discord) or stored answer ids
     progress: Progress | None = None
     voice: VoiceControl = field(default_factory=VoiceControl)
+    interactive: Toggle = field(default_factory=Toggle)  # offer candidate answers after each answer
 
     @property
     def scope(self) -> str:
@@ -141,6 +151,20 @@ class CommandHandlers:
         target = await self._answer_about(call, message_id)
         result = await self.app.teaching.correct(call.origin, target, answer, trusted=call.trusted)
         return Reply(wording.teach_result(result, self.prefix))
+
+    async def interactive(self, call: Call, mode: str | None = None) -> Reply:
+        """Turn interactive teaching on or off (flip it without ``mode``)."""
+        call.interactive.on = not call.interactive.on if mode is None else mode == "on"
+        return Reply(wording.interactive_mode(call.interactive.on))
+
+    async def candidates(self, scope: str, question: str, given: Answer, k: int = CANDIDATES) -> list[Candidate]:
+        """The answers to offer for ``question``, up to ``k``: the one given first (unless it was the
+        fallback), then the likeliest others (``Knowledge.candidates``)."""
+        found = await asyncio.to_thread(self.app.knowledge.candidates, question, scope, k)
+        if given.is_fallback or (found and found[0].answer == given.text):
+            return found
+        first = Candidate(given.text, given.confidence, taught=given.model_version.endswith(TAUGHT_MARK))
+        return [first, *(c for c in found if c.answer != given.text)][:k]
 
     async def feedback(self, call: Call, text: str) -> Reply:
         if text.strip() in ("+", "👍", "-", "👎"):

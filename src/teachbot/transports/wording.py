@@ -12,6 +12,9 @@ from teachbot.teaching.service import TeachStatus
 from teachbot.training.runs import RunState
 
 if TYPE_CHECKING:  # only types: importing the fine-tuning side here would load the openai SDK at start-up
+    from collections.abc import Sequence
+
+    from teachbot.answering.knowledge import Candidate
     from teachbot.datasets.service import DatasetDiff, DatasetInfo
     from teachbot.errors import UserError
     from teachbot.teaching.service import ReviewItem, TeachResult
@@ -57,6 +60,45 @@ def teach_result(result: TeachResult, prefix: str) -> str:
     if result.status is TeachStatus.PENDING:
         return f"Thanks! Your suggestion {result.item_id} waits for a trainer's review."
     return f"{result.item_id} is {result.status.value}."
+
+
+def interactive_mode(on: bool) -> str:
+    """After the ``interactive`` command: what happens after each answer now."""
+    if not on:
+        return "Interactive teaching is off."
+    return (
+        "Interactive teaching is on: after each answer I show the likeliest answers. Enter keeps mine, "
+        "a number picks another, anything else is taught as the right answer."
+    )
+
+
+def candidate_label(candidate: Candidate) -> str:
+    """A candidate answer with how sure the bot is of it."""
+    return f"{clip(candidate.answer, 100)} ({candidate.confidence:.0%}{', taught' if candidate.taught else ''})"
+
+
+def candidate_menu(choices: Sequence[Candidate], *, given: bool) -> str:
+    """The choices after an answer in interactive teaching; ``given``: the first is the answer given."""
+    lines = [f"  {n}. {candidate_label(c)}" for n, c in enumerate(choices, 1)]
+    if given:
+        lines[0] += " ← my answer"
+    ways = ["Enter keeps it" if given else "Enter skips"]
+    if len(choices) > (1 if given else 0):
+        ways.append("a number picks another" if given else "a number picks one")
+    ways.append("or type the right answer")
+    lines.append("  " + " · ".join(ways))
+    return "\n".join(lines)
+
+
+def taught_with_button(answer: str, who: str) -> str:
+    """An unsure answer edited once a trainer picked the right one with a button."""
+    return f"{answer[:1900]}\n-# ✔ Taught by {clip(who, 60)}."
+
+
+def no_such_choice(number: int, count: int, prefix: str) -> str:
+    """A number typed at the choices that names none of them."""
+    there = f"1 to {count}" if count > 1 else "1" if count else "none"
+    return f"There is no answer {number} (choose {there}); to teach “{number}”, type `{prefix}correct {number}`."
 
 
 def review_item(item: ReviewItem) -> str:
