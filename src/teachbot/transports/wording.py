@@ -77,6 +77,12 @@ def candidate_label(candidate: Candidate) -> str:
     return f"{clip(candidate.answer, 100)} ({candidate.confidence:.0%}{', taught' if candidate.taught else ''})"
 
 
+def candidate_button(candidate: Candidate, limit: int = 80) -> str:
+    """A candidate answer on a button: how sure first, so clipping a long answer keeps it."""
+    sure = f"{candidate.confidence:.0%}{' taught' if candidate.taught else ''} · "
+    return sure + clip(candidate.answer, limit - len(sure))
+
+
 def candidate_menu(choices: Sequence[Candidate], *, given: bool) -> str:
     """The choices after an answer in interactive teaching; ``given``: the first is the answer given."""
     lines = [f"  {n}. {candidate_label(c)}" for n, c in enumerate(choices, 1)]

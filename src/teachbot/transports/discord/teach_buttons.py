@@ -55,7 +55,7 @@ class CandidateView(discord.ui.View):
         self.message: discord.Message | None = None
         for number, choice in enumerate(choices):
             button: discord.ui.Button[CandidateView] = discord.ui.Button(
-                label=wording.clip(wording.candidate_label(choice), LABEL_CHARS),
+                label=wording.candidate_button(choice, LABEL_CHARS),
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"teach:{number}",
             )
