@@ -214,7 +214,7 @@ def train(
                 answer_column=answer_column,
                 max_bytes=settings.max_upload_bytes,
             )
-            typer.echo(wording.dataset_info(info, imported=True))
+            typer.echo(wording.dataset_info(info, imported=True, prefix="teachbot "))
         with _progress() as bar:
             task = bar.add_task("training", total=1.0)
             outcome = await application.training.train(

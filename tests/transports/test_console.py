@@ -74,6 +74,7 @@ def test_help_instruction_and_bad_commands(tmp_path: Path) -> None:
     result = teachbot(tmp_path, "chat", stdin="!help\n!instruction\n!nope\n!correct\n!train ../../etc/passwd\n!test\n")
     assert result.returncode == 0, result.stderr
     assert "!correct" in result.stdout and "How to use teachbot" in result.stdout
+    assert "# How to use teachbot" in result.stdout and "**Teach me**" in result.stdout  # piped: plain Markdown
     assert "Unknown command `!nope`" in result.stdout
     assert "leaves the data folder" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

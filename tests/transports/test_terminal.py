@@ -92,3 +92,14 @@ def test_interactive_teaching_in_the_terminal(tmp_path: Path, trained_data_dir: 
     child.expect("you>")
     child.sendline("exit")
     child.expect(pexpect.EOF)
+
+
+def test_instruction_is_rendered_not_raw_markdown(tmp_path: Path, trained_data_dir: Path) -> None:
+    child, _ = spawn(tmp_path, trained_data_dir)
+    child.sendline("!instruction")
+    child.expect("How to use teachbot")
+    child.expect("you>")
+    shown = child.before
+    assert "Teach me" in shown and "**Teach me**" not in shown and "# How to use" not in shown
+    child.sendline("exit")
+    child.expect(pexpect.EOF)

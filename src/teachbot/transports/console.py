@@ -57,6 +57,7 @@ class ConsoleChat:
         self.handlers = CommandHandlers(app)
         self.origin = Origin(scope=scope, channel=CONSOLE_CHANNEL, author=CONSOLE_USER, author_name="console")
         self.last_answer_id: int | None = None  # the id of the latest answer (``!correct #id`` names it)
+        self.markdown = False  # the latest reply is Markdown (``!instruction``): a terminal renders it
         self.interactive = Toggle(interactive)
         self.offer: Offer | None = None  # the choices after the latest answer, in interactive teaching
 
@@ -75,6 +76,7 @@ class ConsoleChat:
         """One line in, the reply out. Never raises for a bad line. ``on_text`` sees a streamed answer grow."""
         line = readable(line).strip()
         self.last_answer_id = None
+        self.markdown = False
         offer, self.offer = self.offer, None
         try:
             if offer is not None and not line.startswith(self.prefix):
@@ -82,7 +84,9 @@ class ConsoleChat:
             if not line:
                 return ""
             if line.startswith(self.prefix):
-                return (await self.command(line[len(self.prefix) :])).text
+                done = await self.command(line[len(self.prefix) :])
+                self.markdown = done.markdown
+                return done.text
             if on_text is not None and self.app.chat.streams:
                 reply = await self.app.chat.ask_streaming(line, self.origin, on_text)
             else:
@@ -168,6 +172,17 @@ async def run_console(
             break
         reply = await chat.handle(line)
         menu = chat.menu()
+        if chat.markdown and stdout.isatty():
+            show_markdown(reply, stdout)
+            reply = ""
         if reply or menu:
             stdout.write("\n".join(text for text in (reply, menu) if text) + "\n")
             stdout.flush()
+
+
+def show_markdown(text: str, stdout: TextIO) -> None:
+    """Markdown rendered for a terminal (headings, bold, lists, code), not its raw marks."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console(file=stdout, soft_wrap=False).print(Markdown(text))

@@ -69,6 +69,7 @@ class Reply:
     report: EvaluationReport | None = None  # a test report (Discord attaches it with a chart)
     review_items: tuple[str, ...] = ()  # review item ids a door may offer buttons for
     rows: tuple[tuple[str, str], ...] = ()  # (name, text) pairs a door may show as a table (Discord: an embed)
+    markdown: bool = False  # the text is Markdown a terminal may render (Discord renders it anyway)
 
 
 class VoiceControl:
@@ -132,7 +133,7 @@ class CommandHandlers:
         return Reply(help_text(self.prefix, call.door, call.privilege), rows=tuple(rows))
 
     async def instruction(self, call: Call) -> Reply:
-        return Reply(await asyncio.to_thread(instruction_text, self.app.settings.instruction_file))
+        return Reply(await asyncio.to_thread(instruction_text, self.app.settings.instruction_file), markdown=True)
 
     # -- teaching
     async def _answer_about(self, call: Call, message_id: int | None) -> StoredAnswer | None:
@@ -234,7 +235,7 @@ class CommandHandlers:
         info = await self.app.datasets.import_examples(
             origin.scope, name, examples, source_name=upload.filename, author=origin.author
         )
-        return wording.dataset_info(info, imported=True)
+        return wording.dataset_info(info, imported=True, prefix=self.prefix)
 
     async def train(
         self,

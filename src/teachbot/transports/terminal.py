@@ -14,7 +14,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory
 
 from teachbot.transports import wording
-from teachbot.transports.console import ConsoleChat
+from teachbot.transports.console import ConsoleChat, show_markdown
 
 HISTORY_FILE = "console-history"
 LEAVE_WORDS = frozenset({"exit", "quit", "bye", ":q", "/exit", "/quit"})
@@ -74,7 +74,9 @@ async def run_terminal(chat: ConsoleChat) -> None:
             break
         printer = StreamPrinter()
         reply = await chat.handle(line, on_text=printer)
-        if reply:
+        if reply and chat.markdown:
+            show_markdown(reply, sys.stdout)
+        elif reply:
             printer.finish(reply)
             if chat.last_answer_id is not None:
                 print(f"  (#{chat.last_answer_id})")

@@ -115,14 +115,22 @@ def review_item(item: ReviewItem) -> str:
     return f"{item.item_id} by {who}: 👎 on “{clip(item.current)}” for “{clip(item.question)}”"
 
 
-def dataset_info(info: DatasetInfo, *, imported: bool = False) -> str:
-    """A dataset's line; after an import it says whether the import made a new version."""
+def dataset_info(info: DatasetInfo, *, imported: bool = False, prefix: str = "!") -> str:
+    """A dataset's line; after an import it says whether the import made a new version, and warns when
+    another dataset holds the same examples (``prefix`` starts the command that helps: ``!``, ``teachbot ``)."""
     use = {"positive": "answers to give", "negative": "answers never to give", None: "not used for training"}
     state = ("new version " if info.new_version else "unchanged, same content as ") if imported else ""
-    return (
+    line = (
         f"Dataset `{info.name}` ({state}v{info.version}): {info.rows} examples, "
         f"hash {info.content_hash[:12]}, {use.get(info.selected, info.selected)}."
     )
+    if imported and info.same_as:
+        others = ", ".join(f"`{name}`" for name in info.same_as)
+        line += (
+            f"\nWarning: dataset {others} has the same examples, so training would count each of them twice; "
+            f"delete one of them (`{prefix}datasets delete {info.same_as[0]}`)."
+        )
+    return line
 
 
 def dataset_diff(diff: DatasetDiff, limit: int = 10) -> str:
@@ -147,11 +155,52 @@ def run_info(run: RunInfo) -> str:
     return f"#{run.run_id} {run.kind} {run.state} {run.progress:.0%}{target} by {run.author}: {detail}"
 
 
+def _learned_from(outcome: TrainOutcome) -> str:
+    """What a version learned, the user's data apart from the built-in small talk."""
+    data, version = outcome.data, outcome.version
+    if data is None:  # a run another process made (a queued run): only the version's totals are known
+        return f"{version.examples} examples ({version.answers} answers)"
+    if not data.yours:
+        return f"the {data.built_in} built-in small-talk examples only"
+    yours = f"{data.yours} of your examples ({data.your_answers} answers)"
+    return yours + (f" + {data.built_in} built-in small talk" if data.built_in else "")
+
+
 def train_outcome(outcome: TrainOutcome, prefix: str) -> str:
+    """After training: what was learned, what the figures say (and how far to trust them), what answers now."""
     version = outcome.version
-    lines = [f"Trained {version.name} on {version.examples} examples ({version.answers} answers)."]
-    if outcome.report is not None:
-        lines.append(outcome.report.summary(max_lines=3))
+    if outcome.reused:
+        if outcome.activated:
+            state = f"{version.name} is active again."
+        elif version.active:
+            state = f"{version.name} stays active."
+        else:
+            state = f"`{prefix}models activate {version.name}` switches to it."
+        return (
+            f"Nothing new to learn: {version.name} learned exactly this ({_learned_from(outcome)}; the same "
+            f"settings and encoder), so no new version was made. {state}"
+        )
+    lines = [f"Trained {version.name} on {_learned_from(outcome)}."]
+    report = outcome.report
+    if report is not None and not outcome.few_held_out:
+        lines.append(report.summary(max_lines=3))
+    elif report is not None:
+        right = round(report.accuracy * report.examples)
+        lines.append(
+            f"Held-out check: {right} of {report.examples} questions right, too few to judge by "
+            f"(each one is {1 / report.examples:.0%})."
+        )
+    if outcome.crossval is not None:
+        cv = outcome.crossval
+        lines.append(
+            f"Cross-validation: each of your {cv.report.examples} examples answered by a model that had not "
+            f"learned it ({cv.folds} folds): accuracy {cv.mean:.0%} ± {cv.spread:.0%}."
+        )
+    elif report is None and outcome.data is not None and outcome.data.yours:
+        lines.append(
+            f"Too few of your examples ({outcome.data.yours}) to measure accuracy: ask it, or "
+            f"`{prefix}test` it with a test file."
+        )
     lines.append(
         f"{version.name} is now active."
         if outcome.activated
