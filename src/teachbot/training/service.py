@@ -176,7 +176,10 @@ class TrainingService:
         inputs = inputs_hash(training, starter, encoder=encoder_id, holdout_fraction=self.holdout_fraction)
         same = next((v for v in reversed(await self.registry.in_scope(scope)) if v.metrics.get(INPUTS) == inputs), None)
         if same is not None:
-            return await self._reuse(scope, same, policy, author, counts)
+            outcome = await self._reuse(scope, same, policy, author, counts)
+            if progress is not None:
+                progress("done", 1.0)
+            return outcome
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(
             lambda: LocalModel.fit(

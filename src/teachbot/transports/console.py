@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from teachbot.answering.chat import Origin
 from teachbot.answering.knowledge import Candidate
+from teachbot.answering.protocols import Answer
 from teachbot.app import App
 from teachbot.errors import UserError
 from teachbot.paths import read_user_file
@@ -94,9 +95,8 @@ class ConsoleChat:
             self.last_answer_id = reply.answer_id
             text = reply.answer.text
             if self.interactive.on:
-                choices = await self.handlers.candidates(self.scope, line, reply.answer)
-                self.offer = Offer(reply.answer_id, tuple(choices), not reply.answer.is_fallback)
-            elif reply.answer.is_fallback:
+                self.offer = await self._offer(line, reply.answer_id, reply.answer)
+            if self.offer is None and reply.answer.is_fallback:
                 text = f"{text} {wording.teach_hint(self.prefix, terminal=True)}"
             return text
         except UserError as exc:
@@ -104,6 +104,15 @@ class ConsoleChat:
         except Exception:
             log.exception("console line failed: %r", line[:200])
             return wording.GENERIC_ERROR
+
+    async def _offer(self, question: str, answer_id: int, answer: Answer) -> Offer | None:
+        """The choices after an answer; None when they cannot be found (the answer still counts)."""
+        try:
+            choices = await self.handlers.candidates(self.scope, question, answer)
+        except Exception:
+            log.exception("could not find candidate answers")
+            return None
+        return Offer(answer_id, tuple(choices), not answer.is_fallback)
 
     async def _choose(self, offer: Offer, line: str) -> str:
         """The user's answer to the choices: keep, pick one, or the right answer typed out."""
