@@ -21,7 +21,9 @@ def main() -> None:
     print("| command | who | what it does |")
     print("|---|---|---|")
     for spec in COMMANDS:
-        where = "" if spec.doors & Door.CONSOLE else " (Discord only)"
+        where = ""
+        if spec.doors != Door.EVERYWHERE:
+            where = " (Discord only)" if spec.doors & Door.DISCORD else " (terminal only)"
         usage = usage_line("!", spec).replace("|", "\\|")
         print(f"| `{usage}` | {spec.privilege.name.lower()} | {spec.help}{where} |")
 

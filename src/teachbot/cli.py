@@ -107,16 +107,25 @@ def _run_discord(settings: Settings) -> None:
 
 
 @app.command()
-def chat(scope: ScopeOption = None) -> None:
+def chat(
+    scope: ScopeOption = None,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            help="Teach as you go: after each answer, pick the right one of the likeliest answers or type it.",
+        ),
+    ] = False,
+) -> None:
     """Chat with the bot in this terminal (lines starting with the prefix are commands)."""
     settings = _settings()
-    _chat(settings, _scope(settings, scope))
+    _chat(settings, _scope(settings, scope), interactive=interactive)
 
 
-def _chat(settings: Settings, scope: str) -> None:
+def _chat(settings: Settings, scope: str, *, interactive: bool = False) -> None:
     from teachbot.transports.console import run_console
 
-    _with_app(settings, lambda application: run_console(application, scope))
+    _with_app(settings, lambda application: run_console(application, scope, interactive=interactive))
 
 
 @app.command()
@@ -205,7 +214,7 @@ def train(
                 answer_column=answer_column,
                 max_bytes=settings.max_upload_bytes,
             )
-            typer.echo(wording.dataset_info(info, imported=True))
+            typer.echo(wording.dataset_info(info, imported=True, prefix="teachbot "))
         with _progress() as bar:
             task = bar.add_task("training", total=1.0)
             outcome = await application.training.train(

@@ -220,3 +220,36 @@ def test_background_gives_way_to_taught_examples() -> None:
     """A bundled background question the user teaches an answer for is not learnt as a refusal."""
     model = LocalModel.fit(["what is the boiling point of water", "hello"], ["100 °C at sea level.", "Hi!"])
     assert model.predict("what is the boiling point of water?").answer == "100 °C at sea level."
+
+
+def test_ranked_answers_are_the_likeliest_best_first_whatever_the_threshold(model: LocalModel) -> None:
+    ranked = model.ranked("what is your name", k=3)
+    assert ranked[0].answer == model.predict("what is your name").answer
+    assert ranked[0].confidence == pytest.approx(model.predict("what is your name").confidence)
+    assert len(ranked) == 3 and len({p.answer for p in ranked}) == 3
+    assert [p.confidence for p in ranked] == sorted((p.confidence for p in ranked), reverse=True)
+    assert all(p.matched_prompt is not None and ANSWERS[p.example_index or 0] == p.answer for p in ranked)
+    unsure = model.ranked("book a flight to rome", k=2)  # below the threshold: still ranked
+    assert model.predict("book a flight to rome").answer is None and len(unsure) == 2
+    assert all(p.confidence < 0.01 for p in model.ranked("xqzv kjhw plmb"))  # ranked, but unlikely
+    assert model.ranked("") == []  # no n-gram at all: nothing to rank
+
+
+def test_ranked_leaves_out_refused_answers() -> None:
+    refused = LocalModel.fit(PROMPTS, ANSWERS, negatives=[("what is your name", "My name is Teachbot.")])
+    assert "My name is Teachbot." not in {p.answer for p in refused.ranked("what is your name", k=3)}
+
+
+def test_candidates_offer_the_taught_answer_and_the_models_likeliest(model: LocalModel) -> None:
+    knowledge = Knowledge(threshold=DEFAULT_THRESHOLD, taught_threshold=TAUGHT_THRESHOLD, fallback="?")
+    assert knowledge.candidates("what is your name") == []  # nothing known yet
+    knowledge.set_model("global", LoadedVersion("v1", model, ()))
+    before = knowledge.candidates("what is your name", k=2)
+    assert before[0].answer == "My name is Teachbot." and not before[0].taught
+    assert len(before) <= 2 and all(c.confidence >= 0.01 for c in before)
+    knowledge.teach("global", 1, "what is your name", "Call me Teach.")
+    after = knowledge.candidates("what is your name", k=3)
+    assert after[0].answer == "Call me Teach." and after[0].taught
+    assert "My name is Teachbot." in {c.answer for c in after}
+    knowledge.teach("global", 2, "what is your name", "My name is Teachbot.", negative=True)
+    assert "My name is Teachbot." not in {c.answer for c in knowledge.candidates("what is your name", k=3)}

@@ -118,6 +118,8 @@ async def test_two_processes_training_at_once_get_different_version_names(pair: 
     # a stale folder in B's cache, as another database or a killed run could leave
     (b.data_dir / "models" / "v2").mkdir(parents=True)
     (b.data_dir / "models" / "v2" / "junk").write_text("stale", encoding="utf-8")
+    new_data = [Example("when do you open", "At nine.")]  # the starter data alone would keep v1
+    await a.datasets.import_examples("global", "extra", new_data, source_name="extra.csv", author="a")
     first, second = await asyncio.gather(
         a.training.train("global", author="a", activation=ActivationPolicy.NEVER),
         b.training.train("global", author="b", activation=ActivationPolicy.NEVER),

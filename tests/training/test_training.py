@@ -267,7 +267,11 @@ async def test_retraining_on_the_same_data_compares_fairly_and_activates(app: Ap
     assert first.activated and first.report is not None and first.report.accuracy < 1.0
     # the active version learned the held-out questions; compared on them it would look perfect and
     # block every new version. It is compared by what its gate model scored before learning them.
-    again = await app.training.train("global", author="t", activation=ActivationPolicy.IF_NOT_WORSE)
+    from teachbot.training.data import is_held_out
+
+    extra = next(f"one more question {n}" for n in range(100) if not is_held_out(f"one more question {n}", 0.1))
+    await app.datasets.import_file("global", write_csv(tmp_path / "more.csv", {"answer 0": [extra]}), author="t")
+    again = await app.training.train("global", author="t", activation=ActivationPolicy.IF_NOT_WORSE)  # new data
     assert again.report is not None and again.report.previous is not None
     assert again.report.previous["model_version"] == first.version.name
     assert again.report.previous["accuracy"] == pytest.approx(first.report.accuracy)

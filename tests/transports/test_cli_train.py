@@ -62,7 +62,8 @@ def test_train_without_the_starter_small_talk(tmp_path: Path, env: dict[str, str
     data.write_text("prompt,answer\nwhen do you open,At nine.\nwhere are you,On Main Street.\n", encoding="utf-8")
     result = runner.invoke(app, ["train", str(data)], env={**env, "TEACHBOT_STARTER_EXAMPLES": "false"})
     assert result.exit_code == 0, result.output
-    assert "Trained v2 on 2 examples (2 answers)" in result.stdout
+    assert "Trained v2 on 2 of your examples (2 answers)." in result.stdout
+    assert "built-in" not in result.stdout
 
 
 def every_command(group: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -105,9 +106,11 @@ def test_a_bad_option_is_one_line_and_exit_2(
 def test_progress_bar_leaves_the_next_line_clean(tmp_path: Path, settings: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
     env.update(TEACHBOT_DATA_DIR=str(settings.data_dir), TERM="xterm-256color", COLUMNS="100")
+    data = tmp_path / "shop.csv"  # new data: the same data again would keep v1 instead of training
+    data.write_text("prompt,answer\nwhen do you open,At nine.\nwhere are you,On Main Street.\n", encoding="utf-8")
     parent, child = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "teachbot", "train"], stdin=subprocess.DEVNULL, stdout=child, stderr=child,
+        [sys.executable, "-m", "teachbot", "train", str(data)], stdin=subprocess.DEVNULL, stdout=child, stderr=child,
         env=env, cwd=tmp_path,
     )  # fmt: skip
     os.close(child)

@@ -74,6 +74,7 @@ def test_help_instruction_and_bad_commands(tmp_path: Path) -> None:
     result = teachbot(tmp_path, "chat", stdin="!help\n!instruction\n!nope\n!correct\n!train ../../etc/passwd\n!test\n")
     assert result.returncode == 0, result.stderr
     assert "!correct" in result.stdout and "How to use teachbot" in result.stdout
+    assert "# How to use teachbot" in result.stdout and "**Teach me**" in result.stdout  # piped: plain Markdown
     assert "Unknown command `!nope`" in result.stdout
     assert "leaves the data folder" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -131,3 +132,18 @@ def test_bytes_that_are_not_utf8_on_stdin_are_read_not_fatal(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().splitlines()[-1] == "HI!"
     assert b"Traceback" not in result.stderr
+
+
+def test_interactive_flag_offers_answers_and_a_choice_applies_at_once(tmp_path: Path) -> None:
+    lines = [
+        "what is the capital of the planet zorblax",
+        "Zorbopolis is the capital.",
+        "whats the capital of planet zorblax?",
+    ]
+    result = teachbot(tmp_path, "chat", "--interactive", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out[1] == "  Enter skips · or type the right answer"
+    assert out[2].startswith("Learned")
+    assert out[3] == "Zorbopolis is the capital."
+    assert out[4].startswith("  1. Zorbopolis is the capital.") and out[4].endswith("← my answer")

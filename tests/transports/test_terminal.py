@@ -69,3 +69,37 @@ def test_ctrl_c_and_ctrl_d_leave_at_once(tmp_path: Path, trained_data_dir: Path,
     child.expect(pexpect.EOF, timeout=10)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_interactive_teaching_in_the_terminal(tmp_path: Path, trained_data_dir: Path) -> None:
+    child, screen = spawn(tmp_path, trained_data_dir)
+    assert "!interactive" in screen
+    child.sendline("!interactive")
+    child.expect("Interactive teaching is on")
+    child.expect("you>")
+    child.sendline("can you learn things")
+    child.expect(r"2\. I answer questions")
+    child.expect("a number picks another")
+    child.expect("teach>")  # the prompt says a choice is awaited
+    child.sendline("2")
+    child.expect("Learned")
+    child.expect("you>")
+    child.sendline("can you learn things")
+    child.expect(r"1\. I answer questions.*taught\) ← my answer")
+    child.expect("teach>")
+    child.sendline("")
+    child.expect("Kept.")
+    child.expect("you>")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+
+
+def test_instruction_is_rendered_not_raw_markdown(tmp_path: Path, trained_data_dir: Path) -> None:
+    child, _ = spawn(tmp_path, trained_data_dir)
+    child.sendline("!instruction")
+    child.expect("How to use teachbot")
+    child.expect("you>")
+    shown = child.before
+    assert "Teach me" in shown and "**Teach me**" not in shown and "# How to use" not in shown
+    child.sendline("exit")
+    child.expect(pexpect.EOF)

@@ -40,6 +40,20 @@ CONFIDENT_MEANING = 0.85
 RETRIEVE_WORDING = 0.2
 #: Taught answers rank this much above training examples of the same closeness when retrieved.
 TAUGHT_BONUS = 0.05
+#: Answers less likely than this are not offered as candidates (the model's long tail reads as noise).
+CANDIDATE_FLOOR = 0.01
+#: The end of a taught answer's ``model_version``.
+TAUGHT_MARK = "+taught"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An answer that may be the right one for a question, and how sure the bot is of it (``taught``: a
+    taught answer, whose confidence is its closeness to the question; else the model's probability)."""
+
+    answer: str
+    confidence: float
+    taught: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +253,7 @@ class Knowledge:
                 return Answer(
                     text=match.answer,
                     confidence=float(match.score),
-                    model_version=f"{active.version if active else 'untrained'}+taught",
+                    model_version=f"{active.version if active else 'untrained'}{TAUGHT_MARK}",
                     matched_prompt=match.prompt,
                     matched_example_id=match.key,
                 )
@@ -253,6 +267,41 @@ class Knowledge:
                 return self._from_prediction(active, prediction)
         version = active.version if active else "untrained"
         return Answer(text=self.fallback, confidence=0.0, model_version=version, is_fallback=True)
+
+    def candidates(
+        self, text: str, scope: str = GLOBAL_SCOPE, k: int = 3, *, floor: float = CANDIDATE_FLOOR
+    ) -> list[Candidate]:
+        """The ``k`` answers likeliest right for ``text``: the one ``answer`` gives first (unless the
+        fallback), then the closest taught answer and the model's likeliest answers by confidence, whatever
+        the threshold (down to ``floor``), refused answers left out. For offering a trainer answers to pick
+        from (interactive teaching)."""
+        vector = self._encode_question(text)
+        self.settle()
+        found: dict[str, Candidate] = {}
+        with self._lock:
+            given = self._answer(text, scope, vector)
+            if not given.is_fallback:
+                found[given.text] = Candidate(given.text, given.confidence, given.model_version.endswith(TAUGHT_MARK))
+            scopes = self._scopes(scope)
+            others: list[Candidate] = []
+            for s in scopes:
+                overlay = self._taught.get(s)
+                if overlay is None or not len(overlay):
+                    continue
+                match = overlay.best(text, vector, lambda answer: self._refused_here(scopes, text, vector, answer))
+                if match is not None:
+                    others.append(Candidate(match.answer, float(match.score), taught=True))
+            active = next((self._models[s] for s in scopes if s in self._models), None)
+            if active is not None:
+                model_vector = vector if active.model.meaning is not None else None
+                for prediction in active.model.ranked(text, model_vector, k + len(others) + 1):
+                    answer = prediction.answer
+                    if answer is not None and not self._refused_here(scopes, text, vector, answer):
+                        others.append(Candidate(answer, prediction.confidence))
+        for candidate in sorted(others, key=lambda c: -c.confidence):
+            if candidate.confidence >= floor and candidate.answer not in found:
+                found[candidate.answer] = candidate
+        return list(found.values())[:k]
 
     @staticmethod
     def _predict(active: LoadedVersion, text: str, vector: np.ndarray | None) -> Prediction:

@@ -260,9 +260,35 @@ class LocalModel:
         """The best answer for ``text`` with its probability; ``answer`` is None below the threshold.
 
         ``vector`` is the question's vector from the model's encoder (encoded here when not given)."""
+        scored = self._score(text, vector)
+        if scored is None:
+            return Prediction(None, 0.0)
+        probs, margins, sims, meaning = scored
+        best = int(np.argmax(probs[: len(self.answers)])) if self.answers else 0
+        confidence = float(probs[best])
+        if best >= len(self.answers) or confidence < self.threshold or margins[best] == -np.inf:
+            return Prediction(None, confidence)
+        return self._prediction(best, confidence, sims, meaning)
+
+    def ranked(self, text: str, vector: np.ndarray | None = None, k: int = 3) -> list[Prediction]:
+        """The ``k`` likeliest answers for ``text``, best first, whatever the threshold (refused ones left
+        out): the alternatives a trainer picks from when teaching interactively."""
+        scored = self._score(text, vector)
+        if scored is None or not self.answers:
+            return []
+        probs, margins, sims, meaning = scored
+        order = np.argsort(-probs[: len(self.answers)], kind="stable")
+        labels = [int(label) for label in order if margins[label] != -np.inf][:k]
+        return [self._prediction(label, float(probs[label]), sims, meaning) for label in labels]
+
+    def _score(
+        self, text: str, vector: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """Every label's probability (the last: "none of these"), margin, each row's similarity and
+        closeness in meaning; None when the text has no known n-gram."""
         cols, vals = self.features.row(text)
         if not len(cols):
-            return Prediction(None, 0.0)
+            return None
         if self.meaning is not None and vector is None:
             vector = self._encode([text])[0]
         meaning = self.meaning.vectors @ vector if self.meaning is not None and vector is not None else None
@@ -282,15 +308,15 @@ class LocalModel:
         logits -= logits.max()
         probs = np.exp(logits)
         probs /= probs.sum()
-        best = int(np.argmax(probs[: len(self.answers)])) if self.answers else 0
-        confidence = float(probs[best])
-        if best >= len(self.answers) or confidence < self.threshold or margins[best] == -np.inf:
-            return Prediction(None, confidence)
-        rows = np.flatnonzero(self.labels == best)
+        return probs, margins, sims, meaning
+
+    def _prediction(self, label: int, confidence: float, sims: np.ndarray, meaning: np.ndarray | None) -> Prediction:
+        """Answer ``label`` with the training example it rests on (the closest of its examples)."""
+        rows = np.flatnonzero(self.labels == label)
         row = int(rows[np.argmax(sims[rows])])
         index = int(self.sources[row])
         closeness = float(meaning[rows].max()) if meaning is not None else None
-        return Prediction(self.answers[best], confidence, index, self.prompts[index], closeness)
+        return Prediction(self.answers[label], confidence, index, self.prompts[index], closeness)
 
     def predict_many(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[Prediction]:
         """``predict`` for each text, in order (the texts are encoded in one batch)."""

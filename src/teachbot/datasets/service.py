@@ -8,7 +8,7 @@ import json
 import logging
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -61,6 +61,7 @@ class DatasetInfo:
     created_by: str
     created_at: datetime
     new_version: bool = True
+    same_as: tuple[str, ...] = ()  # other datasets whose latest version has the same content (after an import)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +119,9 @@ class DatasetService:
                 s.add(dataset)
                 s.flush()
             latest = _latest_version(s, dataset.id)
+            same_as = _same_content(s, scope, digest, dataset.id)
             if latest is not None and latest.content_hash == digest:
-                return _info(dataset, latest, new_version=False)
+                return replace(_info(dataset, latest, new_version=False), same_as=same_as)
             version = DatasetVersion(
                 dataset_id=dataset.id,
                 version=(latest.version + 1) if latest else 1,
@@ -154,9 +156,11 @@ class DatasetService:
                 for e in examples
                 if e.rejected
             )
-            return _info(dataset, version, new_version=True)
+            return replace(_info(dataset, version, new_version=True), same_as=same_as)
 
         info = await self.db.run(store)
+        if info.same_as:
+            log.warning("dataset %s scope=%s has the same content as %s", name, scope, ", ".join(info.same_as))
         log.info(
             "dataset %s v%s scope=%s rows=%s author=%s new=%s",
             name,
@@ -392,6 +396,26 @@ def _latest_version(s: Session, dataset_id: int) -> DatasetVersion | None:
         .order_by(DatasetVersion.version.desc())
         .limit(1)
     ).first()
+
+
+def _same_content(s: Session, scope: str, digest: str, dataset_id: int) -> tuple[str, ...]:
+    """Names of the other datasets ``scope`` sees whose latest version has content ``digest``: importing
+    the same file under another name would make each example count twice in training."""
+    latest = (
+        select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("version"))
+        .group_by(DatasetVersion.dataset_id)
+        .subquery()
+    )
+    names = s.scalars(
+        select(Dataset.name)
+        .join(DatasetVersion, DatasetVersion.dataset_id == Dataset.id)
+        .join(
+            latest, (latest.c.dataset_id == DatasetVersion.dataset_id) & (latest.c.version == DatasetVersion.version)
+        )
+        .where(Dataset.scope.in_(_visible(scope)), Dataset.id != dataset_id, DatasetVersion.content_hash == digest)
+        .order_by(Dataset.name)
+    )
+    return tuple(names)
 
 
 def _info(dataset: Dataset, version: DatasetVersion, *, new_version: bool) -> DatasetInfo:

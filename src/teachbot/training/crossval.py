@@ -12,11 +12,14 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from teachbot.datasets.examples import Example
 from teachbot.errors import UserError
 from teachbot.training.evaluation import EvaluationReport, Outcome, build_report
+
+if TYPE_CHECKING:
+    from teachbot.answering.encoding import Encoder
 
 __all__ = ["CrossValidation", "assign_folds", "cross_validate"]
 
@@ -89,11 +92,18 @@ def assign_folds(examples: Sequence[Example], folds: int) -> list[int]:
 
 
 def cross_validate(
-    examples: Sequence[Example], *, folds: int, starter: Sequence[Example], threshold: float, source: str
+    examples: Sequence[Example],
+    *,
+    folds: int,
+    starter: Sequence[Example],
+    threshold: float,
+    source: str,
+    encoder: Encoder | None = None,
 ) -> CrossValidation:
     """Train ``folds`` local models and score each on its fold (blocking: CPU work).
 
-    Below ``threshold`` an answer counts as the fallback, as in chat.
+    Below ``threshold`` an answer counts as the fallback, as in chat. With ``encoder`` the models learn
+    from meaning too, like the versions that serve (a cached encoder encodes each prompt once).
     """
     from teachbot.answering.local_model import LocalModel
 
@@ -110,7 +120,7 @@ def cross_validate(
     for fold in range(folds):
         train = [*starter, *(e for e, f in zip(examples, assigned, strict=True) if f != fold)]
         held = [i for i, f in enumerate(assigned) if f == fold]
-        model = LocalModel.fit([e.prompt for e in train], [e.answer for e in train])
+        model = LocalModel.fit([e.prompt for e in train], [e.answer for e in train], encoder=encoder)
         predictions = model.predict_many([examples[i].prompt for i in held])
         correct = 0
         for index, prediction in zip(held, predictions, strict=True):

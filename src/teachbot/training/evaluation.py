@@ -86,7 +86,8 @@ class EvaluationReport:
         if self.previous:
             delta = self.accuracy - float(self.previous.get("accuracy", 0.0))
             lines.append(
-                f"Change against {self.previous.get('model_version', 'the previous version')}: {delta:+.1%} accuracy."
+                f"Change against {self.previous.get('model_version', 'the previous version')}: "
+                f"{delta * 100:+.1f} points of accuracy."
             )
         weakest = sorted((s for s in self.per_answer if s.support), key=lambda s: (s.f1, -s.support))[:max_lines]
         if weakest and any(s.f1 < 1 for s in weakest):

@@ -17,13 +17,15 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from teachbot import __version__
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
 from teachbot.answering.local_model import LocalModel
 from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
-from teachbot.datasets.service import DatasetService
+from teachbot.datasets.service import DatasetService, TrainingSet
 from teachbot.errors import UserError
 from teachbot.store.db import Database
+from teachbot.training.crossval import CrossValidation, cross_validate
 from teachbot.training.data import Split, split_training_set, starter_examples
 from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.runs import Progress, RunCancelled, RunLedger, RunState
@@ -34,17 +36,45 @@ log = logging.getLogger(__name__)
 
 #: Key of a version's stored metrics listing the held-out questions its gate answered right and wrong.
 HELD_OUT = "held_out"
+#: Key of a version's stored metrics holding the hash of what it was trained from (``inputs_hash``).
+INPUTS = "inputs"
+#: A held-out split smaller than this is too few questions to judge a version by (one question moves
+#: the score by more than 3 points): the run cross-validates the user's examples instead.
+FEW_HELD_OUT = 30
+#: Cross-validation needs at least this many of the user's examples, and uses at most CV_FOLDS folds.
+MIN_CV_EXAMPLES = 10
+CV_FOLDS = 5
 
 #: Reports a run's step (text, fraction done) and stops the run if a trainer cancelled it.
 StageCallback = Callable[[str, float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class DataCounts:
+    """What a run learned from: the user's selected examples and their answers, and the built-in small talk."""
+
+    yours: int = 0
+    your_answers: int = 0
+    built_in: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class TrainOutcome:
+    """What a run made: the version, whether it answers now, and what its figures mean (``reused``: the
+    inputs were those of an existing version, so that version was kept instead of making a new one)."""
+
     version: VersionInfo
     activated: bool
     report: EvaluationReport | None
     previous: str | None
+    data: DataCounts | None = None
+    crossval: CrossValidation | None = None
+    reused: bool = False
+
+    @property
+    def few_held_out(self) -> bool:
+        """Whether the held-out score rests on too few questions to mean much."""
+        return self.report is not None and self.report.examples < FEW_HELD_OUT
 
 
 class TrainingService:
@@ -108,7 +138,11 @@ class TrainingService:
             finally:
                 self.ledger.clear_cancel(run_id)
             trained = outcome.version
-            note = f"Trained {trained.name} on {trained.examples} examples ({trained.answers} answers)."
+            note = (
+                f"Kept {trained.name}: same data, settings and encoder."
+                if outcome.reused
+                else f"Trained {trained.name} on {trained.examples} examples ({trained.answers} answers)."
+            )
             await self.ledger.finish(run_id, RunState.SUCCEEDED, note, trained.name)
             return outcome
 
@@ -136,6 +170,16 @@ class TrainingService:
         starter = starter_examples() if self.starter else []
         split = split_training_set(training, starter, self.holdout_fraction)  # every scope starts there
         train, held = split.train, split.held
+        policy = activation or self.activation
+        counts = DataCounts(len(training.positives), len({e.answer for e in training.positives}), len(starter))
+        encoder_id = self.knowledge.encoder.model_id if self.knowledge.encoder is not None else None
+        inputs = inputs_hash(training, starter, encoder=encoder_id, holdout_fraction=self.holdout_fraction)
+        same = next((v for v in reversed(await self.registry.in_scope(scope)) if v.metrics.get(INPUTS) == inputs), None)
+        if same is not None:
+            outcome = await self._reuse(scope, same, policy, author, counts)
+            if progress is not None:
+                progress("done", 1.0)
+            return outcome
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(
             lambda: LocalModel.fit(
@@ -147,7 +191,9 @@ class TrainingService:
         )
         name = await self.registry.next_name(scope)
         evaluation, compared = await self._score(scope, LoadedVersion(name, model, tuple(split.train_ids)), held, stage)
-        policy = activation or self.activation
+        crossval = None
+        if len(held) < FEW_HELD_OUT and counts.yours >= MIN_CV_EXAMPLES:
+            crossval = await self._cross_validate(training.positives, starter, stage)
         previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
         activate = policy is ActivationPolicy.ALWAYS or (
             policy is ActivationPolicy.IF_NOT_WORSE and (compared is None or compared[0] >= compared[1])
@@ -165,16 +211,46 @@ class TrainingService:
         if version.name != name:  # another process took the name meanwhile: the row has the next free one
             name = version.name
             candidate = replace(candidate, version=name)
-        metrics = _metrics(evaluation)
-        if metrics:
-            await self.registry.store_metrics(name, metrics)
+        metrics = {**_metrics(evaluation), INPUTS: inputs}
+        await self.registry.store_metrics(name, metrics)
         if activate:
             await self.registry.activate_trained(scope, candidate)
         if progress is not None:
             progress("done", 1.0)
         log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, examples, activate, author)
         info = replace(version, active=activate, metrics=metrics)
-        return TrainOutcome(info, activate, evaluation, previous)
+        return TrainOutcome(info, activate, evaluation, previous, counts, crossval)
+
+    async def _reuse(
+        self, scope: str, same: VersionInfo, policy: ActivationPolicy, author: str, counts: DataCounts
+    ) -> TrainOutcome:
+        """Training what ``same`` was trained from would make the same model again: keep ``same``, and
+        activate it unless it is active already or the policy never activates."""
+        previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
+        activate = not same.active and policy is not ActivationPolicy.NEVER
+        if activate:
+            await self.registry.activate(scope, same.name, author=author)
+        log.info("kept %s scope=%s: same inputs; activated=%s author=%s", same.name, scope, activate, author)
+        info = replace(same, active=same.active or activate)
+        return TrainOutcome(info, activate, None, previous, counts, reused=True)
+
+    async def _cross_validate(
+        self, examples: Sequence[Example], starter: Sequence[Example], stage: StageCallback
+    ) -> CrossValidation:
+        """Each of the user's examples answered by a model that did not learn it (see ``training/crossval.py``):
+        what a small held-out split cannot tell."""
+        folds = min(CV_FOLDS, len(examples) // 2)
+        await stage(f"cross-validating your {len(examples)} examples ({folds} folds)", 0.55)
+        return await asyncio.to_thread(
+            lambda: cross_validate(
+                examples,
+                folds=folds,
+                starter=starter,
+                threshold=self.knowledge.threshold,
+                source="your examples",
+                encoder=self.knowledge.encoder,
+            )
+        )
 
     async def _score(
         self, scope: str, gate: LoadedVersion, held: Sequence[Example], stage: StageCallback
@@ -250,6 +326,28 @@ class TrainingService:
                 f"{name} then learned from all {len(examples)} examples."
             )
         return LoadedVersion(name, model, (*split.train_ids, *split.held_ids))
+
+
+def inputs_hash(
+    training: TrainingSet, starter: Sequence[Example], *, encoder: str | None, holdout_fraction: float
+) -> str:
+    """A hash of everything a local run learns from and how: the selected examples with their ids, the
+    negatives, the starter set, the encoder, the held-out fraction and the code's version. Two runs with the
+    same hash make the same model, so the second keeps the first's version."""
+    digest = hashlib.sha256()
+    head = {"teachbot": __version__, "encoder": encoder, "holdout": holdout_fraction}
+    rows: list[list[object]] = [[head]]
+    rows += [["starter", e.prompt, e.answer, e.system, e.rejected, e.weight] for e in starter]
+    rows += [
+        [example_id, e.prompt, e.answer, e.system, e.rejected, e.weight, may_hold]
+        for e, example_id, may_hold in zip(
+            training.positives, training.example_ids, training.holdout_candidates, strict=True
+        )
+    ]
+    rows += [["negative", prompt, answer] for prompt, answer in training.negatives]
+    for row in rows:
+        digest.update(json.dumps(row, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()
 
 
 def question_key(prompt: str, answer: str) -> str:

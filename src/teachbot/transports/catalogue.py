@@ -105,6 +105,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         ),
     ),
     CommandSpec(
+        "interactive",
+        "Interactive teaching: after each answer, pick the right one of the likeliest answers or type it.",
+        (Arg("mode", ArgKind.CHOICE, "on or off (default: switch).", choices=("on", "off")),),
+        doors=Door.CONSOLE,
+    ),
+    CommandSpec(
         "feedback", "Send a note to the people who train the bot.", (Arg("text", ArgKind.TEXT, "Your note.", True),)
     ),
     CommandSpec("undo", "Undo your last correction or feedback."),

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from teachbot.answering.chat import Origin, StoredAnswer
-from teachbot.answering.protocols import GLOBAL_SCOPE, Question
+from teachbot.answering.knowledge import TAUGHT_MARK, Candidate
+from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, Question
 from teachbot.app import App
 from teachbot.config import ActivationPolicy, Backend
 from teachbot.datasets.examples import Example
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 MAX_JSON_TEST_CHARS = 100_000
 MAX_JSON_DEPTH = 20
 MAX_ZIP_MEMBERS = 50
+CANDIDATES = 3  # answers offered to pick from when teaching interactively
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class Reply:
     report: EvaluationReport | None = None  # a test report (Discord attaches it with a chart)
     review_items: tuple[str, ...] = ()  # review item ids a door may offer buttons for
     rows: tuple[tuple[str, str], ...] = ()  # (name, text) pairs a door may show as a table (Discord: an embed)
+    markdown: bool = False  # the text is Markdown a terminal may render (Discord renders it anyway)
 
 
 class VoiceControl:
@@ -86,6 +89,13 @@ class VoiceControl:
 
 
 @dataclass(slots=True)
+class Toggle:
+    """An on/off state of a door that a command flips (the terminal's interactive teaching)."""
+
+    on: bool = False
+
+
+@dataclass(slots=True)
 class Call:
     """Who runs a command, where, and what the door knows about the message it came in."""
 
@@ -97,6 +107,7 @@ class Call:
     external_ids: bool = True  # message ids users give are transport ids (Discord) or stored answer ids
     progress: Progress | None = None
     voice: VoiceControl = field(default_factory=VoiceControl)
+    interactive: Toggle = field(default_factory=Toggle)  # offer candidate answers after each answer
 
     @property
     def scope(self) -> str:
@@ -122,7 +133,7 @@ class CommandHandlers:
         return Reply(help_text(self.prefix, call.door, call.privilege), rows=tuple(rows))
 
     async def instruction(self, call: Call) -> Reply:
-        return Reply(await asyncio.to_thread(instruction_text, self.app.settings.instruction_file))
+        return Reply(await asyncio.to_thread(instruction_text, self.app.settings.instruction_file), markdown=True)
 
     # -- teaching
     async def _answer_about(self, call: Call, message_id: int | None) -> StoredAnswer | None:
@@ -141,6 +152,20 @@ class CommandHandlers:
         target = await self._answer_about(call, message_id)
         result = await self.app.teaching.correct(call.origin, target, answer, trusted=call.trusted)
         return Reply(wording.teach_result(result, self.prefix))
+
+    async def interactive(self, call: Call, mode: str | None = None) -> Reply:
+        """Turn interactive teaching on or off (flip it without ``mode``)."""
+        call.interactive.on = not call.interactive.on if mode is None else mode == "on"
+        return Reply(wording.interactive_mode(call.interactive.on))
+
+    async def candidates(self, scope: str, question: str, given: Answer, k: int = CANDIDATES) -> list[Candidate]:
+        """The answers to offer for ``question``, up to ``k``: the one given first (unless it was the
+        fallback), then the likeliest others (``Knowledge.candidates``)."""
+        found = await asyncio.to_thread(self.app.knowledge.candidates, question, scope, k)
+        if given.is_fallback or (found and found[0].answer == given.text):
+            return found
+        first = Candidate(given.text, given.confidence, taught=given.model_version.endswith(TAUGHT_MARK))
+        return [first, *(c for c in found if c.answer != given.text)][:k]
 
     async def feedback(self, call: Call, text: str) -> Reply:
         if text.strip() in ("+", "👍", "-", "👎"):
@@ -210,7 +235,7 @@ class CommandHandlers:
         info = await self.app.datasets.import_examples(
             origin.scope, name, examples, source_name=upload.filename, author=origin.author
         )
-        return wording.dataset_info(info, imported=True)
+        return wording.dataset_info(info, imported=True, prefix=self.prefix)
 
     async def train(
         self,

@@ -13,7 +13,8 @@ from pathlib import Path
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory
 
-from teachbot.transports.console import ConsoleChat
+from teachbot.transports import wording
+from teachbot.transports.console import ConsoleChat, show_markdown
 
 HISTORY_FILE = "console-history"
 LEAVE_WORDS = frozenset({"exit", "quit", "bye", ":q", "/exit", "/quit"})
@@ -32,6 +33,7 @@ def welcome(chat: ConsoleChat) -> str:
             f"  {p}correct <the right answer>      teach it a better answer to the last question",
             f"  {p}help                            every command",
             f"Each answer shows its number: `{p}correct #12 …` corrects answer #12 instead of the last.",
+            wording.interactive_mode(True) if chat.interactive.on else f"`{p}interactive` teaches as you go.",
             "Leave with exit, Ctrl-D or Ctrl-C.",
         ]
     )
@@ -65,15 +67,19 @@ async def run_terminal(chat: ConsoleChat) -> None:
     print(welcome(chat))
     while True:
         try:
-            line = await session.prompt_async("you> ")
+            line = await session.prompt_async("teach> " if chat.offer is not None else "you> ")
         except (EOFError, KeyboardInterrupt):
             break
         if line.strip().lower() in LEAVE_WORDS:
             break
         printer = StreamPrinter()
         reply = await chat.handle(line, on_text=printer)
-        if reply:
+        if reply and chat.markdown:
+            show_markdown(reply, sys.stdout)
+        elif reply:
             printer.finish(reply)
             if chat.last_answer_id is not None:
                 print(f"  (#{chat.last_answer_id})")
+        if chat.offer is not None:
+            print(chat.menu())
     print("Bye.")

@@ -17,6 +17,7 @@ from teachbot.transports.arguments import readable
 from teachbot.transports.discord.commands import origin_of
 from teachbot.transports.discord.rendering import send_text, typing_if_possible
 from teachbot.transports.discord.streaming import StreamingReply
+from teachbot.transports.discord.teach_buttons import candidate_view
 
 if TYPE_CHECKING:
     from teachbot.transports.discord.bot import TeachBot
@@ -114,12 +115,16 @@ class ChatCog(commands.Cog):
             )
             await streaming.finish(prefix + reply.answer.text)
         else:
+            question = text
 
             async def deliver(answer: Answer) -> str | None:
                 text = answer.text
                 if answer.is_fallback:
                     text = f"{text} {wording.teach_hint(self.app.settings.command_prefix, terminal=False)}"
-                sent = await self._reply(message, prefix + text)
+                view = await candidate_view(self.bot, where, question, answer)  # for trainers, when unsure
+                sent = await self._reply(message, prefix + text, view=view)
+                if view is not None:
+                    view.message = sent
                 return str(sent.id) if sent is not None else None
 
             self.in_flight += 1
@@ -145,11 +150,19 @@ class ChatCog(commands.Cog):
                 files.append(Attachment(attachment.filename, kind, await attachment.read()))
         return files
 
-    async def _reply(self, message: discord.Message, text: str) -> discord.Message | None:
-        """Reply with ``text`` split for Discord; a failed send is logged, never raised."""
+    async def _reply(
+        self, message: discord.Message, text: str, *, view: discord.ui.View | None = None
+    ) -> discord.Message | None:
+        """Reply with ``text`` split for Discord (``view`` under the first message); a failed send is
+        logged, never raised."""
 
         async def first(chunk: str, files: list[discord.File]) -> discord.Message:
-            return await message.reply(chunk, files=files or discord.utils.MISSING, mention_author=False)
+            return await message.reply(
+                chunk,
+                files=files or discord.utils.MISSING,
+                view=view if view is not None else discord.utils.MISSING,
+                mention_author=False,
+            )
 
         async def more(chunk: str, files: list[discord.File]) -> discord.Message:
             return await message.channel.send(chunk, files=files or discord.utils.MISSING)
