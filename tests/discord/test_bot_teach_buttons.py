@@ -8,7 +8,7 @@ from fakes.talk import MakeTeachbot, Talk
 
 from teachbot.transports.discord import teach_buttons
 
-UNSURE = "can you learn things"  # the starter model: how to teach it (about 43 %), its skills next (about 10 %)
+UNSURE = "can you learn"  # the starter model: how to teach it (about 50 %), its skills next (about 13 %)
 TEACH = "Reply to one of my answers with `!correct"
 ABOUT = "I answer questions, learn from"
 

@@ -8,7 +8,7 @@ from teachbot.transports.console import ConsoleChat
 TEACH = "Reply to one of my answers with `!correct <the better answer>`"  # the starter set's answers
 ABOUT = "I answer questions, learn from"
 ZORBLAX = "what is the capital of the planet zorblax"
-UNSURE = "can you learn things"  # the starter model answers how to teach it, not very sure, its skills next
+UNSURE = "can you learn"  # the starter model answers how to teach it, not very sure, its skills next
 
 
 async def test_the_command_turns_it_on_and_off(app: App) -> None:
