@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord.opus
+import numpy as np
 from aiohttp import WSMsgType, web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,7 +40,7 @@ from fakes.voice_rtp import MODE, OPUS_SILENCE, OpenedPacket, open_rtp, seal_rtp
 if TYPE_CHECKING:
     from fakes.discord_server import FakeDiscord
 
-__all__ = ["BotPacket", "FakeVoiceServer"]
+__all__ = ["BotPacket", "FakeVoiceServer", "Utterance"]
 
 _log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ HEARTBEAT_ACK, RESUME, HELLO, RESUMED, CLIENTS_CONNECT, CLIENT_DISCONNECT = 6, 7
 FRAME_BYTES = 3840  # 20 ms of 48 kHz stereo 16-bit PCM
 SAMPLES_PER_FRAME = 960
 SILENCE_FRAMES_AFTER_SPEECH = 5  # what clients send when they stop talking
+VOICED_PEAK = 1000  # a frame whose loudest sample is above this carries voice (espeak peaks near 10 000)
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path, bytes]:
@@ -78,10 +80,24 @@ def _self_signed(folder: Path) -> tuple[Path, Path, bytes]:
 
 @dataclass(frozen=True, slots=True)
 class BotPacket:
-    """A packet the bot sent, opened, with when it arrived (``time.perf_counter``)."""
+    """A packet the bot sent, opened, with when it arrived (``time.perf_counter``) and this process's
+    CPU time then (``time.process_time``, for benchmarks on a shared machine)."""
 
     at: float
+    cpu: float
     packet: OpenedPacket
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """What a member's client sends for one utterance: Opus frames, and which of them carry voice."""
+
+    frames: list[bytes]
+    voiced: list[bool]
+
+    @property
+    def seconds(self) -> float:
+        return len(self.frames) * 0.02
 
 
 @dataclass
@@ -91,7 +107,6 @@ class _Member:
     sequence: int = field(default_factory=lambda: secrets.randbelow(1 << 16))
     timestamp: int = field(default_factory=lambda: secrets.randbelow(1 << 32))
     nonce: int = 0
-    encoder: Any = None
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -121,6 +136,7 @@ class FakeVoiceServer:
         self.bot_speaking: list[tuple[float, int]] = []  # (perf_counter, SPEAKING flags) the bot sent
         self.problems: list[str] = []
         self.members: dict[int, _Member] = {}
+        self.end_cpu = 0.0  # process CPU time when the last voiced frame was sent
         self._ws: web.WebSocketResponse | None = None
         self._seq = 0
         self._connected = asyncio.Event()
@@ -257,7 +273,9 @@ class FakeVoiceServer:
             pass
         elif len(data) > 12 and data[0] >> 6 == 2 and data[1] & 0x7F == 0x78:
             try:
-                self.bot_packets.append(BotPacket(time.perf_counter(), open_rtp(self.secret_key, data)))
+                self.bot_packets.append(
+                    BotPacket(time.perf_counter(), time.process_time(), open_rtp(self.secret_key, data))
+                )
             except Exception as exc:
                 self.problems.append(f"a packet from the bot did not open: {exc!r}")
         else:
@@ -274,25 +292,34 @@ class FakeVoiceServer:
         member = self.members.get(user_id)
         if member is None:
             ssrc = 1000 + len(self.members) * 111
-            member = self.members[user_id] = _Member(user_id, ssrc, encoder=discord.opus.Encoder())
+            member = self.members[user_id] = _Member(user_id, ssrc)
         if self._connected.is_set():
             await self._send(CLIENTS_CONNECT, {"user_ids": [str(user_id)]})
         await self._send(SPEAKING, {"user_id": str(user_id), "ssrc": member.ssrc, "speaking": 1})
 
-    async def speak(self, user_id: int, pcm48: bytes) -> float:
-        """Send ``pcm48`` (48 kHz stereo 16-bit) as ``user_id``'s voice at the real pace, then the
-        silence frames clients end with; returns when the last speech packet left (perf_counter)."""
-        member = self.members[user_id]
+    def encode(self, pcm48: bytes) -> Utterance:
+        """``pcm48`` (48 kHz stereo 16-bit) as a client would send it: Opus frames, then silence frames."""
         pcm48 += b"\x00" * (-len(pcm48) % FRAME_BYTES)
-        frames = [
-            member.encoder.encode(pcm48[i : i + FRAME_BYTES], SAMPLES_PER_FRAME)
-            for i in range(0, len(pcm48), FRAME_BYTES)
-        ]
-        frames += [OPUS_SILENCE] * SILENCE_FRAMES_AFTER_SPEECH
+        encoder = discord.opus.Encoder()
+        pieces = [pcm48[i : i + FRAME_BYTES] for i in range(0, len(pcm48), FRAME_BYTES)]
+        frames = [bytes(encoder.encode(piece, SAMPLES_PER_FRAME)) for piece in pieces]
+        voiced = [int(np.abs(np.frombuffer(piece, dtype="<i2")).max()) > VOICED_PEAK for piece in pieces]
+        silence = [OPUS_SILENCE] * SILENCE_FRAMES_AFTER_SPEECH
+        return Utterance(frames + silence, voiced + [False] * len(silence))
+
+    async def speak(self, user_id: int, pcm48: bytes) -> float:
+        """Send ``pcm48`` as ``user_id``'s voice; see ``send``."""
+        return await self.send(user_id, self.encode(pcm48))
+
+    async def send(self, user_id: int, utterance: Utterance) -> float:
+        """Send ``utterance`` as ``user_id``'s voice at the real pace (a packet every 20 ms); returns
+        when the packet of its last voiced frame left (``time.perf_counter``): the end of speech.
+        ``end_cpu`` is this process's CPU time at that moment."""
+        member = self.members[user_id]
         loop = asyncio.get_running_loop()
         start = loop.time()
-        last_speech = time.perf_counter()
-        for index, opus in enumerate(frames):
+        end_of_speech = time.perf_counter()
+        for index, (opus, voiced) in enumerate(zip(utterance.frames, utterance.voiced, strict=True)):
             delay = start + index * 0.02 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -302,16 +329,16 @@ class FakeVoiceServer:
                     sequence=member.sequence,
                     timestamp=member.timestamp,
                     ssrc=member.ssrc,
-                    opus=bytes(opus),
+                    opus=opus,
                     nonce=member.nonce,
                 )
             )
             member.sequence = (member.sequence + 1) & 0xFFFF
             member.timestamp = (member.timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
             member.nonce += 1
-            if opus != OPUS_SILENCE:
-                last_speech = time.perf_counter()
-        return last_speech
+            if voiced:
+                end_of_speech, self.end_cpu = time.perf_counter(), time.process_time()
+        return end_of_speech
 
     # what the bot said
 
