@@ -172,5 +172,5 @@ async def test_a_member_talking_while_the_bot_speaks_stops_it(room: Room) -> Non
     last = server.bot_packets[-1].at
     spoken_seconds = len(server.bot_audio()) / (48_000 * 4)
     assert spoken_seconds < full_seconds - 2, (spoken_seconds, full_seconds)
-    assert last - interrupt < 1.5  # stopped soon after bob started (his words take about 0.5 s)
+    assert last - interrupt < 2.5  # stopped soon after bob started (his word takes about 0.5 s)
     assert server.bot_speaking and server.bot_speaking[-1][1] == 0  # and told the server it stopped
