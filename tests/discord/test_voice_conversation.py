@@ -73,7 +73,11 @@ def mostly_contains(heard: str, expected: str, share: float = 0.75) -> bool:
 
 
 @pytest.fixture
-async def room(fake_discord: FakeDiscord, tmp_path: Path, trained_data_dir: Path) -> AsyncIterator[Room]:
+async def room(
+    request: pytest.FixtureRequest, fake_discord: FakeDiscord, tmp_path: Path, trained_data_dir: Path
+) -> AsyncIterator[Room]:
+    """``room`` parametrized indirectly with "dave": the voice server offers DAVE and the members'
+    clients encrypt end to end."""
     from fakes.voice_server import FakeVoiceServer
 
     from teachbot.app import App
@@ -83,7 +87,8 @@ async def room(fake_discord: FakeDiscord, tmp_path: Path, trained_data_dir: Path
     alice, bob = fake.add_user("alice"), fake.add_user("bob")
     fake.add_member(alice)
     fake.add_member(bob)
-    server = FakeVoiceServer(fake)
+    dave = getattr(request, "param", None) == "dave"
+    server = FakeVoiceServer(fake, dave_members=[alice.id, bob.id] if dave else ())
     await server.start()
     shutil.copytree(trained_data_dir, tmp_path / "data")
     settings = load_settings(
@@ -109,6 +114,15 @@ async def room(fake_discord: FakeDiscord, tmp_path: Path, trained_data_dir: Path
             said = await fake.wait_for_bot_message(fake.voice, timeout=20)
             assert said["content"].startswith("🎧 I'm listening in"), said["content"]
             await server.wait_connected()
+            if dave:
+                await server.wait_dave_ready()
+                guild = bot.get_guild(fake.guild.id)
+                connection = guild.voice_client._connection  # type: ignore[union-attr]
+                for _ in range(100):  # the bot executes the transition to its new group
+                    if connection.can_encrypt:
+                        break
+                    await asyncio.sleep(0.05)
+                assert connection.can_encrypt, "the bot's DAVE session did not become ready"
             for member in (alice, bob):
                 await server.add_member(member.id)
             yield Room(fake, server, bot, alice, bob)
@@ -174,3 +188,19 @@ async def test_a_member_talking_while_the_bot_speaks_stops_it(room: Room) -> Non
     assert spoken_seconds < full_seconds - 2, (spoken_seconds, full_seconds)
     assert last - interrupt < 2.5  # stopped soon after bob started (his word takes about 0.5 s)
     assert server.bot_speaking and server.bot_speaking[-1][1] == 0  # and told the server it stopped
+
+
+@pytest.mark.parametrize("room", ["dave"], indirect=True)
+async def test_end_to_end_encrypted_speech_is_heard_and_answered_encrypted(room: Room) -> None:
+    """With DAVE: the members' frames are end-to-end encrypted inside the transport encryption, the
+    bot removes both layers (the DAVE step), and its answer is end-to-end encrypted for the members."""
+    fake, server = room.fake, room.server
+    await room.say(room.bob, "OK computer, how are you doing today?")
+    transcript = await fake.wait_for_bot_message(fake.voice, timeout=POST_TIMEOUT)
+    assert transcript["content"].startswith("🎤 **bob**: ") and "today" in transcript["content"].lower()
+    answer = await fake.wait_for_bot_message(fake.voice, timeout=POST_TIMEOUT)
+    assert answer["content"] == MOOD_ANSWER
+    heard = await room.heard_bot(since=0)  # opened with a member's DAVE session
+    assert mostly_contains(heard, MOOD_ANSWER), heard
+    first = server.bot_packets[len(server.bot_packets) // 2].packet.payload
+    assert first[-2:] == b"\xfa\xfa"  # DAVE's frame marker: what the bot sent was end-to-end encrypted

@@ -21,7 +21,7 @@ class Session:
     def feed(self, user_id: int, frame: bytes) -> None:
         self.fed.append((user_id, frame))
 
-    def speaker_stopped(self, user_id: int) -> None:
+    def packets_stopped(self, user_id: int) -> None:
         pass
 
 

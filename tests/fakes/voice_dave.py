@@ -70,9 +70,11 @@ class ExternalSender:
         return framing + content + _vector(signature)
 
 
-def dave_group(channel_id: int, user_ids: Sequence[int]) -> dict[int, davey.DaveSession]:
+def dave_group(
+    channel_id: int, user_ids: Sequence[int], sender: ExternalSender | None = None
+) -> dict[int, davey.DaveSession]:
     """One davey session per user, all in one ready group; the first user commits the others' adds."""
-    sender = ExternalSender()
+    sender = sender or ExternalSender()
     sessions = {user: davey.DaveSession(davey.DAVE_PROTOCOL_VERSION, user, channel_id) for user in user_ids}
     packages = {}
     for user, session in sessions.items():

@@ -2,9 +2,15 @@
 
 It speaks the protocol as far as discord.py and discord-ext-voice-recv use it: HELLO, IDENTIFY →
 READY (ssrc, UDP port, modes), UDP IP discovery, SELECT_PROTOCOL → SESSION_DESCRIPTION with a secret
-key (``aead_xchacha20_poly1305_rtpsize``, no DAVE), heartbeats, CLIENTS_CONNECT and SPEAKING ssrc
-mappings. Members "speak" by sending Opus frames of real PCM in transport-encrypted RTP packets at
-the real pace (20 ms); what the bot sends back is decrypted and decoded to PCM for the test to hear.
+key (``aead_xchacha20_poly1305_rtpsize``), heartbeats, CLIENTS_CONNECT and SPEAKING ssrc mappings.
+Members "speak" by sending Opus frames of real PCM in transport-encrypted RTP packets at the real pace
+(20 ms); what the bot sends back is decrypted and decoded to PCM for the test to hear.
+
+With ``dave_members`` it also offers DAVE (protocol version 1) the way a bot joining a channel whose
+members already share an MLS group sees it: the bot's key package (opcode 26) is proposed by the
+server's external sender (25), a member commits, the bot gets the welcome (30), says it is ready for
+the transition (23) and is told to execute it (22); members' frames are then end-to-end encrypted
+inside the transport encryption, and the bot's are opened with a member's session.
 
 discord.py always connects to ``wss://<endpoint>``, so the gateway serves TLS with a throwaway
 self-signed certificate; the bot trusts it through its HTTP connector (``client_ssl``).
@@ -46,6 +52,9 @@ _log = logging.getLogger(__name__)
 
 IDENTIFY, SELECT_PROTOCOL, READY, HEARTBEAT, SESSION_DESCRIPTION, SPEAKING = 0, 1, 2, 3, 4, 5
 HEARTBEAT_ACK, RESUME, HELLO, RESUMED, CLIENTS_CONNECT, CLIENT_DISCONNECT = 6, 7, 8, 9, 11, 13
+DAVE_EXECUTE_TRANSITION, DAVE_TRANSITION_READY = 22, 23
+MLS_EXTERNAL_SENDER, MLS_KEY_PACKAGE, MLS_WELCOME = 25, 26, 30
+DAVE_TRANSITION = 1  # the id of the one transition the fake makes: the bot joining the members' group
 FRAME_BYTES = 3840  # 20 ms of 48 kHz stereo 16-bit PCM
 SAMPLES_PER_FRAME = 960
 SILENCE_FRAMES_AFTER_SPEECH = 5  # what clients send when they stop talking
@@ -125,8 +134,14 @@ class FakeVoiceServer:
     """One voice server for ``fake``'s guild; ``fake.voice_endpoint`` points the gateway's
     VOICE_SERVER_UPDATE here once started."""
 
-    def __init__(self, fake: FakeDiscord) -> None:
+    def __init__(self, fake: FakeDiscord, *, dave_members: Sequence[int] = ()) -> None:
+        """``dave_members``: offer DAVE; these members are in an MLS group before the bot comes, which
+        one of them adds the bot to (the server's external sender proposes, the first member commits)."""
         self.fake = fake
+        self.dave_members = list(dave_members)
+        self.dave_sessions: dict[int, Any] = {}  # the members' davey sessions, by user id
+        self._dave_sender: Any = None
+        self._dave_ready = asyncio.Event()
         self.secret_key = secrets.token_bytes(32)
         self.bot_ssrc = 0x5EED
         self.bot_address: tuple[str, int] | None = None
@@ -212,7 +227,10 @@ class FakeVoiceServer:
                 except Exception as exc:  # a bug in the fake: report it at teardown
                     self.problems.append(f"voice gateway crashed on {message.data[:200]}: {exc!r}")
             elif message.type == WSMsgType.BINARY:
-                self.problems.append(f"binary voice frame, opcode {message.data[:1].hex()} (no DAVE was offered)")
+                try:
+                    await self._binary(message.data)
+                except Exception as exc:
+                    self.problems.append(f"voice gateway crashed on binary opcode {message.data[:1].hex()}: {exc!r}")
         return ws
 
     async def _frame(self, frame: dict[str, Any]) -> None:
@@ -227,6 +245,9 @@ class FakeVoiceServer:
             self.bot_speaking.append((time.perf_counter(), int(data.get("speaking", 0))))
         elif op == RESUME:
             await self._send(RESUMED, None)
+        elif op == DAVE_TRANSITION_READY and self.dave_members:
+            await self._send(DAVE_EXECUTE_TRANSITION, {"transition_id": data.get("transition_id")})
+            self._dave_ready.set()
         else:
             self.problems.append(f"voice gateway received unknown op {op}: {frame}")
 
@@ -256,10 +277,55 @@ class FakeVoiceServer:
             self.problems.append(f"the bot selected {data}, expected udp and {MODE}")
         await self._send(
             SESSION_DESCRIPTION,
-            {"mode": chosen, "secret_key": list(self.secret_key), "dave_protocol_version": 0},
+            {
+                "mode": chosen,
+                "secret_key": list(self.secret_key),
+                "dave_protocol_version": 1 if self.dave_members else 0,
+            },
         )
         await self._send(CLIENTS_CONNECT, {"user_ids": [str(m) for m in self.members]})
         self._connected.set()
+
+    # DAVE
+
+    async def _send_binary(self, op: int, payload: bytes) -> None:
+        """Server-to-client binary frames: sequence number, opcode, payload."""
+        assert self._ws is not None
+        self._seq += 1
+        await self._ws.send_bytes(struct.pack(">HB", self._seq & 0xFFFF, op) + payload)
+
+    async def _binary(self, data: bytes) -> None:
+        """The bot's binary frames: opcode then payload. Its key package (26) gets it into the group."""
+        op, payload = data[0], data[1:]
+        if op != MLS_KEY_PACKAGE or not self.dave_members:
+            self.problems.append(f"unexpected binary voice frame, opcode {op}")
+            return
+        import davey
+
+        from fakes.voice_dave import ExternalSender, dave_group
+
+        if self._dave_sender is None:
+            self._dave_sender = ExternalSender()
+            self.dave_sessions = dave_group(self._bot_channel(), self.dave_members, self._dave_sender)
+        await self._send_binary(MLS_EXTERNAL_SENDER, self._dave_sender.package())
+        committer = self.dave_sessions[self.dave_members[0]]
+        proposals = self._dave_sender.add_proposals(committer.channel_id, committer.epoch, [payload])
+        result = committer.process_proposals(davey.ProposalsOperationType.append, proposals)
+        assert result is not None and result.welcome is not None
+        for user in self.dave_members[1:]:  # every member gets the proposals; the first commit wins
+            self.dave_sessions[user].process_proposals(davey.ProposalsOperationType.append, proposals)
+        for session in self.dave_sessions.values():
+            session.process_commit(result.commit)
+        await self._send_binary(MLS_WELCOME, struct.pack(">H", DAVE_TRANSITION) + result.welcome)
+
+    def _bot_channel(self) -> int:
+        assert self.identified is not None
+        guild = self.fake.guilds[int(self.identified["server_id"])]
+        return int(guild.voice_states[self.fake.bot.id]["channel_id"])
+
+    async def wait_dave_ready(self, timeout: float = 10) -> None:
+        """Until the bot joined the members' group and the transition to it was executed."""
+        await asyncio.wait_for(self._dave_ready.wait(), timeout)
 
     # UDP
 
@@ -329,7 +395,7 @@ class FakeVoiceServer:
                     sequence=member.sequence,
                     timestamp=member.timestamp,
                     ssrc=member.ssrc,
-                    opus=opus,
+                    opus=self.dave_sessions[user_id].encrypt_opus(opus) if self.dave_sessions else opus,
                     nonce=member.nonce,
                 )
             )
@@ -346,7 +412,13 @@ class FakeVoiceServer:
         """The bot's packets (all by default) decoded to 48 kHz stereo PCM, in order of arrival."""
         chosen = self.bot_packets if packets is None else packets
         decoder = discord.opus.Decoder()
-        return b"".join(decoder.decode(p.packet.payload, fec=False) for p in chosen if p.packet.payload != OPUS_SILENCE)
+        frames = [p.packet.payload for p in chosen if p.packet.payload != OPUS_SILENCE]
+        if self.dave_sessions:  # end-to-end encrypted by the bot: a member's session opens it
+            import davey
+
+            listener = self.dave_sessions[self.dave_members[0]]
+            frames = [bytes(listener.decrypt(self.fake.bot.id, davey.MediaType.audio, f)) for f in frames]
+        return b"".join(decoder.decode(frame, fec=False) for frame in frames)
 
     async def wait_bot_quiet(self, since: int = 0, quiet: float = 0.6, timeout: float = 60) -> None:
         """Until the bot has sent packets after the first ``since`` and then nothing for ``quiet`` seconds."""

@@ -87,7 +87,7 @@ def make_sink(session: ListeningSession) -> Any:
 
         @voice_recv.AudioSink.listener()
         def on_voice_member_speaking_stop(self, member: discord.Member) -> None:
-            session.speaker_stopped(member.id)
+            session.packets_stopped(member.id)  # the extension's guess: no packet for 0.2 s
 
         def cleanup(self) -> None:
             pass
