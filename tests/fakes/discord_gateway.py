@@ -129,7 +129,8 @@ async def _identify(fake: FakeDiscord, session: GatewaySession, data: dict[str, 
 
 
 async def _voice_state(fake: FakeDiscord, session: GatewaySession, data: dict[str, Any]) -> None:
-    """Echo the bot's own voice state, and a voice server the test never connects to."""
+    """Echo the bot's own voice state, and the voice server to connect to (``fake.voice_endpoint``: by
+    default one nobody listens on; a ``FakeVoiceServer`` sets its own)."""
     fake.voice_requests.add(data)
     guild = fake.guilds[int(data["guild_id"])]
     channel_id = data.get("channel_id")
@@ -143,7 +144,8 @@ async def _voice_state(fake: FakeDiscord, session: GatewaySession, data: dict[st
     )
     await session.send(DISPATCH, state, "VOICE_STATE_UPDATE")
     if channel_id:
-        server = {"token": secrets.token_hex(8), "guild_id": str(guild.id), "endpoint": "127.0.0.1:9"}
+        server = {"token": secrets.token_hex(8), "guild_id": str(guild.id), "endpoint": fake.voice_endpoint}
+        fake.voice_servers[guild.id] = server
         await session.send(DISPATCH, server, "VOICE_SERVER_UPDATE")
 
 

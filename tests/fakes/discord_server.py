@@ -110,6 +110,8 @@ class FakeDiscord(MessageMixin, InteractionMixin):
         self.command_syncs: Journal[dict[str, Any]] = Journal("command sync")
         self.voice_requests: Journal[dict[str, Any]] = Journal("voice state request (op 4)")
         self.gateway_frames: Journal[dict[str, Any]] = Journal("gateway frame from the bot")
+        self.voice_endpoint = "127.0.0.1:9"  # VOICE_SERVER_UPDATE's endpoint (a FakeVoiceServer sets its own)
+        self.voice_servers: dict[int, dict[str, Any]] = {}  # the last VOICE_SERVER_UPDATE sent, by guild
         InteractionMixin.__init__(self)
         self._seed()
 

@@ -172,3 +172,47 @@ def test_address_rule_reads_the_name_however_it_was_heard() -> None:
     assert addressed_text("OK Computer! Play music.", names) == "Play music."
     assert addressed_text("What is teachbot?", names) is None
     assert addressed_text("", names) is None
+
+
+def loud_run_end(frames: list[bytes], start: int, run: int = 8) -> int:
+    """The index after the first ``run`` loud frames in a row from ``start`` on: mid-word, not in a gap."""
+    import numpy as np
+
+    loud = 0
+    for index in range(start, len(frames)):
+        loud = loud + 1 if np.abs(np.frombuffer(frames[index], dtype="<i2")).max() > 3000 else 0
+        if loud >= run:
+            return index + 1
+    raise AssertionError("no loud run found")
+
+
+async def test_a_gap_in_the_packets_mid_word_does_not_cut_the_utterance(whisper_app: App) -> None:
+    """The transport says the packets stopped (it guesses after 0.2 s); in the middle of a word that is
+    a stall, not the end: the sentence stays one utterance."""
+    room = FakeRoom(present=1)
+    session = session_for(whisper_app, room)
+    frames = frames_of(silence48(0.3) + espeak_pcm48("What is your name?") + silence48(1.0))
+    middle = loud_run_end(frames, len(frames) // 3)
+    try:
+        await asyncio.to_thread(lambda: [session.feed(ALICE, f) for f in frames[:middle]])
+        session.packets_stopped(ALICE)
+        await asyncio.to_thread(lambda: [session.feed(ALICE, f) for f in frames[middle:]])
+        await asyncio.wait_for(session.wait_idle(), 60)
+    finally:
+        await session.close()
+    assert [p[0] for p in room.posts] == ["heard", "answer"]
+    assert "name" in room.posts[0][2].lower()
+
+
+async def test_packets_that_stop_as_the_speech_goes_quiet_end_the_utterance_at_once(whisper_app: App) -> None:
+    room = FakeRoom(present=1)
+    session = session_for(whisper_app, room)
+    frames = frames_of(silence48(0.3) + espeak_pcm48("What is your name?") + silence48(0.25))
+    try:
+        await asyncio.to_thread(lambda: [session.feed(ALICE, f) for f in frames])
+        session.packets_stopped(ALICE)  # well before the 600 ms pause that would end it otherwise
+        await asyncio.sleep(0)
+        await asyncio.wait_for(session.wait_idle(), 60)
+        assert [p[0] for p in room.posts] == ["heard", "answer"]
+    finally:
+        await session.close()

@@ -196,6 +196,12 @@ class UtteranceCutter:
     def speaking(self) -> bool:
         return self._speech is not None
 
+    @property
+    def pausing(self) -> bool:
+        """Speech is under way and its last window was quiet: if the packets stop now, it has ended."""
+        speech = self._speech
+        return speech is not None and speech.quiet_windows > 0
+
     def feed(self, frame: bytes) -> list[Event]:
         """Take one 20 ms frame (48 kHz stereo); return what it completed."""
         with self._lock:

@@ -165,6 +165,14 @@ class ListeningSession:
             with contextlib.suppress(RuntimeError):  # the loop closed: the bot is stopping
                 self._loop.call_soon_threadsafe(self._handle, speaker, events)
 
+    def packets_stopped(self, user_id: int) -> None:
+        """The transport got no packets from ``user_id`` for a moment. Clients stop sending in silence,
+        so when the speech was already going quiet that is its end; a gap in the middle of a word (the
+        network, a busy machine) is not, and the utterance ends after the usual pause instead."""
+        cutter = self._cutters.get(user_id)
+        if cutter is not None and cutter.pausing:
+            self.speaker_stopped(user_id)
+
     def speaker_stopped(self, user_id: int) -> None:
         """The transport saw ``user_id`` stop speaking: what they said so far is an utterance."""
         cutter = self._cutters.get(user_id)

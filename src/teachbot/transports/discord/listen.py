@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,21 +50,44 @@ def listening_client_class() -> type[discord.VoiceClient]:
     return ListeningVoiceClient
 
 
+HELD_FRAMES = 50  # 1 s of a speaker's frames kept until the SPEAKING message says whose they are
+HELD_SPEAKERS = 16
+
+
 def make_sink(session: ListeningSession) -> Any:
-    """A receive sink handing decoded frames to the session (in the extension's router thread)."""
+    """A receive sink handing decoded frames to the session (in the extension's router thread).
+
+    A speaker's first packets can arrive before the voice gateway's SPEAKING message maps their ssrc
+    to a member; the extension then hands them over without a user. They are held (briefly, a few
+    speakers at most) and fed first once the ssrc is known, so the start of an utterance (often the
+    bot's name) is not lost.
+    """
     from discord.ext import voice_recv
 
     class SessionSink(voice_recv.AudioSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self._held: dict[int, deque[bytes]] = {}
+
         def wants_opus(self) -> bool:
             return False
 
         def write(self, user: discord.abc.User | None, data: Any) -> None:
-            if user is not None and data.pcm:
-                session.feed(user.id, data.pcm)
+            if not data.pcm:
+                return
+            ssrc = int(data.packet.ssrc)
+            if user is None:
+                if ssrc not in self._held and len(self._held) >= HELD_SPEAKERS:
+                    self._held.pop(next(iter(self._held)))
+                self._held.setdefault(ssrc, deque(maxlen=HELD_FRAMES)).append(data.pcm)
+                return
+            for frame in self._held.pop(ssrc, ()):
+                session.feed(user.id, frame)
+            session.feed(user.id, data.pcm)
 
         @voice_recv.AudioSink.listener()
         def on_voice_member_speaking_stop(self, member: discord.Member) -> None:
-            session.speaker_stopped(member.id)
+            session.packets_stopped(member.id)  # the extension's guess: no packet for 0.2 s
 
         def cleanup(self) -> None:
             pass

@@ -5,8 +5,10 @@ and, since DAVE became mandatory, an end-to-end encrypted Opus frame inside. dis
 the DAVE session (``davey``) for sending; the same session decrypts what a member sends, given the
 member's user id (from the SPEAKING ssrc mapping). This module adds that step after the extension's
 transport decryption and nothing else, so it can be deleted once the extension does it itself.
-Verified offline only for the pass-through cases; decryption of real DAVE frames is verified only
-against real Discord (see the README).
+Verified offline: with davey sessions in one group made by a test external sender (a member's frame
+decrypts; one attributed to the wrong member becomes silence), and end to end against a fake voice
+server that adds the bot to its members' group; Discord's own voice server and clients are verified
+only against real Discord (see the README).
 """
 
 from __future__ import annotations
