@@ -114,6 +114,11 @@ async def room(
             said = await fake.wait_for_bot_message(fake.voice, timeout=20)
             assert said["content"].startswith("🎧 I'm listening in"), said["content"]
             await server.wait_connected()
+            for _ in range(200):  # the speech model loads when listening starts, not at the first utterance
+                if app.speech.recognizer_loaded:
+                    break
+                await asyncio.sleep(0.05)
+            assert app.speech.recognizer_loaded
             if dave:
                 await server.wait_dave_ready()
                 guild = bot.get_guild(fake.guild.id)

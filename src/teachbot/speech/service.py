@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from teachbot.config import Settings, SttEngine
+from teachbot.errors import TeachbotError
 from teachbot.speech.audio import check_not_silent
 from teachbot.speech.factory import build_stt, build_tts, choose_stt_engine, engine_label, hear
 from teachbot.speech.stt import SpeechToText, Transcript
@@ -34,6 +35,18 @@ class SpeechService:
             if self._stt is None:
                 self._stt = await asyncio.to_thread(build_stt, self.settings)  # may load a model
             return self._stt
+
+    @property
+    def recognizer_loaded(self) -> bool:
+        return self._stt is not None
+
+    async def prepare_to_listen(self) -> None:
+        """Load the speech-to-text model now, so the first utterance in a voice channel does not wait the
+        seconds a whisper model takes to load; a problem is logged here and told at the first utterance."""
+        try:
+            await self._recognizer()
+        except TeachbotError as exc:
+            log.warning("speech recognition is not ready: %s", exc)
 
     async def _synthesizer(self) -> TextToSpeech:
         async with self._lock:

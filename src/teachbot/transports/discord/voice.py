@@ -146,6 +146,9 @@ class VoiceManager:
         self.sessions[guild.id] = session
         voice.listen(make_sink(session))  # type: ignore[attr-defined]
         self.player(guild)
+        preparing = asyncio.get_running_loop().create_task(self.speech.prepare_to_listen())
+        self._closing.add(preparing)  # kept referenced until done, like sessions being closed
+        preparing.add_done_callback(self._closing.discard)
         log.info("listening in voice channel %s of guild %s", channel.id, guild.id)
         address = "" if settings.voice_answer_everyone else " When others are here too, start with my name."
         text = (
