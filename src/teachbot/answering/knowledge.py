@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from teachbot.answering.encoding import Encoder, uncached
+from teachbot.answering.encoding import CachedEncoder, Encoder, uncached
 from teachbot.answering.local_model import LocalModel, Prediction
 from teachbot.answering.meaning import RETRIEVE_MEANING
 from teachbot.answering.nearest import embed
@@ -209,7 +209,12 @@ class Knowledge:
         )
 
     def _encode_question(self, text: str) -> np.ndarray | None:
-        return uncached(self.encoder).encode([text])[0] if self.encoder is not None else None
+        """The question's vector: a prompt already encoded (a training or taught example asked word for word)
+        comes from the cache without the model; any other question is encoded, not kept on disk."""
+        if self.encoder is None:
+            return None
+        known = self.encoder.known(text) if isinstance(self.encoder, CachedEncoder) else None
+        return known if known is not None else uncached(self.encoder).encode([text])[0]
 
     def _legible(self, text: str, vector: np.ndarray | None) -> np.ndarray | None:
         """``vector`` for the overlays, or None (wording only) when the encoder cannot read ``text``: in a

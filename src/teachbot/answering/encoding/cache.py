@@ -94,6 +94,23 @@ class CachedEncoder:
     def reads(self, text: str) -> bool:
         return self.inner.reads(text)
 
+    def known(self, text: str) -> np.ndarray | None:
+        """The vector already stored for ``text`` (a training or taught prompt asked word for word), without
+        asking the model or storing anything: a question asked once is not worth keeping."""
+        with self._lock:
+            if self._db is None:
+                return None
+            try:
+                row = self._db.execute(
+                    "SELECT vector FROM vectors WHERE model = ? AND key = ?", (self.model_id, _key(text))
+                ).fetchone()
+            except sqlite3.Error as exc:
+                self._failed(exc, "read")
+                return None
+        if row is None or not row[0] or len(row[0]) % 4:  # never ``self.dim``: it would load a lazy encoder
+            return None
+        return _vector(row[0], len(row[0]) // 4)
+
     def close(self) -> None:
         closing = getattr(self._encoder, "close", None)  # a lazily loading encoder may still be loading
         if closing is not None:

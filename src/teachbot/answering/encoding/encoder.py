@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from teachbot.answering.encoding.recent import RecentVectors
+
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
     from tokenizers import Encoding, Tokenizer
@@ -33,6 +35,8 @@ BATCH_SIZE = 32
 #: Padded tokens per batch at most: onnxruntime's peak memory grows faster than the batch (measured on
 #: all-MiniLM-L6-v2, 2 threads: 8 x 128 tokens +0.06 GB, 16 x 128 +0.26 GB, 32 x 128 +0.58 GB), speed does not.
 BATCH_TOKENS = 1024
+#: Calls encoding at most this many new inputs remember them (``RecentVectors``): questions, not training runs.
+REMEMBER_UP_TO = 8
 MAX_THREADS = 2  # onnxruntime threads per encoder: the bot shares small machines with other work
 #: Output names, best first: one vector per token (mean-pooled here) or one per text (used as it is).
 _OUTPUTS = ("last_hidden_state", "token_embeddings", "sentence_embedding")
@@ -100,7 +104,8 @@ class TurnLock:
 class OnnxEncoder:
     """Tokenise (truncating at MAX_TOKENS), run the ONNX model in length-sorted batches padded per batch,
     mean-pool over the attention mask and L2-normalise. One batch runs at a time (a lock), so worker
-    threads never compete for the same cores, and a question asked during a long run waits for one batch."""
+    threads never compete for the same cores, and a question asked during a long run waits for one batch.
+    Inputs encoded recently (``recent``) and repeats within one call are not run again."""
 
     def __init__(
         self,
@@ -120,6 +125,7 @@ class OnnxEncoder:
         self.batch_size = batch_size
         self._inputs = {i.name: _INT_TYPES.get(i.type, np.int64) for i in session.get_inputs()}
         self._lock = TurnLock()
+        self.recent = RecentVectors()
 
     @classmethod
     def load(
@@ -163,14 +169,29 @@ class OnnxEncoder:
         return self._dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Inputs seen recently (the same token ids) come from memory; each other distinct input is run once."""
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         if not len(texts):
             return out
         encodings = [self._tokenize(text) for text in texts]
-        order = sorted(range(len(texts)), key=lambda n: len(encodings[n].ids))
-        for rows in self._batches(order, [len(e.ids) for e in encodings]):
+        keys = [tuple(e.ids) for e in encodings]
+        known = self.recent.get_many(keys)
+        first: dict[tuple[int, ...], int] = {}  # each input still to run, by the first row holding it
+        for row, key in enumerate(keys):
+            if key in known:
+                out[row] = known[key]
+            else:
+                first.setdefault(key, row)
+        order = sorted(first.values(), key=lambda n: len(keys[n]))
+        for rows in self._batches(order, [len(key) for key in keys]):
             with self._lock:  # per batch: a question waits for one batch of a long run, not for all of it
                 out[rows] = self._run([encodings[n] for n in rows])
+        if len(first) < len(texts):
+            for row, key in enumerate(keys):
+                if key not in known and first[key] != row:
+                    out[row] = out[first[key]]
+        if len(first) <= REMEMBER_UP_TO:  # questions, not a training run that would push them all out
+            self.recent.put_many((key, out[row]) for key, row in first.items())
         return out
 
     def reads(self, text: str) -> bool:
