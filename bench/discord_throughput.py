@@ -5,7 +5,12 @@ channels; ``teachbot run`` (TeachBot on a real App with the local model) runs as
 against it, as it would against Discord. Latency is measured from the MESSAGE_CREATE sent to the bot
 to the bot's reply request arriving at the fake (REST ``POST /channels/{id}/messages``).
 
-    .venv/bin/python bench/discord_throughput.py [--messages 2000] [--rate 100] [--profile out.prof]
+    .venv/bin/python bench/discord_throughput.py [--messages 2000] [--rate 100] [--questions varied]
+
+``--questions repeated`` (default) asks 15 everyday questions over and over, as a busy chat does; ``varied``
+asks CLINC150's questions (../shared/data), nearly every one new, so each is encoded. ``bot CPU ms/msg`` is the
+bot process's CPU time (user + system) over the messages of a run: other jobs on the machine distort it far
+less than latency. ``--profile`` writes a cProfile of the bot's main thread (py-spy sees every thread).
 """
 
 from __future__ import annotations
@@ -101,10 +106,39 @@ async def connected_bot(
             await asyncio.wait_for(bot.wait(), timeout=60)
 
 
+def questions(kind: str) -> list[str]:
+    """The texts users send: ``repeated`` (QUESTIONS) or ``varied`` (every CLINC150 question, shuffled)."""
+    if kind == "repeated":
+        return QUESTIONS
+    from _common import load_clinc
+
+    texts = sorted({text for rows in load_clinc().values() for text, _ in rows})
+    random.Random(0).shuffle(texts)
+    return texts
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 async def send_batch(
-    fake: FakeDiscord, clock: Clock, channel_ids: list[int], count: int, rate: float | None, seed: int
+    fake: FakeDiscord,
+    clock: Clock,
+    channel_ids: list[int],
+    count: int,
+    rate: float | None,
+    seed: int,
+    texts: list[str] = QUESTIONS,
 ) -> float:
-    """Send ``count`` messages (at ``rate`` per second, or as fast as possible); returns seconds to all replies."""
+    """Send ``count`` messages (at ``rate`` per second, or as fast as possible); returns seconds to all replies.
+
+    With many ``texts`` they are sent in turn from a random start (few repeats), else chosen at random."""
     rng = random.Random(seed)
     users = [u for u in fake.users.values() if not u.bot]
     channels = [fake.channel(c) for c in channel_ids]
@@ -112,6 +146,7 @@ async def send_batch(
     clock.replied.clear()
     clock.done.clear()
     clock.expected = count
+    offset = rng.randrange(len(texts))
     start = time.perf_counter()
     for index in range(count):
         if rate:
@@ -119,7 +154,8 @@ async def send_batch(
             if delay > 0:
                 await asyncio.sleep(delay)
         channel, user = rng.choice(channels), rng.choice(users)
-        message = fake._message_base(channel, user, rng.choice(QUESTIONS), 0)
+        text = texts[(offset + index) % len(texts)] if len(texts) > len(QUESTIONS) else rng.choice(texts)
+        message = fake._message_base(channel, user, text, 0)
         message["attachments"] = []
         fake.messages[int(message["id"])] = message
         clock.sent[message["id"]] = time.perf_counter()
@@ -151,9 +187,11 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the paced run")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--channels", type=int, default=50)
+    parser.add_argument("--questions", choices=("repeated", "varied"), default="repeated")
     parser.add_argument("--log-level", default="INFO", help="the bot's log level (INFO logs one line per answer)")
     parser.add_argument("--profile", default="", help="write a cProfile of the bot process to this file")
     args = parser.parse_args()
+    texts = questions(args.questions)
 
     with tempfile.TemporaryDirectory(prefix="teachbot-bench-") as tmp:
         async with serve_fake_discord(echo_own_messages=True) as fake:
@@ -162,27 +200,34 @@ async def main() -> None:
             channels = [fake.add_channel(f"chat{n}", ChannelType.TEXT).id for n in range(args.channels)]
             clock = Clock()
             watch_replies(fake, clock)
-            async with connected_bot(fake, Path(tmp) / "data", channels, args.log_level, args.profile):
-                await send_batch(fake, clock, channels, 200, None, seed=0)  # warm up
+            async with connected_bot(fake, Path(tmp) / "data", channels, args.log_level, args.profile) as bot:
+                await send_batch(fake, clock, channels, 200, None, seed=0, texts=texts)  # warm up
 
-                seconds = await send_batch(fake, clock, channels, args.messages, None, seed=1)
+                before = cpu_seconds(bot.pid)
+                seconds = await send_batch(fake, clock, channels, args.messages, None, seed=1, texts=texts)
                 full = latencies_ms(clock)
+                full_load = load_average()
                 # The bot still finishes the burst's tail (echoed messages, stored reply ids) after the last
                 # reply is seen; let it drain so the paced run measures steady state, not that backlog.
                 await asyncio.sleep(5.0)
+                full_cpu = cpu_seconds(bot.pid) - before
                 paced_count = int(args.rate * args.seconds)
-                await send_batch(fake, clock, channels, paced_count, args.rate, seed=2)
+                before = cpu_seconds(bot.pid)
+                await send_batch(fake, clock, channels, paced_count, args.rate, seed=2, texts=texts)
                 paced = latencies_ms(clock)
+                paced_load = load_average()
+                await asyncio.sleep(2.0)
+                paced_cpu = cpu_seconds(bot.pid) - before
 
     print(f"teachbot run against the fake Discord: {args.users} users, {args.channels} chat channels, "
-          f"log level {args.log_level}, {os.cpu_count()} CPU(s)")
+          f"{args.questions} questions, log level {args.log_level}, {os.cpu_count()} CPU(s)")
     print()
-    print("| run | messages | handled/s | p50 ms | p99 ms | max ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| run | messages | handled/s | p50 ms | p99 ms | max ms | bot CPU ms/msg | load 1/5/15 min |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     print(f"| full speed | {args.messages} | {args.messages / seconds:,.0f} | {statistics.median(full):.1f} | "
-          f"{percentile(full, 0.99):.1f} | {full[-1]:.1f} |")
+          f"{percentile(full, 0.99):.1f} | {full[-1]:.1f} | {full_cpu / args.messages * 1000:.2f} | {full_load} |")
     print(f"| paced {args.rate:.0f}/s | {paced_count} | {args.rate:,.0f} (offered) | {statistics.median(paced):.1f} | "
-          f"{percentile(paced, 0.99):.1f} | {paced[-1]:.1f} |")
+          f"{percentile(paced, 0.99):.1f} | {paced[-1]:.1f} | {paced_cpu / paced_count * 1000:.2f} | {paced_load} |")
 
 
 if __name__ == "__main__":

@@ -3,17 +3,20 @@ answered without running the model, with the same answer as when it was encoded.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
 import pytest
 from encoders import CountingEncoder
 
+from teachbot.answering.batching import AnswerQueue
 from teachbot.answering.encoding import CachedEncoder, OnnxEncoder, lazy_encoder
 from teachbot.answering.encoding.recent import RecentVectors
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
 from teachbot.answering.local_model import LocalModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
+from teachbot.answering.protocols import Answer
 
 PROMPTS = ["what is the weather like", "will it rain today", "what is your name", "who are you"]
 ANSWERS = ["Sunny.", "Sunny.", "Teachbot.", "Teachbot."]
@@ -138,3 +141,48 @@ def test_a_stored_vector_is_found_without_loading_the_encoder(tmp_path: Path, mi
         assert not lazy.is_loaded
     assert vector is not None and vector.dtype == np.float32
     np.testing.assert_array_equal(vector, stored)
+
+
+def test_questions_answered_together_get_the_answers_of_one_by_one(model: LocalModel, minilm: OnnxEncoder) -> None:
+    k = knowledge(model, minilm)
+    k.teach("global", 1, "How do I reset my password?", "Use the reset link.")
+    k.teach("guild", 2, "what is your name", "I am the guild's bot.")
+    questions = [(q, scope) for q in QUESTIONS + ["what is your name", "hi"] for scope in ("global", "guild")]
+    alone = [k.answer(text, scope) for text, scope in questions]
+    assert k.answer_each(questions) == alone
+    assert {a.text for a in alone} >= {"Use the reset link.", "I am the guild's bot.", "Teachbot.", "?"}
+
+
+async def test_questions_waiting_together_go_in_one_trip(model: LocalModel, minilm: OnnxEncoder) -> None:
+    k = knowledge(model, minilm)
+    k.teach("global", 1, "How do I reset my password?", "Use the reset link.")
+    queue = AnswerQueue(k, max_batch=4)
+    questions = [(q, "global") for q in QUESTIONS * 2]  # 10 questions asked at once
+    answers = await asyncio.gather(*(queue.answer(text, scope) for text, scope in questions))
+    assert answers == [k.answer(text, scope) for text, scope in questions]
+    assert queue.batches == 3  # all ten waited before the first trip: 4 + 4 (max_batch) + 2
+    assert await queue.answer("hi", "global") == k.answer("hi")
+    assert queue.batches == 4
+
+
+async def test_a_question_that_fails_costs_only_its_own_answer(model: LocalModel, minilm: OnnxEncoder) -> None:
+    class Failing(Knowledge):
+        def _answer(self, text: str, scope: str, vector: np.ndarray | None) -> Answer:
+            if text == "boom":
+                raise RuntimeError("this question breaks the model")
+            return super()._answer(text, scope, vector)
+
+    k = Failing(threshold=0.35, taught_threshold=TAUGHT_THRESHOLD, fallback="?", encoder=minilm)
+    k.set_model("global", LoadedVersion("v1", model, ()))
+    queue = AnswerQueue(k)
+    results = await asyncio.gather(
+        *(queue.answer(text, "global") for text in ["will it rain today", "boom", "who are you", "boom"]),
+        return_exceptions=True,
+    )
+    assert [r.text if isinstance(r, Answer) else type(r) for r in results] == [
+        "Sunny.",
+        RuntimeError,
+        "Teachbot.",
+        RuntimeError,
+    ]
+    assert (await queue.answer("what is your name", "global")).text == "Teachbot."  # the queue still works

@@ -240,6 +240,30 @@ class Knowledge:
         with self._lock:
             return [self._answer(text, scope, vector) for text, vector in zip(texts, vectors, strict=True)]
 
+    def answer_each(self, questions: Sequence[tuple[str, str]]) -> list[Answer]:
+        """``answer`` for each (text, scope), as one by one: the questions that were never encoded go to the
+        encoder in one call, and the lock is taken once (``answering/batching.py`` gathers them)."""
+        texts = [text for text, _ in questions]
+        vectors = self._encode_questions(texts)
+        self.settle()
+        with self._lock:
+            return [self._answer(text, scope, vector) for (text, scope), vector in zip(questions, vectors, strict=True)]
+
+    def _encode_questions(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """``_encode_question`` for each text, the unknown ones in one encoder call (it skips repeats)."""
+        if self.encoder is None:
+            return [None] * len(texts)
+        if len(texts) == 1:
+            return [self._encode_question(texts[0])]
+        cache = self.encoder if isinstance(self.encoder, CachedEncoder) else None
+        vectors: list[np.ndarray | None] = [cache.known(text) if cache is not None else None for text in texts]
+        unknown = [row for row, vector in enumerate(vectors) if vector is None]
+        if unknown:
+            encoded = uncached(self.encoder).encode([texts[row] for row in unknown])
+            for row, vector in zip(unknown, encoded, strict=True):
+                vectors[row] = vector
+        return vectors
+
     def _answer(self, text: str, scope: str, vector: np.ndarray | None) -> Answer:
         scopes = self._scopes(scope)
         active = next((self._models[s] for s in scopes if s in self._models), None)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from teachbot.answering.batching import AnswerQueue
 from teachbot.answering.knowledge import Knowledge
 from teachbot.answering.protocols import Answer, Question
 
@@ -15,6 +14,7 @@ class LocalChatModel:
 
     def __init__(self, knowledge: Knowledge) -> None:
         self.knowledge = knowledge
+        self.queue = AnswerQueue(knowledge)  # questions arriving together are answered in one trip
 
     async def answer(self, question: Question) -> Answer:
-        return await asyncio.to_thread(self.knowledge.answer, question.text, question.scope)
+        return await self.queue.answer(question.text, question.scope)
