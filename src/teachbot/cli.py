@@ -53,14 +53,16 @@ def _settings() -> Settings:
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _with_app(settings: Settings, work: Callable[[Any], Awaitable[T]], *, console_logs: bool = False) -> T:
+def _with_app(
+    settings: Settings, work: Callable[[Any], Awaitable[T]], *, console_logs: bool = False, preload_encoder: bool = True
+) -> T:
     """Start the app, run ``work(app)``, close it; a ``UserError`` becomes one line and exit 2."""
     from teachbot.app import App
 
     configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=console_logs)
 
     async def main() -> T:
-        application = await App.start(settings)
+        application = await App.start(settings, preload_encoder=preload_encoder)
         try:
             return await work(application)
         finally:
@@ -125,7 +127,12 @@ def chat(
 def _chat(settings: Settings, scope: str, *, interactive: bool = False) -> None:
     from teachbot.transports.console import run_console
 
-    _with_app(settings, lambda application: run_console(application, scope, interactive=interactive))
+    # the terminal starts loading the encoder once its prompt shows; piped lines load it when a question needs it
+    _with_app(
+        settings,
+        lambda application: run_console(application, scope, interactive=interactive),
+        preload_encoder=False,
+    )
 
 
 @app.command()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from teachbot.store.db import Database
+import teachbot
+from teachbot.store.db import Database, newest_revision
 from teachbot.store.migrations import QUEUE_TABLE_PREFIX, ours
 from teachbot.store.tables import Base
 
@@ -189,3 +194,29 @@ def test_processes_starting_together_migrate_one_after_the_other(postgres_url: s
         assert db.current_revision() == Database.head_revision()
     finally:
         db.close()
+
+
+def test_the_newest_revision_is_read_from_the_files_as_alembic_reads_it() -> None:
+    assert newest_revision() == Database.head_revision()
+
+
+def test_a_database_at_the_newest_revision_starts_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    db = Database(url)
+    try:
+        db.migrate("0003")  # one revision behind: alembic upgrades it, as before
+        db.migrate()
+        assert db.current_revision() == Database.head_revision()
+    finally:
+        db.close()
+    check = (
+        "import sys\n"
+        "from teachbot.store.db import Database\n"
+        f"db = Database({url!r})\n"
+        "db.migrate()\n"
+        "db.close()\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(teachbot.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "False"

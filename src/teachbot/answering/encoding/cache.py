@@ -94,6 +94,12 @@ class CachedEncoder:
     def reads(self, text: str) -> bool:
         return self.inner.reads(text)
 
+    def preload(self) -> None:
+        """Begin loading a lazily loaded model in the background (nothing for a loaded one)."""
+        start = getattr(self._encoder, "start", None)
+        if start is not None:
+            start()
+
     def known(self, text: str) -> np.ndarray | None:
         """The vector already stored for ``text`` (a training or taught prompt asked word for word), without
         asking the model or storing anything: a question asked once is not worth keeping."""
