@@ -147,7 +147,7 @@ def test_questions_answered_together_get_the_answers_of_one_by_one(model: LocalM
     k = knowledge(model, minilm)
     k.teach("global", 1, "How do I reset my password?", "Use the reset link.")
     k.teach("guild", 2, "what is your name", "I am the guild's bot.")
-    questions = [(q, scope) for q in QUESTIONS + ["what is your name", "hi"] for scope in ("global", "guild")]
+    questions = [(q, scope) for q in [*QUESTIONS, "what is your name", "hi"] for scope in ("global", "guild")]
     alone = [k.answer(text, scope) for text, scope in questions]
     assert k.answer_each(questions) == alone
     assert {a.text for a in alone} >= {"Use the reset link.", "I am the guild's bot.", "Teachbot.", "?"}

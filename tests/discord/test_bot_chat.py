@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import discord
 import pytest
 from fakes.discord_models import VOICE_MESSAGE_FLAG, Upload
 from fakes.discord_server import FakeDiscord
 from fakes.talk import MakeTeachbot, Talk
 
+from teachbot.answering.protocols import Answer, Question
 from teachbot.transports.discord.bot import TeachBot
+from teachbot.transports.discord.cogs import chat as chat_cog
 from teachbot.transports.discord.rendering import MAX_MESSAGES, split_message
 
 ZORBLAX = "what is the capital of the planet zorblax"
@@ -49,9 +53,24 @@ async def test_who_is_answered_where(fake_discord: FakeDiscord, teachbot_bot: Te
     assert [m["channel_id"] for m in fake_discord.bot_messages.items].count(str(text.id)) == 2
 
 
-async def test_typing_is_shown_while_answering(fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk) -> None:
-    await talk.ask("hello", user=fake_discord.member)
-    await fake_discord.wait_for_request("POST", rf"/channels/{fake_discord.text2.id}/typing")
+async def test_typing_is_shown_only_while_a_slow_answer_is_worked_on(
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typing = rf"/channels/{fake_discord.text2.id}/typing"
+    await talk.ask("hello", user=fake_discord.member)  # answered at once: no request for an indicator
+    assert not [r for r in fake_discord.requests.items if r.method == "POST" and r.path == typing]
+    model = teachbot_bot.app.chat.model
+    answer = model.answer
+
+    async def slowly(question: Question) -> Answer:
+        await asyncio.sleep(1.0)
+        return await answer(question)
+
+    monkeypatch.setattr(model, "answer", slowly)
+    monkeypatch.setattr(chat_cog, "TYPING_AFTER_SECONDS", 0.2)
+    said = await talk.ask("hello again", user=fake_discord.member)
+    await fake_discord.wait_for_request("POST", typing, timeout=0.1)  # shown before the answer came
+    assert said.content
 
 
 async def test_voice_message_is_transcribed_and_answered(

@@ -14,6 +14,7 @@ from fakes.discord_server import FakeDiscord, serve_fake_discord
 from fakes.talk import RunTeachbot, Talk
 
 from teachbot.transports.discord.bot import COMMANDS_HASH_FILE, TeachBot
+from teachbot.transports.discord.cogs import chat as chat_cog
 
 SECRET_TOKEN = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"
 
@@ -109,11 +110,13 @@ async def test_a_malformed_gateway_event_is_skipped_and_the_bot_goes_on(
 
 
 async def test_a_refused_typing_indicator_does_not_cost_the_answer(
-    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk
+    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(chat_cog, "TYPING_AFTER_SECONDS", 0.0)  # shown for every answer, however fast
     fake_discord.fail("POST", rf"/channels/{fake_discord.text2.id}/typing", 403, times=None)
     said = await talk.ask("hello there", user=fake_discord.member)
     assert said.content
+    await fake_discord.wait_for_request("POST", rf"/channels/{fake_discord.text2.id}/typing", timeout=1)
 
 
 @pytest.mark.slow

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import discord
@@ -27,6 +31,38 @@ log = logging.getLogger(__name__)
 AUDIO_TYPES = ("audio/",)
 MAX_ATTACHMENTS = 4
 SHED_TYPING_AFTER = 4  # answers in flight above which "typing…" is no longer shown
+#: "typing…" shows only for an answer not ready this soon: the local model answers in milliseconds, and an
+#: indicator for every message cost a request each (bench/load.py).
+TYPING_AFTER_SECONDS = 0.5
+
+
+@asynccontextmanager
+async def typing_when_slow(
+    channel: discord.abc.Messageable, *, after: float | None = None, when: bool = True
+) -> AsyncIterator[None]:
+    """Show "typing…" (``typing_if_possible``) once the body has run for ``after`` seconds, until it ends."""
+    if not when:
+        yield
+        return
+    done = asyncio.Event()
+    started = False
+
+    async def show() -> None:
+        nonlocal started
+        await asyncio.sleep(TYPING_AFTER_SECONDS if after is None else after)
+        started = True
+        async with typing_if_possible(channel):
+            await done.wait()
+
+    shown = asyncio.create_task(show(), name="typing")
+    try:
+        yield
+    finally:
+        done.set()
+        if not started:
+            shown.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await shown
 
 
 def is_audio(attachment: discord.Attachment) -> bool:
@@ -129,7 +165,7 @@ class ChatCog(commands.Cog):
 
             self.in_flight += 1
             try:  # under load the typing indicator is the first thing shed: it costs a request per message
-                async with typing_if_possible(message.channel, when=self.in_flight <= SHED_TYPING_AFTER):
+                async with typing_when_slow(message.channel, when=self.in_flight <= SHED_TYPING_AFTER):
                     reply = await self.app.chat.ask(
                         text, where, external_id=str(message.id), attachments=files, reply_to=reply_to, deliver=deliver
                     )
