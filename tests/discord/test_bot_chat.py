@@ -57,7 +57,8 @@ async def test_typing_is_shown_only_while_a_slow_answer_is_worked_on(
     fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     typing = rf"/channels/{fake_discord.text2.id}/typing"
-    await talk.ask("hello", user=fake_discord.member)  # answered at once: no request for an indicator
+    monkeypatch.setattr(chat_cog, "TYPING_AFTER_SECONDS", 10.0)  # longer than any answer, even on a busy machine
+    await talk.ask("hello", user=fake_discord.member)  # answered sooner: no request for an indicator
     assert not [r for r in fake_discord.requests.items if r.method == "POST" and r.path == typing]
     model = teachbot_bot.app.chat.model
     answer = model.answer
