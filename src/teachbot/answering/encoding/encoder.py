@@ -35,7 +35,8 @@ BATCH_SIZE = 32
 #: Padded tokens per batch at most: onnxruntime's peak memory grows faster than the batch (measured on
 #: all-MiniLM-L6-v2, 2 threads: 8 x 128 tokens +0.06 GB, 16 x 128 +0.26 GB, 32 x 128 +0.58 GB), speed does not.
 BATCH_TOKENS = 1024
-#: Calls encoding at most this many new inputs remember them (``RecentVectors``): questions, not training runs.
+#: Calls of at most this many texts use and feed the memory of recent inputs (``RecentVectors``): questions,
+#: not training runs, which would push them all out and whose batches stay as they were.
 REMEMBER_UP_TO = 8
 MAX_THREADS = 2  # onnxruntime threads per encoder: the bot shares small machines with other work
 #: Output names, best first: one vector per token (mean-pooled here) or one per text (used as it is).
@@ -169,11 +170,18 @@ class OnnxEncoder:
         return self._dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Inputs seen recently (the same token ids) come from memory; each other distinct input is run once."""
+        """For a few texts (questions), inputs seen recently (the same token ids) come from memory and each
+        other distinct input is run once; a longer call (training) runs every text, as it always did."""
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         if not len(texts):
             return out
         encodings = [self._tokenize(text) for text in texts]
+        if len(texts) > REMEMBER_UP_TO:  # a training run: every row as given, in the same batches as always
+            order = sorted(range(len(texts)), key=lambda n: len(encodings[n].ids))
+            for rows in self._batches(order, [len(e.ids) for e in encodings]):
+                with self._lock:
+                    out[rows] = self._run([encodings[n] for n in rows])
+            return out
         keys = [tuple(e.ids) for e in encodings]
         known = self.recent.get_many(keys)
         first: dict[tuple[int, ...], int] = {}  # each input still to run, by the first row holding it
@@ -190,8 +198,7 @@ class OnnxEncoder:
             for row, key in enumerate(keys):
                 if key not in known and first[key] != row:
                     out[row] = out[first[key]]
-        if len(first) <= REMEMBER_UP_TO:  # questions, not a training run that would push them all out
-            self.recent.put_many((key, out[row]) for key, row in first.items())
+        self.recent.put_many((key, out[row]) for key, row in first.items())
         return out
 
     def reads(self, text: str) -> bool:
