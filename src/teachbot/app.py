@@ -24,7 +24,7 @@ from teachbot.follow import ChangeFollower
 from teachbot.speech.service import SpeechService
 from teachbot.store.changes import ChangeFeed, latest_id
 from teachbot.store.db import Database
-from teachbot.store.processes import Heartbeat
+from teachbot.store.processes import Heartbeat, alive_processes
 from teachbot.store.tables import Example, ExampleSource, ExampleStatus, ModelVersion, Polarity
 from teachbot.store.usage import DatabaseUsageLedger
 from teachbot.teaching.service import TeachingService
@@ -247,13 +247,30 @@ class App:
             return False
         return True
 
+    async def _other_processes(self) -> int:
+        """How many other live processes share this database (the ``processes`` table)."""
+        interval = self.settings.heartbeat_seconds
+        alive = await self.db.run(lambda s: alive_processes(s, interval))
+        mine = self.heartbeat.process_id if self.heartbeat is not None else None
+        return sum(p.id != mine for p in alive)
+
     async def _load_knowledge(self) -> None:
         interrupted = await self.runs.mark_interrupted()
         if interrupted:
             log.warning("%s training run(s) were interrupted by a stop; the active models are unchanged", interrupted)
         loaded, stale = await self.versions.load_active()
         assert self.trainer is not None  # here, not through the queue: a bot must not wait for a worker
+        others = await self._other_processes() if stale else 0
         for scope in stale:  # trained with another sentence encoder: the same data, trained again
+            if others:  # they may run with the other encoder: two settings would retrain each other's versions
+                log.error(
+                    "scope %s: the active version was trained with another sentence encoder, and %d other "
+                    "process(es) share this database, so it is not trained again here; give every process the "
+                    "same `encoder` setting",
+                    scope,
+                    others,
+                )
+                continue
             log.warning("the sentence encoder changed since scope %s was trained: training it again", scope)
             await self.trainer.train(scope, author="teachbot", activation=ActivationPolicy.ALWAYS)
             loaded += 1

@@ -308,6 +308,7 @@ async def test_a_version_of_another_encoder_is_trained_again_not_used(
     await app.datasets.import_file("global", write_csv(tmp_path / "faq.csv", TOPICS), author="t")
     trained = (await app.training.train("global", author="t")).version.name
     assert await ask(app, "At what hour does the shop open?") == "The shop opens at nine."  # by meaning
+    await app.close()  # the only process on this database: the next one may train again
     plain = await App.start(load_settings(data_dir=app.settings.data_dir, encoder="none"))
     try:
         assert plain.encoder is None
@@ -318,6 +319,26 @@ async def test_a_version_of_another_encoder_is_trained_again_not_used(
         assert await ask(plain, "when does the shop open") == "The shop opens at nine."  # the same data
         with pytest.raises(UserError, match="encoder=none"):
             await plain.versions.activate("global", trained, author="t")
+    finally:
+        await plain.close()
+
+
+async def test_another_encoder_beside_a_running_process_trains_nothing(
+    app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes on one database with different encoders must not retrain each other's versions in
+    turn: the newcomer says what is wrong and leaves the active version alone."""
+    from teachbot.config import load_settings
+
+    await app.datasets.import_file("global", write_csv(tmp_path / "faq.csv", TOPICS), author="t")
+    trained = (await app.training.train("global", author="t")).version.name
+    shared = app.settings.effective_database_url
+    plain = await App.start(load_settings(data_dir=tmp_path / "other", database_url=shared, encoder="none"))
+    try:
+        assert "give every process the same `encoder` setting" in caplog.text
+        assert not plain.knowledge.has_model("global")
+        assert (await plain.versions.active_rows())[0].name == trained
+        assert await ask(app, "At what hour does the shop open?") == "The shop opens at nine."  # still served
     finally:
         await plain.close()
 
