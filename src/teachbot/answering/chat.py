@@ -7,7 +7,6 @@ turn and repeats it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +16,7 @@ from typing import cast
 from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from teachbot.answering.batching import Batcher
 from teachbot.answering.protocols import Answer, Attachment, ChatModel, Question, Turn
 from teachbot.store.db import Database
 from teachbot.store.tables import Correction, Example, ExampleStatus, Message, utcnow
@@ -69,7 +69,7 @@ class ChatService:
         self.db = db
         self.model = model
         self.memory_turns = memory_turns  # earlier turns of the channel given to backends that use them
-        self._writer = _ExchangeWriter(db)
+        self._writer = _exchange_writer(db)
 
     async def ask(
         self,
@@ -92,7 +92,7 @@ class ChatService:
         text = question.text
         answer = await self.model.answer(question)
         sent_id = await deliver(answer) if deliver is not None else None
-        reply = await self._writer.store(_Exchange(text, answer, where, external_id, reply_to, sent_id))
+        reply = await self._writer.submit(_Exchange(text, answer, where, external_id, reply_to, sent_id))
         log.info(
             "answered scope=%s channel=%s author=%s message=%s version=%s confidence=%.2f fallback=%s",
             where.scope,
@@ -298,70 +298,22 @@ class _Exchange:
         )
 
 
-class _ExchangeWriter:
-    """Stores exchanges on the database thread; those waiting together go in one transaction.
+def _exchange_writer(db: Database) -> Batcher[_Exchange, Reply]:
+    """Stores exchanges on the database thread; those waiting together go in one transaction, and each
+    caller still returns only once its exchange is committed (a failed batch is stored one by one, so a
+    problem such as a full disk reaches only the callers it hit)."""
 
-    Each caller still returns only once its exchange is committed. Under load every message paid a trip to
-    the database thread and a commit of its own; now a trip carries what arrived meanwhile. If a batch
-    fails, its exchanges are stored one by one, so a problem (a full disk) reaches only the callers it hit.
-    """
+    async def many(exchanges: Sequence[_Exchange]) -> list[Reply]:
+        return await db.run(functools.partial(_store_all, exchanges))
 
-    MAX_BATCH = 64
+    async def one(exchange: _Exchange) -> Reply:
+        return await db.run(exchange.store)
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._waiting: list[tuple[_Exchange, asyncio.Future[Reply]]] = []
-        self._worker: asyncio.Task[None] | None = None
-
-    async def store(self, exchange: _Exchange) -> Reply:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Reply] = loop.create_future()
-        self._waiting.append((exchange, future))
-        if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
-            self._worker = asyncio.create_task(self._work(), name="exchange-writer")
-        return await future
-
-    async def _work(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self.MAX_BATCH]
-            del self._waiting[: self.MAX_BATCH]
-            try:
-                if len(batch) == 1:
-                    replies = [await self.db.run(batch[0][0].store)]
-                else:
-                    replies = await self.db.run(functools.partial(_store_all, [exchange for exchange, _ in batch]))
-            except asyncio.CancelledError:
-                for _, future in batch:
-                    future.cancel()
-                raise
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exc)
-                    continue
-                log.debug("storing %d exchanges together failed; storing them one by one", len(batch), exc_info=True)
-                for exchange, future in batch:
-                    try:
-                        _settle(future, await self.db.run(exchange.store))
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as one:
-                        _settle(future, one)
-                continue
-            for (_, future), reply in zip(batch, replies, strict=True):
-                _settle(future, reply)
+    return Batcher(many, one, max_batch=64, name="exchange-writer")
 
 
 def _store_all(exchanges: Sequence[_Exchange], s: Session) -> list[Reply]:
     return [exchange.store(s) for exchange in exchanges]
-
-
-def _settle(future: asyncio.Future[Reply], outcome: Reply | BaseException) -> None:
-    if future.done():  # its caller gave up meanwhile
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 def _as_turns(s: Session, messages: Sequence[Message]) -> tuple[Turn, ...]:
