@@ -5,37 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from faq import ANSWERS, PROMPTS
 
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
 from teachbot.answering.local_model import DEFAULT_THRESHOLD, LocalModel, Prediction
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.errors import TeachbotError
 
-DATA = {
-    "It is sunny and warm today.": [
-        "what is the weather like",
-        "how is the weather today",
-        "will it rain today",
-        "is it sunny outside",
-        "what's the forecast for today",
-    ],
-    "My name is Teachbot.": [
-        "what is your name",
-        "who are you",
-        "what should i call you",
-        "tell me your name",
-        "do you have a name",
-    ],
-    "Pizza is my favourite food.": [
-        "what is your favourite food",
-        "what do you like to eat",
-        "which food do you love",
-        "what's your favorite meal",
-        "what would you eat for dinner",
-    ],
-}
-PROMPTS = [p for ps in DATA.values() for p in ps]
-ANSWERS = [a for a, ps in DATA.items() for _ in ps]
 OUT_OF_SCOPE = ["how do i change a tyre", "play some jazz music", "book a flight to rome"]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from encoders import CountingEncoder
+from faq import ANSWERS, PROMPTS
 
 from teachbot.answering.encoding import CachedEncoder, OnnxEncoder
 from teachbot.answering.knowledge import Knowledge, LoadedVersion, build_reference
@@ -16,31 +17,6 @@ from teachbot.answering.local_model import EncoderMismatch, LocalModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.training.data import starter_examples
 
-FAQ = {
-    "It is sunny and warm today.": [
-        "what is the weather like",
-        "how is the weather today",
-        "will it rain today",
-        "is it sunny outside",
-        "what's the forecast for today",
-    ],
-    "My name is Teachbot.": [
-        "what is your name",
-        "who are you",
-        "what should i call you",
-        "tell me your name",
-        "do you have a name",
-    ],
-    "Pizza is my favourite food.": [
-        "what is your favourite food",
-        "what do you like to eat",
-        "which food do you love",
-        "what's your favorite meal",
-        "what would you eat for dinner",
-    ],
-}
-PROMPTS = [p for ps in FAQ.values() for p in ps]
-ANSWERS = [a for a, ps in FAQ.items() for _ in ps]
 RESET = "Use the 'forgot password' link on the login page."
 
 
