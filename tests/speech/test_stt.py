@@ -180,3 +180,20 @@ def test_sphinx_uses_the_model_speech_recognition_ships() -> None:
     model = bundled_model()
     assert set(model) == {"hmm", "lm", "dict"}
     assert all(Path(path).exists() and "speech_recognition" in path for path in model.values())
+
+
+@needs_whisper
+def test_whisper_hears_short_and_long_clips_alike(tmp_path: Path) -> None:
+    """A short clip is decoded in a window of its own length, a long one in whisper's 30 s windows: same words."""
+    from teachbot.speech.stt_whisper import SHORT_CLIP_SECONDS
+
+    engine = build_stt(load_settings(data_dir=tmp_path, stt_engine="whisper", whisper_model=str(tiny_en_model())))
+    pcm = decode_to_pcm16k(espeak_voice_message("Please turn on the kitchen lights."))
+    quiet = bytes(2 * int(16000 * (SHORT_CLIP_SECONDS + 2)))  # pushes the clip past the short limit
+    expected = ["please", "turn", "on", "the", "kitchen", "lights"]
+    for clip in (pcm, pcm + quiet):
+        heard = engine.transcribe(clip, "en")
+        assert normalise_words(heard.text) == expected, heard.text
+        assert heard.confidence is not None and 0 < heard.confidence <= 1
+    silence = engine.transcribe(bytes(2 * 16000 * 2), "en")  # two seconds of nothing: no invented speech
+    assert len(normalise_words(silence.text)) <= 2, silence.text
