@@ -39,6 +39,7 @@ from teachbot.answering.svm import SvmSettings, fit_one_vs_rest
 from teachbot.answering.text import normalize_text
 from teachbot.answering.tfidf import CHUNK, WORD_WEIGHT, TfidfFeatures
 from teachbot.errors import TeachbotError
+from teachbot.memory import release_free_memory
 from teachbot.paths import atomic_write
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,7 @@ class LocalModel:
             weights = joint[: features.size]
         elif len(present) >= 2:
             log.info("%d classes × %d features: answering by nearest example", len(classes), features.size)
+        release_free_memory()  # the SVM's copies of the training matrix are gone: give their memory back
         return cls(
             features=features,
             answers=classes,
@@ -424,7 +426,7 @@ class LocalModel:
                     arrays.get("projection"),
                     arrays.get("meaning_weights"),
                 )
-            return cls(
+            model = cls(
                 features=features,
                 answers=[str(a) for a in meta["answers"]],
                 examples=examples,
@@ -440,6 +442,8 @@ class LocalModel:
             )
         except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, EOFError) as exc:
             raise TeachbotError(f"cannot load the local model from {directory}: {exc}") from None
+        release_free_memory()  # decompressing and converting the arrays left copies behind
+        return model
 
 
 def meaning_weight(examples_per_class: float) -> float:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-import zlib
 import os
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from teachbot.answering.encoding.recent import RecentVectors
+from teachbot.memory import release_free_memory
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -159,6 +160,7 @@ class OnnxEncoder:
         if probe.ndim != 2 or probe.shape[1] < 2 or not np.isfinite(probe).all():
             raise ModelFileError(f"{files.model} does not give one finite vector per text")
         encoder._dim = int(probe.shape[1])
+        release_free_memory()  # onnxruntime's graph rewriting leaves about a third of the load's memory free
         return encoder
 
     @property
