@@ -75,17 +75,15 @@ class App:
         return self.settings.data_dir
 
     @classmethod
-    async def start(cls, settings: Settings, *, role: str = "cli", preload_encoder: bool = True) -> App:
+    async def start(cls, settings: Settings, *, role: str = "cli") -> App:
         """Open the database (migrating it), load the active models and taught answers.
 
-        ``role`` (bot, worker, chat, cli) is what ``teachbot status`` shows for this process. With
-        ``preload_encoder`` the sentence encoder loads in the background meanwhile; without, on first use or
-        ``preload_encoder()`` (loading it holds Python's lock for a third of a second: a terminal chat
-        answers its first line sooner without it).
+        ``role`` (bot, worker, chat, cli) is what ``teachbot status`` shows for this process. The sentence
+        encoder loads in the background meanwhile, so the first question does not wait for it.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         encoder = lazy_encoder(settings.encoder)  # finds the files (or refuses the setting); loads nothing yet
-        if encoder is not None and preload_encoder:
+        if encoder is not None:
             encoder.start()  # loads while the database opens and the models load: the first question needs it
         db = Database(settings.effective_database_url)
         cached: CachedEncoder | None = None
@@ -292,11 +290,6 @@ class App:
         for scope, example_id, prompt, answer, negative in rows:
             self.knowledge.teach(scope, example_id, prompt, answer, negative=negative)
         log.info("knowledge loaded: %s active model(s), %s taught item(s)", loaded, len(rows))
-
-    def preload_encoder(self) -> None:
-        """Begin loading the sentence encoder in the background, if it is not loaded yet."""
-        if self.encoder is not None:
-            self.encoder.preload()
 
     async def close(self) -> None:
         if self.feed is not None:

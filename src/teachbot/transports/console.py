@@ -168,7 +168,6 @@ async def run_console(
     if stdin is None and stdout is None and sys.stdin.isatty() and sys.stdout.isatty():
         from teachbot.transports.terminal import run_terminal
 
-        app.preload_encoder()  # while the person reads the first screen
         await run_terminal(chat)
         return
     if stdin is None:
