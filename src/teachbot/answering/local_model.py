@@ -224,8 +224,7 @@ class LocalModel:
         sample_weight[len(given) :] = _BACKGROUND_WEIGHT
         labels = np.array([class_of[answers[i]] for i in keep] + [len(classes)] * len(out_of_scope), dtype=np.int64)
         sources = np.array(keep + [-1] * len(out_of_scope), dtype=np.int64)
-        features = TfidfFeatures.fit(texts)
-        x = features.transform(texts)
+        features, x = TfidfFeatures.fit_transform(texts)
         present = np.unique(labels)
         weights = bias = None
         if len(present) >= 2 and (len(classes) + 1) * features.size <= _MAX_WEIGHTS:

@@ -30,18 +30,37 @@ class TfidfFeatures:
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> TfidfFeatures:
-        word_df: dict[str, int] = {}
-        char_df: dict[str, int] = {}
+        return cls.fit_transform(texts)[0]
+
+    @classmethod
+    def fit_transform(cls, texts: Sequence[str]) -> tuple[TfidfFeatures, sp.csr_matrix]:
+        """The vocabulary of ``texts`` and their rows, each text's n-grams computed once (they are most of
+        the cost: fitting and then transforming made them twice)."""
+        seen: tuple[dict[str, int], dict[str, int]] = ({}, {})  # every word / char gram: a provisional id
+        grams: list[tuple[np.ndarray, np.ndarray]] = []
         for text in texts:
-            w, c = ngrams(normalize_text(text))
-            for g in set(w):
-                word_df[g] = word_df.get(g, 0) + 1
-            for g in set(c):
-                char_df[g] = char_df.get(g, 0) + 1
-        words = sorted(word_df)
-        chars = sorted(g for g, n in char_df.items() if n >= 2 or len(texts) < 50)
-        df = np.array([word_df[g] for g in words] + [char_df[g] for g in chars], dtype=np.float64)
-        return cls(words, chars, np.log((1 + len(texts)) / (1 + df)) + 1.0)
+            word_grams, char_grams = ngrams(normalize_text(text))
+            grams.append((_provisional(word_grams, seen[0]), _provisional(char_grams, seen[1])))
+        word_df, char_df = (
+            np.bincount(
+                np.concatenate([np.unique(g[part]) for g in grams] or [np.zeros(0, np.int32)]), minlength=len(ids)
+            )
+            for part, ids in enumerate(seen)
+        )
+        words = sorted(seen[0])
+        chars = sorted(g for g, i in seen[1].items() if char_df[i] >= 2 or len(texts) < 50)
+        df = np.array([word_df[seen[0][g]] for g in words] + [char_df[seen[1][g]] for g in chars], dtype=np.float64)
+        features = cls(words, chars, np.log((1 + len(texts)) / (1 + df)) + 1.0)
+        final = [np.full(len(ids), -1, dtype=np.int64) for ids in seen]  # provisional id → feature (-1: dropped)
+        for part, vocab in enumerate((features.word_ids, features.char_ids)):
+            for g, i in vocab.items():
+                final[part][seen[part][g]] = i
+        chunks = []
+        for start in range(0, max(1, len(grams)), CHUNK):
+            ids = [[m[g[part]] for g in grams[start : start + CHUNK]] for part, m in enumerate(final)]
+            chunks.append(features._matrix([[a[a >= 0] for a in block] for block in ids]))
+        x = chunks[0] if len(chunks) == 1 else sp.csr_matrix(sp.vstack(chunks, format="csr"), dtype=np.float32)
+        return features, x
 
     @property
     def size(self) -> int:
@@ -57,15 +76,25 @@ class TfidfFeatures:
 
     def _transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         grams = [ngrams(normalize_text(t)) for t in texts]
-        blocks = []
-        for part, vocab, weight in ((0, self.word_ids, WORD_WEIGHT), (1, self.char_ids, 1.0)):
-            per_text = [
-                np.fromiter((i for g in both[part] if (i := vocab.get(g)) is not None), dtype=np.int32)
-                for both in grams
+        return self._matrix(
+            [
+                [
+                    np.fromiter((i for g in both[part] if (i := vocab.get(g)) is not None), dtype=np.int32)
+                    for both in grams
+                ]
+                for part, vocab in enumerate((self.word_ids, self.char_ids))
             ]
-            indptr = np.concatenate(([0], np.cumsum([len(ids) for ids in per_text])))
+        )
+
+    def _matrix(self, ids: list[list[np.ndarray]]) -> sp.csr_matrix:
+        """Rows from each text's feature ids, per block (words, chars): sublinear tf × idf, blocks L2-normalised."""
+        blocks = []
+        for per_text, weight in zip(ids, (WORD_WEIGHT, 1.0), strict=True):
+            indptr = np.concatenate(([0], np.cumsum([len(i) for i in per_text])))
             cols = np.concatenate(per_text) if per_text else np.zeros(0, dtype=np.int32)
-            counts = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(len(texts), self.size))
+            counts = sp.csr_matrix(
+                (np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(len(per_text), self.size)
+            )
             counts.sum_duplicates()
             counts.data = (1.0 + np.log(counts.data)) * self.idf[counts.indices]
             norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
@@ -87,3 +116,8 @@ class TfidfFeatures:
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _provisional(grams: list[str], ids: dict[str, int]) -> np.ndarray:
+    """Ids of ``grams`` in order of first sight, new grams added to ``ids``."""
+    return np.fromiter((ids.setdefault(g, len(ids)) for g in grams), dtype=np.int32, count=len(grams))
