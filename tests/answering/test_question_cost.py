@@ -186,3 +186,26 @@ async def test_a_question_that_fails_costs_only_its_own_answer(model: LocalModel
         RuntimeError,
     ]
     assert (await queue.answer("what is your name", "global")).text == "Teachbot."  # the queue still works
+
+
+def test_a_question_asked_again_is_answered_from_memory_until_the_knowledge_changes(
+    model: LocalModel, minilm: OnnxEncoder
+) -> None:
+    counting = CountingEncoder(minilm)
+    k = knowledge(model, counting)
+    asked = [("is it going to rain", "global"), ("is it going to rain", "guild"), ("who are you", "global")]
+    first = k.answer_each(asked)
+    encoded = counting.encoded
+    assert k.answer_each(asked[::-1]) == first[::-1] and counting.encoded == encoded  # nothing encoded again
+
+    k.teach("guild", 1, "is it going to rain", "Take an umbrella.")  # that guild only
+    taught = k.answer_each(asked)
+    assert [a.text for a in taught] == [first[0].text, "Take an umbrella.", first[2].text]
+    k.forget("guild", 1)
+    assert k.answer_each(asked) == first
+
+    retrained = LocalModel.fit(PROMPTS, ["Rain.", "Rain.", "Teachbot.", "Teachbot."], encoder=minilm)
+    k.set_model("global", LoadedVersion("v2", retrained, ()))
+    again = k.answer_each(asked)
+    assert again[0].text == "Rain." and again[0].model_version == "v2"
+    assert again == [k.answer(text, scope) for text, scope in asked]  # the same as answering afresh

@@ -60,3 +60,16 @@ async def test_sure_answers_have_no_buttons_and_unsure_ones_expire(
     assert labels(unsure.message)
     expired = await fake_discord.wait_for_edit(unsure.message, timeout=5)
     assert not expired.message.get("components") and expired.message["content"] == unsure.content
+
+
+async def test_under_load_the_buttons_are_shed_first(
+    fake_discord: FakeDiscord, make_teachbot: MakeTeachbot, talk: Talk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from teachbot.transports.discord.cogs import chat
+
+    await make_teachbot(confidence_threshold=0.6)
+    monkeypatch.setattr(chat, "SHED_EXTRAS_AFTER", 0)  # as if many answers were in flight
+    answer = await talk.ask(UNSURE, user=fake_discord.member)
+    assert answer.content.startswith("I don't know") and not answer.message.get("components")
+    monkeypatch.setattr(chat, "SHED_EXTRAS_AFTER", 4)
+    assert labels((await talk.ask(UNSURE, user=fake_discord.member)).message)

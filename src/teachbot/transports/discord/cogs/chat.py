@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 AUDIO_TYPES = ("audio/",)
 MAX_ATTACHMENTS = 4
-SHED_TYPING_AFTER = 4  # answers in flight above which "typing…" is no longer shown
+#: Answers in flight above which the extras are shed: "typing…" (a request per message) and the trainer
+#: buttons under an unsure answer (finding the likeliest answers costs a second pass through the model).
+SHED_EXTRAS_AFTER = 4
 #: "typing…" shows only for an answer not ready this soon: the local model answers in milliseconds, and an
 #: indicator for every message cost a request each (bench/load.py).
 TYPING_AFTER_SECONDS = 0.5
@@ -157,7 +159,9 @@ class ChatCog(commands.Cog):
                 text = answer.text
                 if answer.is_fallback:
                     text = f"{text} {wording.teach_hint(self.app.settings.command_prefix, terminal=False)}"
-                view = await candidate_view(self.bot, where, question, answer)  # for trainers, when unsure
+                view = None
+                if self.in_flight <= SHED_EXTRAS_AFTER:
+                    view = await candidate_view(self.bot, where, question, answer)  # for trainers, when unsure
                 sent = await self._reply(message, prefix + text, view=view)
                 if view is not None:
                     view.message = sent
@@ -165,7 +169,7 @@ class ChatCog(commands.Cog):
 
             self.in_flight += 1
             try:  # under load the typing indicator is the first thing shed: it costs a request per message
-                async with typing_when_slow(message.channel, when=self.in_flight <= SHED_TYPING_AFTER):
+                async with typing_when_slow(message.channel, when=self.in_flight <= SHED_EXTRAS_AFTER):
                     reply = await self.app.chat.ask(
                         text, where, external_id=str(message.id), attachments=files, reply_to=reply_to, deliver=deliver
                     )
