@@ -21,6 +21,7 @@ from teachbot.datasets import formats, readers
 from teachbot.datasets.examples import LONE_SURROGATE, Example, is_storable
 from teachbot.datasets.readers import EmptyFieldError, MissingColumnError, known_keys_hint, shown_value
 from teachbot.errors import ConfigError, DataFormatError, FileTooLarge, file_error, show_name
+from teachbot.memory import release_free_memory
 from teachbot.paths import open_regular_file
 from teachbot.tokens import count_tokens
 
@@ -73,7 +74,7 @@ SAME_MEANING_CONTRADICTION = 0.95
 #: Prompts compared by meaning at most (the first ones): 20,000 encode in about a minute on two cores
 #: and compare in a few seconds; beyond, the report says how many were left out.
 MEANING_LIMIT = 20_000
-_MEANING_CHUNK = 1024  # prompts compared with all the others at a time (a 1,024 × n block of cosines)
+_MEANING_CHUNK = 256  # prompts compared with all the others at a time: four 256 × n blocks (55 MB at n = 15,000)
 
 _ROLES = {"system", "user", "assistant", "tool", "function"}
 # Keys that make a JSON line a prompt/answer or preference line rather than a chat line.
@@ -444,6 +445,7 @@ class _MeaningCheck:
                         f"line {self.lines[twin]} says the same in other words (meaning {alike[row, twin]:.2f})",
                         line,
                     )
+        release_free_memory()
 
 
 def _check_json_line(checker: _Checker, line: str, number: int, prompt_key: str | None, answer_key: str | None) -> None:
