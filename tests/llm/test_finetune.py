@@ -11,7 +11,7 @@ from fakes.openai_server import FakeOpenAIServer
 from teachbot.config import Settings
 from teachbot.datasets.examples import Example
 from teachbot.errors import UserError
-from teachbot.llm import FineTuner, FineTuningUnavailable, build_client
+from teachbot.llm import FineTuner, FineTuningUnavailable, build_client, finetune
 from teachbot.tokens import count_chat_tokens
 
 POLL = 0.05
@@ -77,6 +77,26 @@ async def test_whole_life_cycle(tuner: FineTuner, openai_server: FakeOpenAIServe
     assert messages[0].startswith("Validating training file") and messages[-1] == "The job has successfully completed"
     assert len(messages) == len(set(messages))  # each event once, oldest first
     assert statuses[-1].finished and statuses[-1].fine_tuned_model == f"ft:gpt-4o-mini:teachbot:{job_id}"
+
+
+async def test_following_rides_out_a_passing_outage(tuner: FineTuner, openai_server: FakeOpenAIServer) -> None:
+    """The job runs on at the server while our polls fail: a few 503s in a row (beyond the client's own
+    retries) are waited out, not reported as a failed run."""
+    job_id = await tuner.start(tuner.prepare(EXAMPLES, (), "supervised"))
+    openai_server.fail(503, path=f"/v1/fine_tuning/jobs/{job_id}", times=7)  # two polls fail, the third gets through
+    statuses = [s async for s in tuner.follow(job_id, poll_interval=POLL)]
+    assert statuses[-1].status == "succeeded"
+
+
+async def test_following_gives_up_on_a_lasting_outage(
+    tuner: FineTuner, openai_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(finetune, "POLL_FAILURES", 2)
+    job_id = await tuner.start(tuner.prepare(EXAMPLES, (), "supervised"))
+    openai_server.fail(503, path=f"/v1/fine_tuning/jobs/{job_id}", times=1000)
+    with pytest.raises(UserError, match=r"internal error \(HTTP 503\)"):
+        _ = [s async for s in tuner.follow(job_id, poll_interval=POLL)]
+    assert len(openai_server.requests_to(f"/v1/fine_tuning/jobs/{job_id}")) == 3 * 3  # 3 polls × 3 tries each
 
 
 async def test_failed_job(tuner: FineTuner, openai_server: FakeOpenAIServer) -> None:

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 Method = Literal["supervised", "dpo"]
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: Status polls in a row that may fail for a passing reason (the network, a 5xx, a 429: after the client's
+#: own retries) before following a job gives up. The job runs on at the server for hours whatever our
+#: connection does, so a blip must not mark the run failed.
+POLL_FAILURES = 20
 
 # USD per 1M training tokens (OpenAI's published prices for supervised fine-tuning in 2025). An
 # estimate only: prices change, DPO may be billed differently, and local servers cost nothing.
@@ -235,10 +239,20 @@ class FineTuner:
         """Yield the job's status whenever it changes or new events arrive, until it ends."""
         seen: set[str] = set()
         last: str | None = None
+        failures = 0
         while True:
-            with _fine_tuning_errors(self.model):
-                job = await self.client.fine_tuning.jobs.retrieve(job_id)
-                page = await self.client.fine_tuning.jobs.list_events(job_id, limit=100)
+            try:
+                with _fine_tuning_errors(self.model):
+                    job = await self.client.fine_tuning.jobs.retrieve(job_id)
+                    page = await self.client.fine_tuning.jobs.list_events(job_id, limit=100)
+            except UserError as exc:
+                if not _passing(exc.__cause__) or failures >= POLL_FAILURES:
+                    raise
+                failures += 1
+                log.warning("fine-tuning job %s: status unavailable (%s); asking again", job_id, exc)
+                await asyncio.sleep(poll_interval)
+                continue
+            failures = 0
             fresh = [e for e in page.data if e.id not in seen]
             seen.update(e.id for e in fresh)
             fresh.sort(key=lambda e: e.created_at)  # the server lists newest first
@@ -254,6 +268,13 @@ class FineTuner:
         with _fine_tuning_errors(self.model):
             job = await self.client.fine_tuning.jobs.cancel(job_id)
         return _status(job)
+
+
+def _passing(exc: BaseException | None) -> bool:
+    """Whether a failed request may well succeed later: no connection, a timeout, a 429, a server error."""
+    if isinstance(exc, openai.APIConnectionError | openai.RateLimitError):
+        return True
+    return isinstance(exc, openai.InternalServerError) and exc.status_code != 501  # 501: no such endpoint
 
 
 def _status(job: FineTuningJob, events: tuple[JobEvent, ...] = ()) -> JobStatus:
