@@ -80,11 +80,12 @@ async def test_a_worker_fine_tunes_and_tests_what_a_bot_queues(
         assert report.examples == len(CAPITALS) and len(report.outcomes) == len(CAPITALS)
         assert report.model_version == "v1"
         openai_server.reply = lambda body: "Paris"
-        remote = await bot.testing.test("global", CAPITALS, version="v2")  # the worker asks the fine-tuned model
+        remote = await bot.testing.test("global", CAPITALS, version="v2", author="trainer")  # asks the fine-tuned model
         assert remote.model_version == "v2" and remote.accuracy == pytest.approx(0.25)
         assert {o.expected for o in remote.errors} == {"Rome", "Madrid", "Tokyo"}
         tests = [r for r in await bot.runs.recent("global") if r.kind == "test"]
         assert [r.state for r in tests[:2]] == [RunState.SUCCEEDED, RunState.SUCCEEDED]
+        assert [r.author for r in tests[:2]] == ["trainer", "test"]  # who asked, when known
         with pytest.raises(UserError, match=r"failed: .*v9"):
             await bot.testing.test("global", CAPITALS[:2], version="v9")
     finally:

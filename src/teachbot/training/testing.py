@@ -54,10 +54,13 @@ class TestingService:
         self.holdout_fraction = holdout_fraction
         self.remote_answer = remote_answer  # None on the local backend: fine-tuned versions cannot be tested
 
-    async def test(self, scope: str, examples: Sequence[Example], *, version: str | None = None) -> EvaluationReport:
+    async def test(
+        self, scope: str, examples: Sequence[Example], *, version: str | None = None, author: str = ""
+    ) -> EvaluationReport:
         """Ask every prompt and score the answers; trains nothing.
 
-        Without ``version`` this tests what users get now: the active model plus taught answers.
+        Without ``version`` this tests what users get now: the active model plus taught answers. ``author``
+        is who asked (a queued test records it on its run; here nothing is recorded).
         """
         if not examples:
             raise UserError("The test set has no examples.")

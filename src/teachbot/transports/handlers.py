@@ -292,7 +292,7 @@ class CommandHandlers:
                     f"There is no held-out split yet (it needs {MIN_HOLDOUT_EXAMPLES} dataset examples): attach a "
                     f'test set, or give JSON: `{self.prefix}test ["question", …]`.'
                 )
-        report = await self.app.testing.test(call.scope, examples, version=version)
+        report = await self.app.testing.test(call.scope, examples, version=version, author=call.origin.author)
         mistakes = [(o.prompt, o.answer or "", o.expected) for o in report.errors]
         queued = await self.app.teaching.suggest(call.scope, mistakes, author=f"test:{call.origin.author}")
         summary = report.summary()

@@ -49,11 +49,13 @@ class QueuedTesting:
         """The held-out split of ``scope`` (a database read: no need for a worker)."""
         return await self.local.holdout_examples(scope)
 
-    async def test(self, scope: str, examples: Sequence[Example], *, version: str | None = None) -> EvaluationReport:
-        """Queue the questions, wait for a worker to score them, and return its report."""
+    async def test(
+        self, scope: str, examples: Sequence[Example], *, version: str | None = None, author: str = ""
+    ) -> EvaluationReport:
+        """Queue the questions, wait for a worker to score them, and return its report; the run is ``author``'s."""
         if not examples:
             raise UserError("The test set has no examples.")
-        run_id = await self.ledger.queue_run(scope, TEST_AUTHOR, kind="test")
+        run_id = await self.ledger.queue_run(scope, author or TEST_AUTHOR, kind="test")
         await self.queue.defer_test(run_id, [(e.prompt, e.answer) for e in examples], version)
         await require_worker(self.db, self.heartbeat_seconds, f"Test run #{run_id}")
         state, message, _ = await wait_for_run(self.ledger, run_id, None)
