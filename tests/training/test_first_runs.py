@@ -105,3 +105,12 @@ async def test_a_dataset_with_another_datasets_content_is_named(app: App, tmp_pa
     assert (await app.datasets.import_file("global", other, author="t", name="other")).same_as == ()
     server = await app.datasets.import_file("42", path, author="t", name="mine")
     assert set(server.same_as) == {"copy", "shop"}  # a server sees the global datasets too
+
+
+async def test_cross_validation_asks_a_dataset_imported_twice_once(app: App, tmp_path: Path) -> None:
+    """A copy in a fold would let the model of another fold learn the very question it is asked."""
+    await app.datasets.import_file("global", write_csv(tmp_path / "shop.csv", TOPICS), author="t")
+    await app.datasets.import_file("global", write_csv(tmp_path / "shop copy.csv", TOPICS), author="t")
+    outcome = await app.training.train("global", author="t")
+    assert outcome.crossval is not None
+    assert outcome.crossval.report.examples == 15 and outcome.crossval.folds == 5

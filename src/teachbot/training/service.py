@@ -238,7 +238,9 @@ class TrainingService:
         self, examples: Sequence[Example], starter: Sequence[Example], stage: StageCallback
     ) -> CrossValidation:
         """Each of the user's examples answered by a model that did not learn it (see ``training/crossval.py``):
-        what a small held-out split cannot tell."""
+        what a small held-out split cannot tell. Each question is asked once: a copy (a dataset imported
+        twice) in another fold would let that fold's model learn the very question it is asked."""
+        examples = list({(e.prompt, e.answer): e for e in examples}.values())
         folds = min(CV_FOLDS, len(examples) // 2)
         await stage(f"cross-validating your {len(examples)} examples ({folds} folds)", 0.55)
         return await asyncio.to_thread(
