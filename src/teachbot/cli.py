@@ -562,6 +562,28 @@ def worker() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema, then exit. Every process also does this when it starts; run it
+    once before starting many processes on a new release, so none of them starts on a half-upgraded database."""
+    from teachbot.store.db import Database
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=False)
+    db = Database(settings.effective_database_url)
+    try:
+        before = db.current_revision()
+        db.migrate()
+        after = db.current_revision()
+    finally:
+        db.close()
+    where = settings.shown_database_url
+    if before == after:
+        typer.echo(f"The database at {where} is up to date (schema {after}).")
+    else:
+        typer.echo(f"The database at {where} was upgraded from schema {before or '(new)'} to {after}.")
+
+
+@app.command()
 def status() -> None:
     """Show the processes serving the bot, their shards, the active versions and the training queue."""
     from teachbot.status import collect_status, render_status

@@ -355,6 +355,11 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.database_path}"
 
+    @property
+    def shown_database_url(self) -> str:
+        """The database URL with its password masked, to show people."""
+        return _mask_url_password(self.effective_database_url)
+
     def secret_values(self) -> list[str]:
         """The values of every secret setting, for the log filter that masks them."""
         values = (getattr(self, name) for name in type(self).model_fields)
