@@ -32,6 +32,7 @@ run: $(RUN_STAMP)
 
 test: $(DEV_STAMP)
 	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
 	$(PY) -m mypy src
 	$(PY) -m pytest -q
 

@@ -35,9 +35,21 @@ from fakes.discord_models import ChannelType
 from fakes.discord_server import FakeDiscord, serve_fake_discord
 
 QUESTIONS = [
-    "hello", "hi there", "how are you", "what is your name", "who made you", "what can you do",
-    "tell me a joke", "good morning", "thanks", "bye", "what is the capital of the planet zorblax",
-    "how do I teach you", "what time is it", "do you like music", "what is python",
+    "hello",
+    "hi there",
+    "how are you",
+    "what is your name",
+    "who made you",
+    "what can you do",
+    "tell me a joke",
+    "good morning",
+    "thanks",
+    "bye",
+    "what is the capital of the planet zorblax",
+    "how do I teach you",
+    "what time is it",
+    "do you like music",
+    "what is python",
 ]
 
 
@@ -82,8 +94,12 @@ async def start_bot(fake: FakeDiscord, data_dir: Path, channels: list[int], log_
     )
     command = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []), "-m", "teachbot", "run"]
     return await asyncio.create_subprocess_exec(
-        *command, env=env, cwd=data_dir.parent, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=open(data_dir.parent / "bot.log", "wb"),
+        *command,
+        env=env,
+        cwd=data_dir.parent,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=open(data_dir.parent / "bot.log", "wb"),
     )
 
 
@@ -219,15 +235,21 @@ async def main() -> None:
                 await asyncio.sleep(2.0)
                 paced_cpu = cpu_seconds(bot.pid) - before
 
-    print(f"teachbot run against the fake Discord: {args.users} users, {args.channels} chat channels, "
-          f"{args.questions} questions, log level {args.log_level}, {os.cpu_count()} CPU(s)")
+    print(
+        f"teachbot run against the fake Discord: {args.users} users, {args.channels} chat channels, "
+        f"{args.questions} questions, log level {args.log_level}, {os.cpu_count()} CPU(s)"
+    )
     print()
     print("| run | messages | handled/s | p50 ms | p99 ms | max ms | bot CPU ms/msg | load 1/5/15 min |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
-    print(f"| full speed | {args.messages} | {args.messages / seconds:,.0f} | {statistics.median(full):.1f} | "
-          f"{percentile(full, 0.99):.1f} | {full[-1]:.1f} | {full_cpu / args.messages * 1000:.2f} | {full_load} |")
-    print(f"| paced {args.rate:.0f}/s | {paced_count} | {args.rate:,.0f} (offered) | {statistics.median(paced):.1f} | "
-          f"{percentile(paced, 0.99):.1f} | {paced[-1]:.1f} | {paced_cpu / paced_count * 1000:.2f} | {paced_load} |")
+    print(
+        f"| full speed | {args.messages} | {args.messages / seconds:,.0f} | {statistics.median(full):.1f} | "
+        f"{percentile(full, 0.99):.1f} | {full[-1]:.1f} | {full_cpu / args.messages * 1000:.2f} | {full_load} |"
+    )
+    print(
+        f"| paced {args.rate:.0f}/s | {paced_count} | {args.rate:,.0f} (offered) | {statistics.median(paced):.1f} | "
+        f"{percentile(paced, 0.99):.1f} | {paced[-1]:.1f} | {paced_cpu / paced_count * 1000:.2f} | {paced_load} |"
+    )
 
 
 if __name__ == "__main__":

@@ -75,15 +75,19 @@ async def main() -> None:
                     errors = sum(r.status >= 400 for r in fake.requests.items) - errors_before
                     rows.append((rate, count, len(lat), lat, errors, cpu / count * 1000, load))
 
-    print(f"teachbot run under paced load: {args.users} users, {args.channels} channels, {args.questions} questions, "
-          f"{args.seconds:.0f} s per rate, log level {args.log_level}, {os.cpu_count()} CPU(s), fake Discord in the "
-          "same machine")
+    print(
+        f"teachbot run under paced load: {args.users} users, {args.channels} channels, {args.questions} questions, "
+        f"{args.seconds:.0f} s per rate, log level {args.log_level}, {os.cpu_count()} CPU(s), fake Discord in the "
+        "same machine"
+    )
     print()
     print("| offered/s | sent | replied | p50 ms | p95 ms | p99 ms | max ms | failed | bot CPU ms/msg | load |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for rate, count, replied, lat, errors, cpu_ms, load in rows:
-        print(f"| {rate:.0f} | {count} | {replied} | {percentile(lat, 0.50):.1f} | {percentile(lat, 0.95):.1f} | "
-              f"{percentile(lat, 0.99):.1f} | {lat[-1]:.1f} | {errors} | {cpu_ms:.2f} | {load} |")
+        print(
+            f"| {rate:.0f} | {count} | {replied} | {percentile(lat, 0.50):.1f} | {percentile(lat, 0.95):.1f} | "
+            f"{percentile(lat, 0.99):.1f} | {lat[-1]:.1f} | {errors} | {cpu_ms:.2f} | {load} |"
+        )
 
 
 if __name__ == "__main__":

@@ -74,8 +74,15 @@ async def start_shards(fake: FakeDiscord, tmp: Path, url: str, channels: list[in
         )
         processes.append(
             await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "teachbot", "run", env=env, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=open(tmp / f"n{count}-shard{shard}.log", "wb"),  # noqa: SIM115
+                sys.executable,
+                "-m",
+                "teachbot",
+                "run",
+                env=env,
+                cwd=tmp,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=open(tmp / f"n{count}-shard{shard}.log", "wb"),  # noqa: SIM115
             )
         )
     while sum(s.identify is not None for s in fake.sessions) < count:
@@ -158,19 +165,25 @@ async def main() -> None:
 
     base = rows[0][1]
     guilds = MAX_SHARDS * args.guilds_per_shard
-    print(f"teachbot run shard processes against the fake Discord and one PostgreSQL: {guilds} guilds, "
-          f"{guilds * args.channels} chat channels, {args.messages} messages per run, {os.cpu_count()} CPU(s)")
+    print(
+        f"teachbot run shard processes against the fake Discord and one PostgreSQL: {guilds} guilds, "
+        f"{guilds * args.channels} chat channels, {args.messages} messages per run, {os.cpu_count()} CPU(s)"
+    )
     print()
     print("| processes | handled/s | ratio to 1 | p50 ms | p99 ms |")
     print("|---:|---:|---:|---:|---:|")
     for count, rate, latencies in rows:
-        print(f"| {count} | {rate:,.0f} | {rate / base:.2f} | {statistics.median(latencies):.0f} | "
-              f"{percentile(latencies, 0.99):.0f} |")
+        print(
+            f"| {count} | {rate:,.0f} | {rate / base:.2f} | {statistics.median(latencies):.0f} | "
+            f"{percentile(latencies, 0.99):.0f} |"
+        )
     if delays:
         ms = sorted(d * 1000 for d in delays)
         print()
-        print(f"Correction propagation to a running shard process ({len(ms)} samples, PostgreSQL LISTEN/NOTIFY): "
-              f"p50 {statistics.median(ms):.0f} ms, p99 {percentile(ms, 0.99):.0f} ms, max {ms[-1]:.0f} ms")
+        print(
+            f"Correction propagation to a running shard process ({len(ms)} samples, PostgreSQL LISTEN/NOTIFY): "
+            f"p50 {statistics.median(ms):.0f} ms, p99 {percentile(ms, 0.99):.0f} ms, max {ms[-1]:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

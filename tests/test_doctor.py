@@ -72,9 +72,7 @@ async def test_existing_sqlite_database_is_up_to_date(settings: object) -> None:
     ("flags", "status", "words"),
     [(MESSAGE_CONTENT_LIMITED, Status.OK, "on"), (1 << 18, Status.OK, "on"), (0, Status.PROBLEM, "Privileged Gateway")],
 )
-async def test_discord_token_and_message_content_intent(
-    tmp_path: Path, flags: int, status: Status, words: str
-) -> None:
+async def test_discord_token_and_message_content_intent(tmp_path: Path, flags: int, status: Status, words: str) -> None:
     async with serve_fake_discord(token="fake-bot-token-secret") as fake:
         fake.application_flags = flags
         settings = load_settings(

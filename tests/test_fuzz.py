@@ -36,8 +36,26 @@ FUZZ = settings(
 DEEP = b"[" * 100_000
 
 # JSON values biased towards the shapes the readers look for, so fuzzing reaches past the first check.
-WORDS = ["prompt", "answer", "messages", "role", "content", "weight", "system", "rejected", "user", "assistant",
-         "tool", "input", "preferred_output", "non_preferred_output", "text", "name", "tool_calls", "question"]
+WORDS = [
+    "prompt",
+    "answer",
+    "messages",
+    "role",
+    "content",
+    "weight",
+    "system",
+    "rejected",
+    "user",
+    "assistant",
+    "tool",
+    "input",
+    "preferred_output",
+    "non_preferred_output",
+    "text",
+    "name",
+    "tool_calls",
+    "question",
+]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -108,8 +126,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", ["d.jsonl", "d.csv", "d.yaml", "d.txt", "d"])
 @settings(FUZZ, max_examples=max(1, EXAMPLES // 2))  # each case writes a file: fewer, over five readers
-@given(data=st.binary(max_size=500) | st.lists(records, max_size=4).map(
-    lambda lines: "\n".join(json.dumps(line) for line in lines).encode()))
+@given(
+    data=st.binary(max_size=500)
+    | st.lists(records, max_size=4).map(lambda lines: "\n".join(json.dumps(line) for line in lines).encode())
+)
 @example(data=DEEP)
 def test_validate_file_any_content(folder: Path, name: str, data: bytes) -> None:
     path = folder / name
@@ -132,8 +152,11 @@ ZIP_NAMES = st.text(alphabet="ab/._-é \\:\x01", min_size=1, max_size=12)
 
 
 @FUZZ
-@given(data=st.binary(max_size=400), members=st.lists(st.tuples(ZIP_NAMES, st.binary(max_size=50)), max_size=4),
-       flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=4))
+@given(
+    data=st.binary(max_size=400),
+    members=st.lists(st.tuples(ZIP_NAMES, st.binary(max_size=50)), max_size=4),
+    flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=4),
+)
 def test_read_zip_members_any_archive(data: bytes, members: list[tuple[str, bytes]], flips: list[Any]) -> None:
     for archive in (data, _damaged(_zip_or_empty(members), flips)):
         found = _only_user_errors(lambda archive=archive: read_zip_members(archive, max_total_bytes=100_000))
@@ -161,8 +184,11 @@ def _damaged(data: bytes, flips: list[tuple[int, int]]) -> bytes:
     return bytes(buffer)
 
 
-NAMES = st.text(max_size=300) | st.text(alphabet=st.characters(codec="utf-8"), max_size=120) | st.sampled_from(
-    [".", "..", "a/b", "\ud800", "é" * 200, " ", "\u200b", "ｏｋ"])
+NAMES = (
+    st.text(max_size=300)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=120)
+    | st.sampled_from([".", "..", "a/b", "\ud800", "é" * 200, " ", "\u200b", "ｏｋ"])
+)
 
 
 @FUZZ
@@ -189,8 +215,11 @@ def test_resolve_inside_any_name(folder: Path, name: str) -> None:
 
 
 @FUZZ
-@given(text=st.text(max_size=50) | st.integers(min_value=-(10**30), max_value=10**30).map(str)
-       | st.text(alphabet="0123456789#", max_size=5000))
+@given(
+    text=st.text(max_size=50)
+    | st.integers(min_value=-(10**30), max_value=10**30).map(str)
+    | st.text(alphabet="0123456789#", max_size=5000)
+)
 def test_parse_id_any_text(text: str) -> None:
     number = _only_user_errors(lambda: parse_id(text, "review item"))
     if number is not None:

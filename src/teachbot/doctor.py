@@ -260,8 +260,7 @@ async def check_discord(api_base: str, token: str) -> list[Check]:
 
 
 _TOKEN_FIX = (
-    "copy the bot's token again (developer portal → your application → Bot → Reset Token) into "
-    "TEACHBOT_DISCORD_TOKEN"
+    "copy the bot's token again (developer portal → your application → Bot → Reset Token) into TEACHBOT_DISCORD_TOKEN"
 )
 
 

@@ -51,9 +51,7 @@ def test_named_column_missing_lists_columns(tmp_path: Path) -> None:
 
 def test_csv_without_header_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", "hi,hello\nbye,ciao\n")
-    with pytest.raises(
-        DataFormatError, match=r"d\.csv:1: no prompt column .*first row must name the columns"
-    ):
+    with pytest.raises(DataFormatError, match=r"d\.csv:1: no prompt column .*first row must name the columns"):
         read_examples(path)
 
 
@@ -109,8 +107,7 @@ def test_jsonl_prompt_answer_chat_and_preference(tmp_path: Path) -> None:
         ('{"messages": [{"role": "robot", "content": "x"}]}', r"d\.jsonl:2: message 1 has an unknown role"),
         ('{"messages": [{"role": "user", "content": "x"}]}', r"d\.jsonl:2: no user message is followed"),
         (
-            '{"messages": [{"role": "user", "content": "x"}, '
-            '{"role": "assistant", "content": "y", "weight": 2}]}',
+            '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2}]}',
             r"d\.jsonl:2: weight must be 0 or 1",
         ),
         (
@@ -130,8 +127,7 @@ def test_chatterbot_corpus(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "c.yml",
-        "categories:\n- greetings\nconversations:\n- - hi\n  - hello\n  - how are you\n"
-        "- - are you a bot?\n  - yes\n",
+        "categories:\n- greetings\nconversations:\n- - hi\n  - hello\n  - how are you\n- - are you a bot?\n  - yes\n",
     )
     examples = read_examples(path)
     assert pairs(examples) == [("hi", "hello"), ("hello", "how are you"), ("are you a bot?", "yes")]
@@ -198,9 +194,7 @@ def test_boms_are_accepted(tmp_path: Path, encoding: str) -> None:
     assert pairs(read_examples(path)) == [("café", "ok")]
 
 
-@pytest.mark.parametrize(
-    "content", [b"PK\x03\x04rest of a zip", b"prompt,answer\nhi,he\x00llo\n", bytes(range(256))]
-)
+@pytest.mark.parametrize("content", [b"PK\x03\x04rest of a zip", b"prompt,answer\nhi,he\x00llo\n", bytes(range(256))])
 def test_binary_garbage_is_refused(tmp_path: Path, content: bytes) -> None:
     with pytest.raises(DataFormatError, match=r"zip archive|binary|not UTF-8"):
         read_examples(write(tmp_path, "d.csv", content))

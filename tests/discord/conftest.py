@@ -40,7 +40,6 @@ async def start_bot(fake_discord: FakeDiscord) -> AsyncIterator[StartBot]:
 # -- teachbot's own bot on a real App --------------------------------------------------------------
 
 
-
 def teachbot_settings(fake: FakeDiscord, data_dir: Path, **overrides: Any) -> Settings:
     """Settings pointing at ``fake``: text2 is a chat channel, the seeded owner owns the bot, no cooldowns."""
     from teachbot.config import load_settings

@@ -111,8 +111,9 @@ async def test_a_server_correction_stays_in_that_server(
 ) -> None:
     trainer, member = fake_discord.trainer, fake_discord.member
     answer = await talk.ask(ZORBLAX, user=trainer)
-    said = await talk.prefix("correct", "Zorbopolis is the capital.", user=trainer, channel=fake_discord.text2,
-                             reference=answer.message)
+    said = await talk.prefix(
+        "correct", "Zorbopolis is the capital.", user=trainer, channel=fake_discord.text2, reference=answer.message
+    )
     assert said.content.startswith("Learned")
     assert (await talk.ask(ZORBLAX, user=member)).content == "Zorbopolis is the capital."
     assert (await talk.ask(ZORBLAX, user=member, channel=fake_discord.dm)).content != "Zorbopolis is the capital."

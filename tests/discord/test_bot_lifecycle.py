@@ -74,8 +74,15 @@ async def test_teachbot_run_connects_and_stops_cleanly(fake_discord: FakeDiscord
         TEACHBOT_CHAT_COOLDOWN_SECONDS="0",
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "teachbot", "run", env=env, cwd=tmp_path,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "teachbot",
+        "run",
+        env=env,
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         await fake_discord.wait_for_request("GET", "/users/@me", timeout=60)

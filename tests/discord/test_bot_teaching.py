@@ -52,8 +52,9 @@ async def test_review_buttons_approve_a_members_correction(
 ) -> None:
     trainer, member = fake_discord.trainer, fake_discord.member
     answer = await talk.ask(ZORBLAX, user=member)
-    said = await talk.prefix("correct", "Zorbopolis is the capital.", user=member, channel=fake_discord.text2,
-                             reference=answer.message)
+    said = await talk.prefix(
+        "correct", "Zorbopolis is the capital.", user=member, channel=fake_discord.text2, reference=answer.message
+    )
     assert "waits for a trainer's review" in said.content
     item = said.content.split()[3]
     assert (await talk.ask(ZORBLAX, user=member)).content != "Zorbopolis is the capital."
@@ -133,7 +134,10 @@ async def test_a_failed_reply_is_logged_and_the_bot_keeps_answering(
 
 
 async def test_a_failing_service_gets_a_short_line_and_a_logged_traceback(
-    fake_discord: FakeDiscord, teachbot_bot: TeachBot, talk: Talk, caplog: pytest.LogCaptureFixture,
+    fake_discord: FakeDiscord,
+    teachbot_bot: TeachBot,
+    talk: Talk,
+    caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real_ask = teachbot_bot.app.chat.ask

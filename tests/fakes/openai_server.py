@@ -93,16 +93,18 @@ class FakeOpenAIServer:
     # -- control
     async def start(self) -> str:
         app = web.Application(middlewares=[self._record_and_fail])
-        app.add_routes([
-            web.post("/v1/chat/completions", self._chat),
-            web.get("/v1/models", self._models),
-            web.post("/v1/files", self._upload),
-            web.get("/v1/files/{id}", self._file),
-            web.post("/v1/fine_tuning/jobs", self._create_job),
-            web.get("/v1/fine_tuning/jobs/{id}", self._job),
-            web.get("/v1/fine_tuning/jobs/{id}/events", self._events),
-            web.post("/v1/fine_tuning/jobs/{id}/cancel", self._cancel),
-        ])
+        app.add_routes(
+            [
+                web.post("/v1/chat/completions", self._chat),
+                web.get("/v1/models", self._models),
+                web.post("/v1/files", self._upload),
+                web.get("/v1/files/{id}", self._file),
+                web.post("/v1/fine_tuning/jobs", self._create_job),
+                web.get("/v1/fine_tuning/jobs/{id}", self._job),
+                web.get("/v1/fine_tuning/jobs/{id}/events", self._events),
+                web.post("/v1/fine_tuning/jobs/{id}/cancel", self._cancel),
+            ]
+        )
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -117,12 +119,26 @@ class FakeOpenAIServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def fail(self, status: int, *, path: str = "/v1/chat/completions", times: int = 1, message: str = "",
-             body: Any = None, headers: dict[str, str] | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        *,
+        path: str = "/v1/chat/completions",
+        times: int = 1,
+        message: str = "",
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """The next ``times`` requests to ``path`` (a prefix) get ``status``; 429/5xx ask for a 10 ms retry."""
         if body is None:
-            body = {"error": {"message": message or f"fake error {status}", "type": "fake_error",
-                              "param": None, "code": None}}
+            body = {
+                "error": {
+                    "message": message or f"fake error {status}",
+                    "type": "fake_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
         extra = {"retry-after-ms": "10"} if status == 429 or status >= 500 else {}
         self._failures.append(_Failure(path, status, body, {**extra, **(headers or {})}, times))
 
@@ -160,30 +176,62 @@ class FakeOpenAIServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.delay)
         if self.known_models is not None and body.get("model") not in self.known_models:
-            return web.json_response({"error": {
-                "message": f"The model `{body.get('model')}` does not exist or you do not have access to it.",
-                "type": "invalid_request_error", "param": None, "code": "model_not_found"}},
-                status=self.unknown_model_status)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": f"The model `{body.get('model')}` does not exist or you do not have access to it.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "model_not_found",
+                    }
+                },
+                status=self.unknown_model_status,
+            )
         if body.get("stream") and self.reject_stream_options and "stream_options" in body:
-            return web.json_response({"error": {"message": "Unrecognized request argument: stream_options",
-                                                "type": "invalid_request_error", "param": "stream_options",
-                                                "code": None}}, status=400)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Unrecognized request argument: stream_options",
+                        "type": "invalid_request_error",
+                        "param": "stream_options",
+                        "code": None,
+                    }
+                },
+                status=400,
+            )
         text = self.reply(body)
         usage = {"prompt_tokens": count_chat_tokens(body["messages"]), "completion_tokens": count_tokens(text)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         ident, created = f"chatcmpl-{next(self._ids)}", next(self._clock)
         if not body.get("stream"):
-            reply = {"id": ident, "object": "chat.completion", "created": created, "model": body["model"],
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                  "finish_reason": "stop", "logprobs": None}]}
+            reply = {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+            }
             if self.send_usage:
                 reply["usage"] = usage
             return web.json_response(reply)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
 
         async def send(choices: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
-            chunk = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                     "choices": choices, **(extra or {})}
+            chunk = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body["model"],
+                "choices": choices,
+                **(extra or {}),
+            }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         try:
@@ -210,12 +258,26 @@ class FakeOpenAIServer:
     # -- models
     async def _models(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {TEST_API_KEY}":
-            return web.json_response({"error": {"message": "Incorrect API key provided.",
-                                                "type": "invalid_request_error", "param": None,
-                                                "code": "invalid_api_key"}}, status=401)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Incorrect API key provided.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+                status=401,
+            )
         names = sorted(self.known_models) if self.known_models is not None else self.listed_models
-        return web.json_response({"object": "list", "data": [
-            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for name in names]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for name in names
+                ],
+            }
+        )
 
     # -- files
     async def _upload(self, request: web.Request) -> web.Response:
@@ -232,22 +294,48 @@ class FakeOpenAIServer:
         return web.json_response(self._file_object(ident, "fine-tune"))
 
     def _file_object(self, ident: str, purpose: str) -> dict[str, Any]:
-        return {"id": ident, "object": "file", "bytes": len(self.files[ident]), "created_at": next(self._clock),
-                "filename": "train.jsonl", "purpose": purpose, "status": "processed"}
+        return {
+            "id": ident,
+            "object": "file",
+            "bytes": len(self.files[ident]),
+            "created_at": next(self._clock),
+            "filename": "train.jsonl",
+            "purpose": purpose,
+            "status": "processed",
+        }
 
     # -- fine-tuning jobs
     async def _create_job(self, request: web.Request) -> web.Response:
         body = self.requests[-1].body
         if body.get("training_file") not in self.files:
-            return web.json_response({"error": {"message": "invalid training_file", "type": "invalid_request_error",
-                                                "param": "training_file", "code": None}}, status=400)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "invalid training_file",
+                        "type": "invalid_request_error",
+                        "param": "training_file",
+                        "code": None,
+                    }
+                },
+                status=400,
+            )
         ident = f"ftjob-{next(self._ids)}"
         method = body.get("method") or {"type": "supervised"}
         data = {
-            "id": ident, "object": "fine_tuning.job", "created_at": next(self._clock), "model": body["model"],
-            "fine_tuned_model": None, "finished_at": None, "organization_id": "org-fake", "result_files": [],
-            "status": "validating_files", "training_file": body["training_file"],
-            "validation_file": body.get("validation_file"), "seed": 42, "trained_tokens": None, "error": None,
+            "id": ident,
+            "object": "fine_tuning.job",
+            "created_at": next(self._clock),
+            "model": body["model"],
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "organization_id": "org-fake",
+            "result_files": [],
+            "status": "validating_files",
+            "training_file": body["training_file"],
+            "validation_file": body.get("validation_file"),
+            "seed": 42,
+            "trained_tokens": None,
+            "error": None,
             "hyperparameters": {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"},
             "method": method,
         }
@@ -271,16 +359,26 @@ class FakeOpenAIServer:
             return _not_found("No such fine-tuning job")
         limit = int(request.query.get("limit", "20"))
         newest_first = job.events[::-1]
-        return web.json_response({"object": "list", "data": newest_first[:limit],
-                                  "has_more": len(newest_first) > limit})
+        return web.json_response(
+            {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}
+        )
 
     async def _cancel(self, request: web.Request) -> web.Response:
         job = self.jobs.get(request.match_info["id"])
         if job is None:
             return _not_found("No such fine-tuning job")
         if job.data["status"] in ("succeeded", "failed", "cancelled"):
-            return web.json_response({"error": {"message": "Job has already finished", "type": "invalid_request_error",
-                                                "param": None, "code": None}}, status=400)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Job has already finished",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status=400,
+            )
         job.data.update(status="cancelled", finished_at=next(self._clock))
         self._event(job, "info", "Fine-tuning job cancelled")
         return web.json_response(job.data)
@@ -297,18 +395,35 @@ class FakeOpenAIServer:
         job.data["finished_at"] = next(self._clock)
         if job.outcome == "succeeded":
             self._event(job, "info", "Step 3/3: training loss=0.12", kind="metrics")
-            job.data.update(status="succeeded", trained_tokens=1234,
-                            fine_tuned_model=f"ft:{job.data['model']}:teachbot:{job.data['id']}")
+            job.data.update(
+                status="succeeded",
+                trained_tokens=1234,
+                fine_tuned_model=f"ft:{job.data['model']}:teachbot:{job.data['id']}",
+            )
             self._event(job, "info", "The job has successfully completed")
         else:
-            job.data.update(status="failed", error={"code": "invalid_training_file", "param": "training_file",
-                                                     "message": "The training file has too few examples."})
+            job.data.update(
+                status="failed",
+                error={
+                    "code": "invalid_training_file",
+                    "param": "training_file",
+                    "message": "The training file has too few examples.",
+                },
+            )
             self._event(job, "error", "The job failed: the training file has too few examples.")
 
     def _event(self, job: _Job, level: str, message: str, kind: str = "message") -> None:
-        job.events.append({"id": f"ftevent-{next(self._ids)}", "object": "fine_tuning.job.event",
-                           "created_at": next(self._clock), "level": level, "message": message,
-                           "data": {}, "type": kind})
+        job.events.append(
+            {
+                "id": f"ftevent-{next(self._ids)}",
+                "object": "fine_tuning.job.event",
+                "created_at": next(self._clock),
+                "level": level,
+                "message": message,
+                "data": {},
+                "type": kind,
+            }
+        )
 
 
 def _pieces(text: str) -> list[str]:
@@ -318,5 +433,6 @@ def _pieces(text: str) -> list[str]:
 
 
 def _not_found(message: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                        "code": None}}, status=404)
+    return web.json_response(
+        {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}, status=404
+    )

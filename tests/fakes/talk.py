@@ -54,8 +54,15 @@ class Talk:
         self.fake = fake
 
     async def prefix(
-        self, name: str, args: str = "", *, user: FakeUser, channel: FakeChannel | None = None,
-        attachments: Sequence[Upload] = (), reference: dict[str, Any] | None = None, timeout: float = 10,
+        self,
+        name: str,
+        args: str = "",
+        *,
+        user: FakeUser,
+        channel: FakeChannel | None = None,
+        attachments: Sequence[Upload] = (),
+        reference: dict[str, Any] | None = None,
+        timeout: float = 10,
     ) -> Said:
         channel = channel or self.fake.text
         await self.fake.send_message(
@@ -64,8 +71,13 @@ class Talk:
         return Said(await self.fake.wait_for_bot_message(channel, timeout=timeout))
 
     async def slash(
-        self, name: str, options: Mapping[str, Any] | None = None, *, user: FakeUser,
-        channel: FakeChannel | None = None, timeout: float = 10,
+        self,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        user: FakeUser,
+        channel: FakeChannel | None = None,
+        timeout: float = 10,
     ) -> Said:
         channel = channel or self.fake.text
         interaction = await self.fake.slash(name, options, user=user, channel=channel)

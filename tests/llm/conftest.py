@@ -13,6 +13,11 @@ from teachbot.config import Settings, load_settings
 @pytest.fixture
 def llm_settings(openai_server: FakeOpenAIServer, tmp_path: Path) -> Settings:
     return load_settings(
-        data_dir=tmp_path / "data", backend="openai", llm_base_url=openai_server.base_url, llm_api_key=TEST_API_KEY,
-        llm_model="fake-model", llm_timeout_seconds=5.0, llm_max_retries=2,
+        data_dir=tmp_path / "data",
+        backend="openai",
+        llm_base_url=openai_server.base_url,
+        llm_api_key=TEST_API_KEY,
+        llm_model="fake-model",
+        llm_timeout_seconds=5.0,
+        llm_max_retries=2,
     )

@@ -111,7 +111,10 @@ async def test_500_retried_then_clear_error(model: OpenAIChatModel, openai_serve
 
 @pytest.mark.parametrize(("status", "words"), [(401, "API key"), (403, "API key")])
 async def test_refusals_not_retried(
-    model: OpenAIChatModel, openai_server: FakeOpenAIServer, status: int, words: str,
+    model: OpenAIChatModel,
+    openai_server: FakeOpenAIServer,
+    status: int,
+    words: str,
 ) -> None:
     openai_server.fail(status, message=f"Incorrect API key provided: {SECRET[:8]}****")
     with pytest.raises(LLMError, match=words) as caught:
@@ -277,7 +280,8 @@ async def test_streaming_without_usage(model: OpenAIChatModel, openai_server: Fa
 
 
 async def test_streaming_server_refusing_stream_options(
-    model: OpenAIChatModel, openai_server: FakeOpenAIServer,
+    model: OpenAIChatModel,
+    openai_server: FakeOpenAIServer,
 ) -> None:
     openai_server.reject_stream_options = True
     assert (await model.stream(Question("a")).collect()).text == "You said: a"

@@ -30,11 +30,13 @@ async def tuner(llm_settings: Settings) -> AsyncIterator[FineTuner]:
 def test_prepare_supervised(tuner: FineTuner) -> None:
     plan = tuner.prepare(EXAMPLES[:10], EXAMPLES[10:], "supervised")
     lines = [json.loads(line) for line in plan.training_jsonl.decode().splitlines()]
-    assert lines[0] == {"messages": [
-        {"role": "system", "content": "You are teachbot."},
-        {"role": "user", "content": "question 0?"},
-        {"role": "assistant", "content": "answer 0."},
-    ]}
+    assert lines[0] == {
+        "messages": [
+            {"role": "system", "content": "You are teachbot."},
+            {"role": "user", "content": "question 0?"},
+            {"role": "assistant", "content": "answer 0."},
+        ]
+    }
     assert (plan.example_count, plan.validation_count) == (10, 2)
     assert plan.training_tokens == sum(count_chat_tokens(line["messages"]) for line in lines)
     assert plan.estimated_cost_usd == round(plan.training_tokens * 3 * 3.0 / 1e6, 2)
@@ -46,8 +48,9 @@ def test_prepare_dpo_keeps_preference_pairs_only(tuner: FineTuner) -> None:
     lines = [json.loads(line) for line in plan.training_jsonl.decode().splitlines()]
     assert plan.example_count == 6 and plan.skipped == 6 and plan.validation_jsonl is None
     assert lines[0] == {
-        "input": {"messages": [{"role": "system", "content": "You are teachbot."},
-                               {"role": "user", "content": "question 1?"}]},
+        "input": {
+            "messages": [{"role": "system", "content": "You are teachbot."}, {"role": "user", "content": "question 1?"}]
+        },
         "preferred_output": [{"role": "assistant", "content": "answer 1."}],
         "non_preferred_output": [{"role": "assistant", "content": "wrong 1"}],
     }
@@ -132,10 +135,13 @@ async def test_server_without_fine_tuning(tuner: FineTuner, openai_server: FakeO
         await tuner.status("ftjob-1")
 
 
-@pytest.mark.parametrize(("status", "message"), [
-    (403, "You are not allowed to create fine-tuning jobs"),
-    (400, "Fine-tuning is not available for your organization on this plan"),
-])
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (403, "You are not allowed to create fine-tuning jobs"),
+        (400, "Fine-tuning is not available for your organization on this plan"),
+    ],
+)
 async def test_openai_refusals(tuner: FineTuner, openai_server: FakeOpenAIServer, status: int, message: str) -> None:
     openai_server.fail(status, path="/v1/fine_tuning/jobs", message=message)
     with pytest.raises(FineTuningUnavailable) as caught:

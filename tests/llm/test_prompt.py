@@ -17,8 +17,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 def builder(budget: int = 4000, vision: bool = False) -> PromptBuilder:
-    return PromptBuilder(system_prompt=SYSTEM, context_tokens=budget, model="m",
-                         vision_models=["m"] if vision else [])
+    return PromptBuilder(system_prompt=SYSTEM, context_tokens=budget, model="m", vision_models=["m"] if vision else [])
 
 
 def long_history(n: int) -> list[Turn]:
@@ -74,8 +73,9 @@ def test_examples_that_do_not_fit_are_not_reported() -> None:
 
 def test_text_attachment_read_and_truncated() -> None:
     data = ("line of the file\n" * 2000).encode() + b"\xff\xfe broken bytes"
-    question = Question("summarise", attachments=[Attachment("notes.txt", "text/plain", data)],
-                        history=[Turn("user", "earlier")])
+    question = Question(
+        "summarise", attachments=[Attachment("notes.txt", "text/plain", data)], history=[Turn("user", "earlier")]
+    )
     built = builder(budget=500).build(question)
     content = built.messages[-1]["content"]
     assert isinstance(content, list)

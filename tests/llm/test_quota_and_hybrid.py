@@ -93,8 +93,9 @@ def hybrid_parts(llm_settings: Settings) -> Callable[[float], tuple[HybridChatMo
     return build
 
 
-async def test_hybrid_routes(hybrid_parts: Callable[..., tuple[HybridChatModel, FakeLocal, OpenAIChatModel]],
-                             openai_server: FakeOpenAIServer) -> None:
+async def test_hybrid_routes(
+    hybrid_parts: Callable[..., tuple[HybridChatModel, FakeLocal, OpenAIChatModel]], openai_server: FakeOpenAIServer
+) -> None:
     hybrid, local, llm = hybrid_parts(0.5)
     try:
         known = await hybrid.answer(Question("who runs the club?"))

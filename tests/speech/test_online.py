@@ -138,7 +138,10 @@ def test_openai_transcription_through_the_sdk(serve, hello_message: bytes, tmp_p
     seen = Recorder()
     base = serve(_openai_standin(seen))
     settings = load_settings(
-        data_dir=tmp_path, stt_engine="openai", llm_base_url=f"{base}/v1", llm_api_key="test-key",
+        data_dir=tmp_path,
+        stt_engine="openai",
+        llm_base_url=f"{base}/v1",
+        llm_api_key="test-key",
         speech_language="en-GB",
     )
     transcript = hear(hello_message, build_stt(settings), settings)
@@ -165,9 +168,15 @@ def test_speech_server_and_models_have_their_own_settings(serve, hello_message: 
     seen = Recorder()
     base = serve(_openai_standin(seen))
     settings = load_settings(
-        data_dir=tmp_path, stt_engine="openai", tts_engine="openai", llm_base_url="http://127.0.0.1:9/v1",
-        llm_api_key="llm-key", speech_base_url=f"{base}/v1", speech_api_key="speech-key",
-        stt_model="my-stt", tts_model="my-tts",
+        data_dir=tmp_path,
+        stt_engine="openai",
+        tts_engine="openai",
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_api_key="llm-key",
+        speech_base_url=f"{base}/v1",
+        speech_api_key="speech-key",
+        stt_model="my-stt",
+        tts_model="my-tts",
     )
     hear(hello_message, build_stt(settings), settings)
     build_tts(settings).synthesize("Hi.", "en", "")

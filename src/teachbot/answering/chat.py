@@ -319,9 +319,7 @@ def _store_all(exchanges: Sequence[_Exchange], s: Session) -> list[Reply]:
 def _as_turns(s: Session, messages: Sequence[Message]) -> tuple[Turn, ...]:
     """Messages (oldest first) as conversation turns, each corrected answer replaced by its correction."""
     corrected = _corrections_of(s, [m.id for m in messages if m.is_bot])
-    return tuple(
-        Turn("assistant", corrected.get(m.id, m.text)) if m.is_bot else Turn("user", m.text) for m in messages
-    )
+    return tuple(Turn("assistant", corrected.get(m.id, m.text)) if m.is_bot else Turn("user", m.text) for m in messages)
 
 
 def _corrections_of(s: Session, answer_ids: Sequence[int]) -> dict[int, str]:

@@ -409,9 +409,7 @@ def _same_content(s: Session, scope: str, digest: str, dataset_id: int) -> tuple
     names = s.scalars(
         select(Dataset.name)
         .join(DatasetVersion, DatasetVersion.dataset_id == Dataset.id)
-        .join(
-            latest, (latest.c.dataset_id == DatasetVersion.dataset_id) & (latest.c.version == DatasetVersion.version)
-        )
+        .join(latest, (latest.c.dataset_id == DatasetVersion.dataset_id) & (latest.c.version == DatasetVersion.version))
         .where(Dataset.scope.in_(_visible(scope)), Dataset.id != dataset_id, DatasetVersion.content_hash == digest)
         .order_by(Dataset.name)
     )

@@ -275,9 +275,7 @@ class TrainingService:
         evaluation.previous = {"model_version": current.version, "accuracy": before, "questions": len(theirs)}
         return evaluation, (candidate, before)
 
-    async def _unseen_outcomes(
-        self, scope: str, current: LoadedVersion, held: Sequence[Example]
-    ) -> dict[str, bool]:
+    async def _unseen_outcomes(self, scope: str, current: LoadedVersion, held: Sequence[Example]) -> dict[str, bool]:
         """Whether ``current`` answers each held-out question right without having learned it.
 
         A version serves after learning its held-out questions too, so scoring it on them would

@@ -30,9 +30,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("training_runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("process_id", sa.Integer(), nullable=True))
-        batch_op.add_column(
-            sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+        batch_op.add_column(sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
