@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from fakes.speech_samples import espeak_pcm48, frames_of, silence48
 
-from teachbot.speech.listening import DownmixResampler, ListeningConfig, SpeechStarted, Utterance, UtteranceCutter
+from teachbot.speech.listening import (
+    DownmixResampler,
+    ListeningConfig,
+    Paused,
+    SpeechStarted,
+    Utterance,
+    UtteranceCutter,
+)
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("faster_whisper")
@@ -84,3 +91,29 @@ def test_resampler_is_continuous_across_frames() -> None:
     pieces = np.concatenate([resample(f) for f in frames_of(stereo)])
     assert len(pieces) == len(whole) == 16_000
     assert np.allclose(pieces, whole, atol=1e-5)
+
+
+def test_a_pause_offers_a_draft_that_the_utterance_confirms() -> None:
+    """Early in a pause the cutter offers what the utterance will be; if nothing more is said, the utterance
+    is that same speech and names the draft, so its transcription can start before the pause is over."""
+    cutter = UtteranceCutter(5)
+    stream = silence48(0.3) + espeak_pcm48("Please turn on the lights.") + silence48(1.0)
+    events = [(n, e) for n, frame in enumerate(frames_of(stream)) for e in cutter.feed(frame)]
+    drafts = [(n, e) for n, e in events if isinstance(e, Paused)]
+    done = [(n, e) for n, e in events if isinstance(e, Utterance)]
+    assert len(drafts) == 1 and len(done) == 1
+    (drafted_at, draft), (done_at, utterance) = drafts[0], done[0]
+    assert utterance.draft == draft.draft and utterance.pcm == draft.utterance.pcm
+    assert (done_at - drafted_at) * 20 >= 300  # the draft came most of the pause earlier
+
+
+def test_speech_after_a_short_pause_makes_the_draft_stale() -> None:
+    cutter = UtteranceCutter(5)
+    first, second = espeak_pcm48("Please turn on"), espeak_pcm48("the kitchen lights.")
+    stream = silence48(0.3) + first + silence48(0.1) + second + silence48(1.0)  # espeak adds quiet of its own
+    events = [e for frame in frames_of(stream) for e in cutter.feed(frame)]
+    drafts = [e for e in events if isinstance(e, Paused)]
+    (utterance,) = [e for e in events if isinstance(e, Utterance)]
+    assert len(drafts) == 2  # one in the short pause, one in the final one
+    assert utterance.draft == drafts[-1].draft != drafts[0].draft
+    assert len(utterance.pcm) > len(drafts[0].utterance.pcm)

@@ -4,6 +4,7 @@ heard by whisper tiny.en, answered by the trained starter model, posted, stored 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -216,3 +217,18 @@ async def test_packets_that_stop_as_the_speech_goes_quiet_end_the_utterance_at_o
         assert [p[0] for p in room.posts] == ["heard", "answer"]
     finally:
         await session.close()
+
+
+async def test_the_transcription_of_a_draft_is_used_when_the_pause_ends_the_utterance(
+    whisper_app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    room = FakeRoom(present=1)
+    session = session_for(whisper_app, room)
+    try:
+        with caplog.at_level(logging.INFO, logger="teachbot.speech.service"):
+            await say(session, ALICE, "What is your name?")
+    finally:
+        await session.close()
+    assert [p[0] for p in room.posts] == ["heard", "answer"]
+    transcribed = [r for r in caplog.records if r.getMessage().startswith("transcribed ")]
+    assert len(transcribed) == 1  # the draft's, started in the pause; the utterance did not need another

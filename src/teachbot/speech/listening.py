@@ -25,6 +25,7 @@ __all__ = [
     "FRAME_BYTES_48K",
     "DownmixResampler",
     "ListeningConfig",
+    "Paused",
     "SileroVad",
     "SpeechStarted",
     "Utterance",
@@ -51,6 +52,7 @@ class ListeningConfig:
 
     threshold: float = 0.5  # speech probability that starts (or continues) speech
     min_silence_ms: int = 600  # quiet that ends an utterance
+    draft_after_ms: int = 192  # quiet after which what was said so far is offered as a draft (``Paused``)
     min_speech_ms: int = 250  # shorter bursts are not utterances
     max_seconds: float = 20.0  # a speaker who never pauses is cut here
     pad_ms: int = 200  # audio kept before the first and after the last speech window
@@ -76,13 +78,24 @@ class Utterance:
     pcm: bytes
     start: float
     end: float
+    draft: int | None = None  # the ``Paused`` draft whose speech this is, nothing said since (only quiet)
 
     @property
     def seconds(self) -> float:
         return len(self.pcm) / (2 * OUT_RATE)
 
 
-Event = SpeechStarted | Utterance
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """A speaker has been quiet for ``draft_after_ms``: if nothing more is said, the utterance will be this
+    speech (``draft`` is its number). Transcribing it now, rather than when the pause is long enough to end
+    the utterance, saves most of ``min_silence_ms`` from the end of speech to the answer."""
+
+    draft: int
+    utterance: Utterance
+
+
+Event = SpeechStarted | Paused | Utterance
 
 
 def silero_model_path() -> Path:
@@ -175,6 +188,7 @@ class _Speech:
     windows: list[np.ndarray] = field(default_factory=list)
     speech_windows: int = 0
     quiet_windows: int = 0
+    draft: int | None = None  # the draft offered during the current pause, if any
 
 
 class UtteranceCutter:
@@ -190,6 +204,7 @@ class UtteranceCutter:
         self._pad_windows = max(1, round(self.config.pad_ms / 32))
         self._preroll: list[np.ndarray] = []
         self._speech: _Speech | None = None
+        self._drafts = 0
         self._lock = threading.Lock()
 
     @property
@@ -239,12 +254,21 @@ class UtteranceCutter:
         if probability >= config.threshold:
             speech.speech_windows += 1
             speech.quiet_windows = 0
+            speech.draft = None
         elif probability < config.release:
             speech.quiet_windows += 1
         else:  # between the two thresholds: neither speech nor the start of a pause
             speech.quiet_windows = 0
+            speech.draft = None
         events: list[Event] = []
-        if speech.quiet_windows * 32 >= config.min_silence_ms:
+        quiet_ms = speech.quiet_windows * 32
+        if speech.draft is None and config.draft_after_ms <= quiet_ms < config.min_silence_ms:
+            draft = self._utterance(speech, trailing=speech.quiet_windows)
+            if draft is not None:
+                self._drafts += 1
+                speech.draft = self._drafts
+                events.append(Paused(speech.draft, draft))
+        if quiet_ms >= config.min_silence_ms:
             self._speech = None
             self._preroll = speech.windows[-self._pad_windows :]
             done = self._utterance(speech, trailing=speech.quiet_windows)
@@ -267,4 +291,4 @@ class UtteranceCutter:
         keep = len(speech.windows) - max(0, trailing - self._pad_windows)
         samples = np.concatenate(speech.windows[:keep])
         start = speech.start_window * WINDOW / OUT_RATE
-        return Utterance(self.speaker, _to_pcm16(samples), start, start + len(samples) / OUT_RATE)
+        return Utterance(self.speaker, _to_pcm16(samples), start, start + len(samples) / OUT_RATE, speech.draft)

@@ -27,8 +27,9 @@ from teachbot.answering.protocols import Answer
 from teachbot.config import Settings
 from teachbot.errors import UserError
 from teachbot.speech.audio import encode_wav
-from teachbot.speech.listening import ListeningConfig, SpeechStarted, Utterance, UtteranceCutter
+from teachbot.speech.listening import ListeningConfig, Paused, SpeechStarted, Utterance, UtteranceCutter
 from teachbot.speech.service import SpeechService
+from teachbot.speech.stt import Transcript
 from teachbot.transports import wording
 
 __all__ = ["ListeningSession", "Speaker", "TurnTiming", "VoiceRoom", "addressed_text"]
@@ -140,6 +141,7 @@ class ListeningSession:
         self._speakers: dict[int, Speaker] = {}
         self._last_frame: dict[int, float] = {}
         self._turns: asyncio.Queue[tuple[Speaker, Utterance, TurnTiming]] = asyncio.Queue()
+        self._drafts: dict[int, tuple[int, asyncio.Task[Transcript]]] = {}  # speaker → draft number, transcription
         self._idle = asyncio.Event()
         self._idle.set()
         self._pending = 0
@@ -181,17 +183,22 @@ class ListeningSession:
             return
         done = cutter.finish()
         if done is not None:
-            events: list[SpeechStarted | Utterance] = [done]
+            events: list[SpeechStarted | Paused | Utterance] = [done]
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._handle, speaker, events)
 
     # -- on the event loop
-    def _handle(self, speaker: Speaker, events: list[SpeechStarted | Utterance]) -> None:
+    def _handle(self, speaker: Speaker, events: Sequence[SpeechStarted | Paused | Utterance]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
                 if self.room.is_speaking():
                     log.info("barge-in: %s started talking; stopping playback", speaker.user_id)
                     self.room.stop_speaking()
+                continue
+            if isinstance(event, Paused):  # transcribe while the pause may still turn out not to be the end
+                self._drop_draft(speaker.user_id)
+                task = self._loop.create_task(self.speech.transcribe_pcm(event.utterance.pcm))
+                self._drafts[speaker.user_id] = (event.draft, task)
                 continue
             self._pending += 1
             self._idle.clear()
@@ -228,7 +235,7 @@ class ListeningSession:
         if self.audio_dir is not None:
             await asyncio.to_thread(self._store, speaker, utterance)
         try:
-            transcript = await self.speech.transcribe_pcm(utterance.pcm)
+            transcript = await self._transcript(speaker.user_id, utterance)
         except UserError:
             log.debug("nothing understood in %.1f s from %s", utterance.seconds, speaker.user_id)
             return
@@ -278,11 +285,29 @@ class ListeningSession:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         (self.audio_dir / f"{stamp}-{speaker.user_id}.wav").write_bytes(encode_wav(utterance.pcm, 16_000))
 
+    async def _transcript(self, user_id: int, utterance: Utterance) -> Transcript:
+        """The words of ``utterance``: its draft's transcription when it is that same speech, else a new one."""
+        draft = self._drafts.get(user_id)
+        if draft is not None and utterance.draft is not None and draft[0] == utterance.draft:
+            del self._drafts[user_id]
+            return await draft[1]
+        if draft is not None and (utterance.draft is None or utterance.draft > draft[0]):
+            self._drop_draft(user_id)  # a draft of speech that went on: this utterance replaces it
+        return await self.speech.transcribe_pcm(utterance.pcm)
+
+    def _drop_draft(self, user_id: int) -> None:
+        """Forget a speaker's draft (they spoke on); a transcription under way finishes unread."""
+        draft = self._drafts.pop(user_id, None)
+        if draft is not None:
+            draft[1].add_done_callback(_ignore_outcome)
+
     async def close(self) -> None:
         """Stop listening; utterances not yet answered are dropped. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        for user_id in list(self._drafts):
+            self._drop_draft(user_id)
         for task in (self._ticker, self._worker):
             task.cancel()
         for task in (self._ticker, self._worker):
@@ -290,3 +315,9 @@ class ListeningSession:
                 await task
         self._cutters.clear()
         self._idle.set()
+
+
+def _ignore_outcome(task: asyncio.Task[Transcript]) -> None:
+    """Read a dropped draft's outcome, so a failure (silence, an engine error) is not reported as unread."""
+    if not task.cancelled():
+        task.exception()
