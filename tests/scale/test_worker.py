@@ -10,7 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,31 @@ async def bot(postgres_url: str, tmp_path: Path) -> AsyncIterator[App]:
         yield app
     finally:
         await app.close()
+
+
+@contextmanager
+def worker_process(tmp_path: Path, postgres_url: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``teachbot worker`` process on ``postgres_url`` (settings ``env`` added), killed on the way out if it
+    still runs."""
+    settings = {
+        "TEACHBOT_DATA_DIR": str(tmp_path / "killed"),
+        "TEACHBOT_DATABASE_URL": postgres_url,
+        "TEACHBOT_ENCODER": "none",
+        "TEACHBOT_HEARTBEAT_SECONDS": str(BEAT),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "teachbot", "worker"],
+        env=process_env() | settings | env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
 
 
 async def start_worker(settings: Settings) -> tuple[asyncio.Task[None], asyncio.Event]:
@@ -113,20 +139,7 @@ async def test_a_worker_killed_mid_run_leaves_the_run_retryable_and_the_model_un
 
     examples = parse_examples(big_dataset(tmp_path / "big.csv").read_bytes(), source="big.csv")
     await bot.datasets.import_examples("global", "big", examples, source_name="big.csv", author="t")
-    env = process_env() | {
-        "TEACHBOT_DATA_DIR": str(tmp_path / "killed"),
-        "TEACHBOT_DATABASE_URL": postgres_url,
-        "TEACHBOT_ENCODER": "none",
-        "TEACHBOT_HEARTBEAT_SECONDS": str(BEAT),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "teachbot", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with worker_process(tmp_path, postgres_url) as process:
         await eventually(lambda: _has_worker(bot.settings), timeout=60, step=0.1)
         follower = asyncio.create_task(
             bot.training.train("global", author="trainer", activation=ActivationPolicy.ALWAYS)
@@ -142,10 +155,6 @@ async def test_a_worker_killed_mid_run_leaves_the_run_retryable_and_the_model_un
         assert run is not None and run.stage.startswith("training on"), f"the worker never trained ({run})"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
     with pytest.raises(UserError, match="worker stopped during run"):
         await asyncio.wait_for(follower, 10)
     assert (await bot.runs.recent("global"))[0].state == RunState.INTERRUPTED

@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes.openai_server import TEST_API_KEY, FakeOpenAIServer
-from scale.conftest import eventually, process_env, settings_for
-from scale.test_worker import BEAT, CAPITALS, _has_worker, start_worker
+from scale.conftest import eventually, settings_for
+from scale.test_worker import BEAT, CAPITALS, _has_worker, start_worker, worker_process
 
 from teachbot.app import App
 from teachbot.config import Settings
@@ -97,26 +95,16 @@ async def test_a_worker_fine_tunes_and_tests_what_a_bot_queues(
 async def test_a_worker_killed_while_fine_tuning_leaves_the_run_retryable(
     bot: App, postgres_url: str, tmp_path: Path, openai_server: FakeOpenAIServer
 ) -> None:
-    env = process_env() | {
-        "TEACHBOT_DATA_DIR": str(tmp_path / "killed"),
-        "TEACHBOT_DATABASE_URL": postgres_url,
-        "TEACHBOT_ENCODER": "none",
-        "TEACHBOT_HEARTBEAT_SECONDS": str(BEAT),
-        "TEACHBOT_BACKEND": "openai",
-        "TEACHBOT_LLM_BASE_URL": openai_server.base_url,
-        "TEACHBOT_LLM_API_KEY": TEST_API_KEY,
-        "TEACHBOT_LLM_MODEL": "gpt-4o-mini",
-        "TEACHBOT_LLM_FINETUNE_POLL_SECONDS": "120",  # it polls once, then waits: killed while following
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "teachbot", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     assert isinstance(bot.remote, QueuedFineTuning)
-    try:
+    with worker_process(
+        tmp_path,
+        postgres_url,
+        TEACHBOT_BACKEND="openai",
+        TEACHBOT_LLM_BASE_URL=openai_server.base_url,
+        TEACHBOT_LLM_API_KEY=TEST_API_KEY,
+        TEACHBOT_LLM_MODEL="gpt-4o-mini",
+        TEACHBOT_LLM_FINETUNE_POLL_SECONDS="120",  # it polls once, then waits: killed while following
+    ) as process:
         await eventually(lambda: _has_worker(bot.settings), timeout=60, step=0.1)
         follower = asyncio.create_task(bot.remote.fine_tune("global", author="trainer"))
 
@@ -128,10 +116,6 @@ async def test_a_worker_killed_while_fine_tuning_leaves_the_run_retryable(
         await eventually(following, timeout=60, step=0.05)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
     with pytest.raises(UserError, match="worker stopped during run"):
         await asyncio.wait_for(follower, 10)
     run = (await bot.runs.recent("global"))[0]

@@ -29,10 +29,6 @@ class TfidfFeatures:
         self.idf = idf.astype(np.float32)
 
     @classmethod
-    def fit(cls, texts: Sequence[str]) -> TfidfFeatures:
-        return cls.fit_transform(texts)[0]
-
-    @classmethod
     def fit_transform(cls, texts: Sequence[str]) -> tuple[TfidfFeatures, sp.csr_matrix]:
         """The vocabulary of ``texts`` and their rows, each text's n-grams computed once (they are most of
         the cost: fitting and then transforming made them twice)."""

@@ -34,13 +34,11 @@ __all__ = ["evaluate", "fine_tune", "run_worker", "train"]
 
 async def train(context: procrastinate.JobContext, run_id: int, activation: str | None = None) -> None:
     """Train queued run ``run_id`` (its scope and author are in its row)."""
-    app: App = context.additional_context["app"]
-    assert app.trainer is not None
-    taken = await app.runs.begin(run_id)
+    taken = await _take(context, run_id)
     if taken is None:
-        log.info("run #%s was cancelled or finished before a worker took it", run_id)
         return
-    scope, author = taken
+    app, scope, author = taken
+    assert app.trainer is not None
     policy = ActivationPolicy(activation) if activation else None
     try:
         await app.trainer.train(scope, author=author, activation=policy, run_id=run_id)
@@ -50,12 +48,10 @@ async def train(context: procrastinate.JobContext, run_id: int, activation: str 
 
 async def fine_tune(context: procrastinate.JobContext, run_id: int, dpo: bool = False) -> None:
     """Fine-tune for queued run ``run_id`` on the openai backend (or follow the job an earlier attempt started)."""
-    app: App = context.additional_context["app"]
-    taken = await app.runs.begin(run_id)
+    taken = await _take(context, run_id)
     if taken is None:
-        log.info("run #%s was cancelled or finished before a worker took it", run_id)
         return
-    scope, author = taken
+    app, scope, author = taken
     if not isinstance(app.remote, RemoteTrainingService):
         await app.runs.finish(run_id, RunState.FAILED, "the worker has no fine-tuning backend: set backend=openai")
         return
@@ -66,12 +62,10 @@ async def evaluate(
     context: procrastinate.JobContext, run_id: int, questions: list[list[str]], version: str | None = None
 ) -> None:
     """Score queued test run ``run_id``: each (prompt, expected answer) through ``version`` or what answers now."""
-    app: App = context.additional_context["app"]
-    taken = await app.runs.begin(run_id)
+    taken = await _take(context, run_id)
     if taken is None:
-        log.info("test run #%s was cancelled before a worker took it", run_id)
         return
-    scope, _ = taken
+    app, scope, _ = taken
     assert isinstance(app.testing, TestingService)
     examples = [Example(prompt, answer) for prompt, answer in questions]
 
@@ -81,6 +75,17 @@ async def evaluate(
         await app.runs.finish(run_id, RunState.SUCCEEDED, summary, result=result_of(report))
 
     await _recorded(app, run_id, score())
+
+
+async def _take(context: procrastinate.JobContext, run_id: int) -> tuple[App, str, str] | None:
+    """This worker's app and queued run ``run_id``'s scope and author, the run now taken; None when it was
+    cancelled or finished before a worker took it."""
+    app: App = context.additional_context["app"]
+    taken = await app.runs.begin(run_id)
+    if taken is None:
+        log.info("run #%s was cancelled or finished before a worker took it", run_id)
+        return None
+    return app, *taken
 
 
 async def _recorded(app: App, run_id: int, work: Awaitable[object]) -> None:
