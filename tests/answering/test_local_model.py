@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 from faq import ANSWERS, PROMPTS
 
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
@@ -95,6 +98,20 @@ def test_save_load_round_trip(model: LocalModel, tmp_path: Path) -> None:
     questions = [*PROMPTS, "who are you?", "gibberish zzkq", "what's for dinner"]
     assert loaded.predict_many(questions) == trained.predict_many(questions)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["arrays.npz", "model.json"]
+
+
+def test_loads_a_version_saved_before_the_weights_were_sparse(model: LocalModel, tmp_path: Path) -> None:
+    """Format 2 kept the SVM's weights as one dense array, every array compressed: such versions still answer."""
+    model.save(tmp_path / "m")
+    with np.load(tmp_path / "m" / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    parts = (arrays.pop("weights_data"), arrays.pop("weights_indices"), arrays.pop("weights_indptr"))
+    arrays["weights"] = sp.csr_matrix(parts, shape=(model.features.size, len(arrays["bias"]))).toarray()
+    np.savez_compressed(tmp_path / "m" / "arrays.npz", **arrays)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta | {"format": 2}), encoding="utf-8")
+    questions = [*PROMPTS, "who are you?", "gibberish zzkq", "how do i change a tyre"]
+    assert LocalModel.load(tmp_path / "m").predict_many(questions) == model.predict_many(questions)
 
 
 def test_load_missing_or_corrupt_raises(model: LocalModel, tmp_path: Path) -> None:

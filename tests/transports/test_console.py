@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import teachbot as teachbot_package
+
 pytestmark = pytest.mark.slow  # each test starts teachbot as a process
 
 
@@ -43,6 +45,25 @@ def test_hi_through_piped_stdin(tmp_path: Path) -> None:
     result = teachbot(tmp_path, "chat", stdin="!hi\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "HI!\n"
+
+
+def test_chat_with_an_encoder_folder_that_is_not_there_says_so_in_one_line(tmp_path: Path) -> None:
+    """The encoder starts loading before the rest of teachbot is imported; a bad setting still ends as one line."""
+    result = teachbot(tmp_path, "chat", stdin="hello\n", TEACHBOT_ENCODER=str(tmp_path / "no-model"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: setting 'encoder'") and "is not minilm, none or a folder" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_chat_with_a_damaged_model_file_says_so_in_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"not an onnx model")
+    shutil.copy(Path(teachbot_package.__file__).parent / "resources" / "minilm" / "tokenizer.json", folder)
+    result = teachbot(tmp_path, "chat", stdin="hello\n", TEACHBOT_ENCODER=str(folder))
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith("error: setting 'encoder'") and "not an ONNX model" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_run_without_token_chats_in_the_terminal_and_says_so(tmp_path: Path) -> None:
