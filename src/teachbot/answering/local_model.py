@@ -160,7 +160,6 @@ class LocalModel:
         self.threshold = threshold
         self.meaning = meaning
         self.encoder = encoder  # encodes questions when the caller gives no vector
-        self._examples = examples
         self._examples_t = examples.T.tocsr()  # features × rows: a query only touches its postings
         # features × labels (sparse: 88 % of CLINC150's are zero, an n-gram no support vector of the class has)
         self._weights, self._bias = weights, bias
@@ -219,7 +218,9 @@ class LocalModel:
             rows = np.vstack([encoded[: len(given)], line_vectors[far]])
             projection = _principal_directions(rows) if len(rows) > PROJECT_ABOVE else None
             weight = meaning_weight(len(kept) / len(classes))
-            meaning = _Meaning(encoder.model_id, weight, rows, encoded[len(given) + len(far) :], projection, None)
+            negative_vectors = encoded[len(given) + len(far) :].copy()  # a view would keep all of ``encoded``
+            meaning = _Meaning(encoder.model_id, weight, rows, negative_vectors, projection, None)
+            del encoded, line_vectors  # copied into ``rows``: not held through the SVM's fit
         texts = given + lines
         out_of_scope = texts[len(kept) :]
         sample_weight = np.ones(len(texts))
@@ -236,9 +237,10 @@ class LocalModel:
             if meaning is None:
                 fit_one_vs_rest(x, labels, sample_weight, seed, joint, bias, _SVM)
             else:
-                both = sp.hstack([x, sp.csr_matrix(meaning.inputs(meaning.vectors))], format="csr")
+                # float64 from the start: liblinear's type, so the SVM needs no converted copy of its own
+                both = sp.hstack([x, meaning.inputs(meaning.vectors)], format="csr", dtype=np.float64)
                 fit_one_vs_rest(both, labels, sample_weight, seed, joint, bias, _MEANING_SVM)
-                meaning = replace(meaning, weights=joint[features.size :])
+                meaning = replace(meaning, weights=joint[features.size :].copy())  # a view would keep ``joint``
             weights = sp.csr_matrix(joint[: features.size])
             del joint
         elif len(present) >= 2:
@@ -370,6 +372,7 @@ class LocalModel:
     def save(self, directory: Path) -> None:
         """Write the model into ``directory`` (created if needed); each file appears atomically."""
         directory.mkdir(parents=True, exist_ok=True)
+        examples = self._examples_t.T.tocsr()  # rows × features, as formats 1 and 2 stored them (held transposed)
         meta = {
             "format": _FORMAT,
             "answers": self.answers,
@@ -385,9 +388,9 @@ class LocalModel:
             "idf": self.features.idf,
             "labels": self.labels,
             "sources": self.sources,
-            "x_data": self._examples.data,
-            "x_indices": self._examples.indices,
-            "x_indptr": self._examples.indptr,
+            "x_data": examples.data,
+            "x_indices": examples.indices,
+            "x_indptr": examples.indptr,
         }
         if self._weights is not None and self._bias is not None:
             arrays["weights_data"], arrays["weights_indices"] = self._weights.data, self._weights.indices

@@ -41,7 +41,7 @@ def fit_one_vs_rest(
     """Fit into ``weights`` (features × labels) and ``bias`` the one-vs-rest SVMs of the labels present."""
     present = np.unique(labels)
     groups = [present] if len(present) <= GROUP else np.array_split(present, -(-len(present) // GROUP))
-    x64 = sp.csr_matrix(x.astype(np.float64))  # liblinear wants float64: convert once (a copy), not once per call
+    x64 = sp.csr_matrix(x, dtype=np.float64)  # liblinear wants float64: convert once (unless it is), not per call
     threads = max(1, min(settings.threads, len(groups), os.cpu_count() or 1))
 
     from sklearn.exceptions import ConvergenceWarning  # imported on first training: answering never needs it
