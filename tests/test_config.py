@@ -58,6 +58,16 @@ def test_bad_setting_names_the_setting(monkeypatch: pytest.MonkeyPatch, name: st
         load_settings()
 
 
+def test_a_refused_value_reads_as_our_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TEACHBOT_ENCODER", str(tmp_path / "no-model"))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        f"setting 'encoder' (TEACHBOT_ENCODER): '{tmp_path / 'no-model'}' is not minilm, none or a folder "
+        "holding model.onnx and tokenizer.json"
+    )
+
+
 def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
     (tmp_path / "teachbot.toml").write_text("no_such_setting = 1\n")
     with pytest.raises(ConfigError, match="no_such_setting"):

@@ -399,7 +399,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(part) for part in first["loc"]) or "settings"
-        problem = first["msg"]
+        # a ValueError raised by one of our checks reads as its own sentence, without pydantic's "Value error, "
+        error = first.get("ctx", {}).get("error") if first["type"] == "value_error" else None
+        problem = str(error) if isinstance(error, ValueError) and str(error) else first["msg"]
         raise ConfigError(f"setting '{name}' (TEACHBOT_{name.upper()}): {problem}") from None
     except (OSError, ValueError) as exc:  # unreadable TOML or .env
         raise ConfigError(f"cannot read settings: {exc.__class__.__name__}: {exc}") from None
