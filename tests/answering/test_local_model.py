@@ -10,6 +10,8 @@ import pytest
 import scipy.sparse as sp
 from faq import ANSWERS, PROMPTS
 
+from teachbot.answering import local_model
+from teachbot.answering.encoding import OnnxEncoder
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
 from teachbot.answering.local_model import DEFAULT_THRESHOLD, LocalModel, Prediction
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
@@ -48,6 +50,24 @@ def test_is_deterministic() -> None:
     a = LocalModel.fit(PROMPTS, ANSWERS, seed=3).predict_many([*PROMPTS, "what to eat"])
     b = LocalModel.fit(PROMPTS, ANSWERS, seed=3).predict_many([*PROMPTS, "what to eat"])
     assert a == b
+
+
+@pytest.mark.parametrize("with_meaning", [False, True])
+def test_many_questions_at_once_get_the_answers_they_get_one_at_a_time(
+    with_meaning: bool, minilm: OnnxEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """predict_many compares chunks of questions by matrix products; predict one question by its postings."""
+    monkeypatch.setattr(local_model, "PREDICT_CHUNK", 4)  # several chunks, the last one short
+    negatives = [("who are you", "My name is Teachbot.")]
+    encoder = minilm if with_meaning else None
+    trained = LocalModel.fit(PROMPTS, ANSWERS, negatives=negatives, out_of_scope=OUT_OF_SCOPE, encoder=encoder)
+    questions = [*PROMPTS[:6], "who are you?", "", "zzqx vvkj", "what's for dinner", "!!!", "book a flight to rome"]
+    together = trained.predict_many(questions)
+    alone = [trained.predict(q) for q in questions]
+    assert [(p.answer, p.example_index) for p in together] == [(p.answer, p.example_index) for p in alone]
+    assert [p.confidence for p in together] == pytest.approx([p.confidence for p in alone], abs=1e-5)
+    assert together[7] == Prediction(None, 0.0)  # no known n-gram: no answer, as alone
+    assert together[6].answer != "My name is Teachbot."  # the refusal holds in a batch too
 
 
 def test_negative_stops_an_answer_for_the_prompt_and_close_paraphrases() -> None:
