@@ -14,7 +14,7 @@ from teachbot.answering.batching import AnswerQueue
 from teachbot.answering.encoding import CachedEncoder, OnnxEncoder, lazy_encoder
 from teachbot.answering.encoding.recent import RecentVectors
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
-from teachbot.answering.local_model import LocalModel
+from teachbot.answering.local_model import LocalModel, Prediction
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
 from teachbot.answering.protocols import Answer
 
@@ -167,10 +167,12 @@ async def test_questions_waiting_together_go_in_one_trip(model: LocalModel, mini
 
 async def test_a_question_that_fails_costs_only_its_own_answer(model: LocalModel, minilm: OnnxEncoder) -> None:
     class Failing(Knowledge):
-        def _answer(self, text: str, scope: str, vector: np.ndarray | None) -> Answer:
+        def _answer(
+            self, text: str, scope: str, vector: np.ndarray | None, prediction: Prediction | None = None
+        ) -> Answer:
             if text == "boom":
                 raise RuntimeError("this question breaks the model")
-            return super()._answer(text, scope, vector)
+            return super()._answer(text, scope, vector, prediction)
 
     k = Failing(threshold=0.35, taught_threshold=TAUGHT_THRESHOLD, fallback="?", encoder=minilm)
     k.set_model("global", LoadedVersion("v1", model, ()))

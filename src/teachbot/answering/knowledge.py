@@ -185,7 +185,7 @@ class Knowledge:
             sources: list[tuple[str, Overlay | Reference | None, float]] = [
                 (s, self._taught.get(s), TAUGHT_BONUS) for s in scopes
             ]
-            active = next((self._models[s] for s in scopes if s in self._models), None)
+            active = self._active(scope)
             if active is not None and active.reference is not None:
                 sources.append((scope, active.reference, 0.0))
             for source_scope, index, bonus in sources:
@@ -234,16 +234,23 @@ class Knowledge:
         return self.answer_many([text], scope)[0]
 
     def answer_many(self, texts: Sequence[str], scope: str = GLOBAL_SCOPE) -> list[Answer]:
-        """``answer`` for each text, the questions encoded in one batch (for tests of many questions)."""
-        if self.encoder is None:
-            vectors: Sequence[np.ndarray | None] = [None] * len(texts)
-        elif len(texts) == 1:
-            vectors = [self._encode_question(texts[0])]
-        else:
-            vectors = list(self.encoder.encode(texts))
+        """``answer`` for each text, the questions encoded in one batch and the model's predictions made in one
+        (for tests of many questions: every answer needs the model's prediction)."""
+        encoded: np.ndarray | None = None
+        if self.encoder is not None:
+            single = self._encode_question(texts[0]) if len(texts) == 1 else None  # from the cache when it can
+            encoded = single[None, :] if single is not None else self.encoder.encode(texts)
+        vectors: Sequence[np.ndarray | None] = list(encoded) if encoded is not None else [None] * len(texts)
         self.settle()
         with self._lock:
-            return [self._answer(text, scope, vector) for text, vector in zip(texts, vectors, strict=True)]
+            active = self._active(scope)
+            predictions: Sequence[Prediction | None] = [None] * len(texts)
+            if active is not None:
+                predictions = active.model.predict_many(texts, encoded if active.model.meaning is not None else None)
+            return [
+                self._answer(text, scope, vector, prediction)
+                for text, vector, prediction in zip(texts, vectors, predictions, strict=True)
+            ]
 
     def answer_each(self, questions: Sequence[tuple[str, str]]) -> list[Answer]:
         """``answer`` for each (text, scope), as one by one: the questions that were never encoded go to the
@@ -283,10 +290,14 @@ class Knowledge:
                 vectors[row] = vector
         return vectors
 
-    def _answer(self, text: str, scope: str, vector: np.ndarray | None) -> Answer:
+    def _active(self, scope: str) -> LoadedVersion | None:
+        """The model that answers in ``scope``: its own, else the global one."""
+        return next((self._models[s] for s in self._scopes(scope) if s in self._models), None)
+
+    def _answer(self, text: str, scope: str, vector: np.ndarray | None, prediction: Prediction | None = None) -> Answer:
+        """``prediction``: the active model's for ``text``, when the caller already has it."""
         scopes = self._scopes(scope)
-        active = next((self._models[s] for s in scopes if s in self._models), None)
-        prediction: Prediction | None = None
+        active = self._active(scope)
         meaning = self._legible(text, vector)  # the model has learned its own weight for the vector
         for s in scopes:
             overlay = self._taught.get(s)
@@ -339,7 +350,7 @@ class Knowledge:
                 match = overlay.best(text, vector, lambda answer: self._refused_here(scopes, text, vector, answer))
                 if match is not None:
                     others.append(Candidate(match.answer, float(match.score), taught=True))
-            active = next((self._models[s] for s in scopes if s in self._models), None)
+            active = self._active(scope)
             if active is not None:
                 model_vector = vector if active.model.meaning is not None else None
                 for prediction in active.model.ranked(text, model_vector, k + len(others) + 1):
