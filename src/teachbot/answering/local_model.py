@@ -77,7 +77,9 @@ MEANING_WEIGHT_FEW, MEANING_WEIGHT_MANY = 3.0, 2.0
 #: on CLINC150 (15,000 rows) 64 directions train in 11.6 s of CPU instead of 26.5 s, 96.5 % instead of 96.7 %.
 PROJECT_ABOVE = 3000
 PROJECTED_DIMS = 64
-_MEANING_SVM = SvmSettings(c=1.0, tol=1e-2, max_iter=100, threads=2)  # same accuracy as tol 1e-4, half the time
+# tol 1e-2: the same accuracy as 1e-4 in half the time. At most 30 passes: CLINC150 val answers exactly as with
+# 100 (95.90 % in scope, 81.0 % of out-of-scope rejected) and a fit takes 8 s instead of 11; 10 passes: 95.87 / 84.0
+_MEANING_SVM = SvmSettings(c=1.0, tol=1e-2, max_iter=30, threads=2)
 # CLINC150 val, no out-of-scope examples given: temperature 5 has the lowest calibration error (0.010;
 # 4: 0.026, 6: 0.011, 8: 0.021), and "none of these" at -1 keeps 95.6 % in scope while rejecting 72 %
 # of out-of-scope questions at the default threshold (-0.5: 95.2 % / 77 %; -1.5: 95.6 % / 71 %).
