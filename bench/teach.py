@@ -31,7 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,14 +80,22 @@ def constants(**values: float) -> Iterator[None]:
 
 def remember_predictions(model: LocalModel) -> None:
     """Answer each question once: sweeps change only the overlay rule, never the model's prediction."""
-    original, memo = model.predict, {}
+    original, original_many, memo = model.predict, model.predict_many, {}
 
     def predict(text: str, vector: np.ndarray | None = None) -> Prediction:
         if text not in memo:
             memo[text] = original(text, vector)
         return memo[text]
 
+    def predict_many(texts: Sequence[str], vectors: np.ndarray | None = None) -> list[Prediction]:
+        new = [n for n, text in enumerate(texts) if text not in memo]
+        if new:
+            given = vectors[new] if vectors is not None else None
+            memo.update(zip([texts[n] for n in new], original_many([texts[n] for n in new], given), strict=True))
+        return [memo[text] for text in texts]
+
     model.predict = predict  # type: ignore[method-assign]
+    model.predict_many = predict_many  # type: ignore[method-assign]
 
 
 def knowledge_with(model: LocalModel, encoder: Encoder | None, taught: list[tuple[int, str, str]]) -> Knowledge:
