@@ -136,8 +136,9 @@ class _Meaning:
 
 #: Every label's probability (the last: "none of these"), margin, each row's similarity and closeness in meaning.
 _Scored = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
-#: Questions ``predict_many`` compares with the training rows at once (a chunk × rows float array each).
-PREDICT_CHUNK = 256
+#: Questions ``predict_many`` compares with the training rows at once (a chunk × rows float array each). On
+#: CLINC150, 64 score as fast as 256 and the batch's arrays take 16 MB instead of 62.
+PREDICT_CHUNK = 64
 
 
 class LocalModel:
