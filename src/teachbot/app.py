@@ -87,9 +87,10 @@ class App:
             encoder = lazy_encoder(settings.encoder)  # finds the files (or refuses the setting); loads nothing yet
         if encoder is not None:
             encoder.start()  # loads while the database opens and the models load: the first question needs it
-        db = Database(settings.effective_database_url)
+        db: Database | None = None
         cached: CachedEncoder | None = None
         try:
+            db = Database(settings.effective_database_url)
             await db.run_blocking(db.migrate)
             if encoder is not None:
                 cached = CachedEncoder(encoder, settings.cache_dir)
@@ -163,9 +164,13 @@ class App:
                 encoder=cached,
             )
         except BaseException:
+            # a process that exits while onnxruntime is still starting its session in another thread aborts
             if cached is not None:
                 cached.close()
-            db.close()
+            elif encoder is not None:
+                encoder.close()
+            if db is not None:
+                db.close()
             raise
         try:
             await app._register(role)

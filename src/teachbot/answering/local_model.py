@@ -381,11 +381,10 @@ class LocalModel:
     def _similarities(self, wording: np.ndarray, meaning: np.ndarray | None) -> np.ndarray:
         """Cosine similarity of the query to every training row (blocks weigh as in training), from its TF-IDF
         products with the rows (``wording``) and its cosines of meaning with them."""
-        sims = wording
         if meaning is None:
-            return sims / (1.0 + WORD_WEIGHT**2)
+            return wording / (1.0 + WORD_WEIGHT**2)
         weight = self.meaning.weight if self.meaning is not None else 0.0
-        return (sims + weight**2 * meaning) / (1.0 + WORD_WEIGHT**2 + weight**2)
+        return (wording + weight**2 * meaning) / (1.0 + WORD_WEIGHT**2 + weight**2)
 
     def _margins(self, svm: np.ndarray | None, sims: np.ndarray, vector: np.ndarray | None) -> np.ndarray:
         """One score per label, on the SVM's margin scale (about +1 sure, -1 surely not); ``svm`` is the
