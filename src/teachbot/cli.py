@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from teachbot.config import Settings, load_settings
 from teachbot.errors import ConfigError, TeachbotError, UserError, file_error
 from teachbot.logs import configure_logging
+from teachbot.memory import map_large_blocks
 
 if TYPE_CHECKING:
     from teachbot.answering.encoding import LazyEncoder
@@ -628,6 +629,7 @@ def main() -> None:
     Exit codes: 0 done, 1 a check found problems (``datasets validate``) or an unexpected failure
     (logged), 2 bad input or settings, 130 interrupted.
     """
+    map_large_blocks()  # training's large arrays go back to the system when freed (see teachbot.memory)
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from teachbot.answering.tfidf import CHUNK, TfidfFeatures
+from teachbot.answering.tfidf import CHUNK, RARE_WORDS_FROM, TfidfFeatures
 
 TEXTS = [
     "How do I reset my password?",
@@ -36,6 +36,15 @@ def test_rare_character_grams_are_left_out_of_a_large_vocabulary() -> None:
     assert "xyzzy" not in features.char_ids
     once = TfidfFeatures.fit_transform([*TEXTS, "xyzzy"])[0]
     assert "xyzzy" in once.word_ids and "xyz" not in once.char_ids  # a word counts once seen, a char gram twice
+
+
+def test_rare_words_are_left_out_of_a_vocabulary_of_many_texts() -> None:
+    many = [f"question number {n} about topic {n % 7}" for n in range(RARE_WORDS_FROM)]
+    features = TfidfFeatures.fit_transform([*many, "plugh xyzzy", "xyzzy again"])[0]
+    assert "xyzzy" in features.word_ids and "plugh" not in features.word_ids  # twice is kept, once is not
+    assert "question number" in features.word_ids and "plugh xyzzy" not in features.word_ids
+    fewer = TfidfFeatures.fit_transform([*many[: RARE_WORDS_FROM - 3], "plugh xyzzy", "xyzzy again"])[0]
+    assert "plugh" in fewer.word_ids and "plugh xyzzy" in fewer.word_ids
 
 
 def test_nothing_to_fit() -> None:

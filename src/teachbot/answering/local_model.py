@@ -246,8 +246,12 @@ class LocalModel:
             if meaning is None:
                 fit_one_vs_rest(x, labels, sample_weight, seed, joint, bias, _SVM)
             else:
-                # float64 from the start: liblinear's type, so the SVM needs no converted copy of its own
-                both = sp.hstack([x, meaning.inputs(meaning.vectors)], format="csr", dtype=np.float64)
+                # float64 from the start: liblinear's type, so the SVM needs no converted copy of its own; two
+                # CSR blocks join without scipy's detour through COO triplets (CLINC150: 9 MB less at the peak)
+                vectors = sp.csr_matrix(meaning.inputs(meaning.vectors))
+                both = sp.hstack([x, vectors], format="csr", dtype=np.float64)
+                del vectors
+                release_free_memory()  # encoding and n-grams churned through the heap: the SVM's peak comes next
                 fit_one_vs_rest(both, labels, sample_weight, seed, joint, bias, _MEANING_SVM)
                 meaning = replace(meaning, weights=joint[features.size :].copy())  # a view would keep ``joint``
             weights = sp.csr_matrix(joint[: features.size])

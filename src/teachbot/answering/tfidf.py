@@ -16,6 +16,13 @@ __all__ = ["CHUNK", "WORD_WEIGHT", "TfidfFeatures"]
 
 WORD_WEIGHT = 1.0  # the word block's weight next to the char block
 CHUNK = 1000  # texts turned into n-grams at a time
+#: From this many texts on, a character n-gram must occur in two of them to become a feature.
+RARE_CHARS_FROM = 50
+#: ...and so must a word or word pair. On CLINC150 (15,000 texts) that drops 38 % of the features (mostly word
+#: pairs seen once) and 25 MB of a fit's peak, with val answered as before (95.9 % in scope, out-of-scope
+#: rejected 81 → 83 %); with 3 to 30 examples per intent, also as before. The starter set (22 examples and the
+#: 238 background questions) answered 2.5 points fewer of its own intents with it, hence the larger size.
+RARE_WORDS_FROM = 2000
 
 
 class TfidfFeatures:
@@ -43,8 +50,8 @@ class TfidfFeatures:
             )
             for part, ids in enumerate(seen)
         )
-        words = sorted(seen[0])
-        chars = sorted(g for g, i in seen[1].items() if char_df[i] >= 2 or len(texts) < 50)
+        words = sorted(g for g, i in seen[0].items() if word_df[i] >= 2 or len(texts) < RARE_WORDS_FROM)
+        chars = sorted(g for g, i in seen[1].items() if char_df[i] >= 2 or len(texts) < RARE_CHARS_FROM)
         df = np.array([word_df[seen[0][g]] for g in words] + [char_df[seen[1][g]] for g in chars], dtype=np.float64)
         features = cls(words, chars, np.log((1 + len(texts)) / (1 + df)) + 1.0)
         final = [np.full(len(ids), -1, dtype=np.int64) for ids in seen]  # provisional id → feature (-1: dropped)
