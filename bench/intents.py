@@ -40,6 +40,7 @@ from teachbot.answering.encoding import CachedEncoder, Encoder, load_encoder
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
 from teachbot.answering.local_model import LocalModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
+from teachbot.memory import map_large_blocks
 
 Rows = list[tuple[str, str]]
 
@@ -269,6 +270,7 @@ def pipeline_rows(data: dict[str, Rows], setting: str) -> None:
 
 
 def main() -> None:
+    map_large_blocks()  # as every teachbot process does when it starts
     data = load_clinc()
     setting = option("--encoder", "minilm")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start; encoder {setting}")
