@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from teachbot.config import Settings, load_settings
 from teachbot.errors import ConfigError, TeachbotError, UserError, file_error
@@ -22,6 +21,8 @@ from teachbot.logs import configure_logging
 from teachbot.memory import map_large_blocks
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from teachbot.answering.encoding import LazyEncoder
     from teachbot.datasets.validation import ValidationReport
 
@@ -194,6 +195,8 @@ def init(
 
 def _progress() -> Progress:
     """A progress bar on stderr that clears itself when done, so what follows starts on a clean line."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # chat starts without it
+
     return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True)
 
 
