@@ -120,16 +120,22 @@ def test_save_load_round_trip(model: LocalModel, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["arrays.npz", "model.json"]
 
 
-def test_loads_a_version_saved_before_the_weights_were_sparse(model: LocalModel, tmp_path: Path) -> None:
-    """Format 2 kept the SVM's weights as one dense array, every array compressed: such versions still answer."""
+@pytest.mark.parametrize("version", [2, 3])
+def test_loads_versions_saved_in_earlier_formats(model: LocalModel, tmp_path: Path, version: int) -> None:
+    """Formats 2 and 3 stored the training rows as rows × features (every array or the integer ones compressed),
+    format 2 the SVM's weights as one dense array: such versions still answer the same."""
     model.save(tmp_path / "m")
     with np.load(tmp_path / "m" / "arrays.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
-    parts = (arrays.pop("weights_data"), arrays.pop("weights_indices"), arrays.pop("weights_indptr"))
-    arrays["weights"] = sp.csr_matrix(parts, shape=(model.features.size, len(arrays["bias"]))).toarray()
+    held = (arrays.pop("xt_data"), arrays.pop("xt_indices"), arrays.pop("xt_indptr"))
+    rows = sp.csr_matrix(held, shape=(model.features.size, len(arrays["labels"]))).T.tocsr()
+    arrays |= {"x_data": rows.data, "x_indices": rows.indices, "x_indptr": rows.indptr}
+    if version == 2:
+        parts = (arrays.pop("weights_data"), arrays.pop("weights_indices"), arrays.pop("weights_indptr"))
+        arrays["weights"] = sp.csr_matrix(parts, shape=(model.features.size, len(arrays["bias"]))).toarray()
     np.savez_compressed(tmp_path / "m" / "arrays.npz", **arrays)
     meta = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
-    (tmp_path / "m" / "model.json").write_text(json.dumps(meta | {"format": 2}), encoding="utf-8")
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta | {"format": version}), encoding="utf-8")
     questions = [*PROMPTS, "who are you?", "gibberish zzkq", "how do i change a tyre"]
     assert LocalModel.load(tmp_path / "m").predict_many(questions) == model.predict_many(questions)
 
