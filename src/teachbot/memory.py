@@ -40,7 +40,7 @@ def _libc_function(name: str, argtypes: tuple[type, ...], restype: type) -> Call
     except (OSError, AttributeError):  # not glibc
         return None
     function.argtypes, function.restype = list(argtypes), restype
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def release_free_memory() -> bool:

@@ -166,6 +166,51 @@ def test_a_folder_with_another_model_works(tmp_path: Path, encoder: OnnxEncoder)
     np.testing.assert_allclose(custom.encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)
 
 
+def test_the_bundled_model_keeps_a_prepared_copy_that_gives_the_same_vectors(
+    tmp_path: Path, encoder: OnnxEncoder
+) -> None:
+    first = load_encoder("minilm", cache_dir=tmp_path)
+    (prepared,) = tmp_path.glob("encoder-*.onnx")
+    assert "onnxruntime" in prepared.name and not list(tmp_path.glob(".*partial"))
+    made = prepared.stat().st_mtime_ns
+    again = load_encoder("minilm", cache_dir=tmp_path)
+    assert prepared.stat().st_mtime_ns == made  # the second start read it, and did not make it again
+    for loaded in (first, again):
+        assert loaded is not None and loaded.model_id == encoder.model_id
+        np.testing.assert_allclose(loaded.encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)
+
+
+def test_a_damaged_prepared_copy_is_dropped_and_the_model_still_loads(
+    tmp_path: Path, encoder: OnnxEncoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    load_encoder("minilm", cache_dir=tmp_path)
+    (prepared,) = tmp_path.glob("encoder-*.onnx")
+    prepared.write_bytes(b"not an onnx graph")
+    with caplog.at_level(logging.WARNING):
+        loaded = load_encoder("minilm", cache_dir=tmp_path)
+    assert loaded is not None
+    np.testing.assert_allclose(loaded.encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)
+    assert not prepared.exists() and "unusable" in caplog.text  # read, found bad, removed: made again next start
+
+
+def test_without_a_writable_cache_folder_the_model_loads_from_its_own_file(
+    tmp_path: Path, encoder: OnnxEncoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the folder should be", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        loaded = load_encoder("minilm", cache_dir=blocked)
+    assert loaded is not None
+    np.testing.assert_allclose(loaded.encode(TEXTS[:2]), encoder.encode(TEXTS[:2]), atol=1e-5)
+    assert "cannot keep a prepared copy" in caplog.text and sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_folder_model_gets_no_prepared_copy(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert load_encoder(str(model_folder(tmp_path)), cache_dir=cache) is not None
+    assert not cache.exists()
+
+
 @pytest.mark.parametrize(
     ("files", "words"),
     [

@@ -6,9 +6,11 @@ that never encode start fast.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from teachbot.answering.encoding.recent import RecentVectors
 from teachbot.memory import release_free_memory
 
 if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
+    from onnxruntime import InferenceSession, SessionOptions
     from tokenizers import Encoding, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -69,12 +71,14 @@ class Encoder(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ModelFiles:
-    """Where a model's files are, and the sha256 its ONNX file must have (None: any)."""
+    """Where a model's files are, the sha256 its ONNX file must have (None: any), and a folder where a prepared
+    copy of the model may be kept (None: none; see ``_session``)."""
 
     name: str
     model: Path
     tokenizer: Traversable  # a Path, or a file inside the teachbot package
     model_sha256: str | None = None
+    prepared_in: Path | None = None
 
 
 class ModelFileError(Exception):
@@ -139,7 +143,8 @@ class OnnxEncoder:
         tokenizer_data = _read(files.tokenizer)
         model_id = model_id or _identity(files, tokenizer_data)
         tokenizer = _load_tokenizer(tokenizer_data, files.tokenizer)
-        session = _session(files.model, threads)
+        prepared = _prepared_path(files.prepared_in, model_id) if files.prepared_in is not None else None
+        session = _session(files.model, threads, prepared)
         names = {i.name for i in session.get_inputs()}
         if not {"input_ids", "attention_mask"} <= names <= set(_FED):
             raise ModelFileError(f"{files.model} takes {sorted(names)}, not input_ids and attention_mask")
@@ -301,9 +306,69 @@ def _load_tokenizer(data: bytes, path: Traversable) -> Tokenizer:
     return tokenizer
 
 
-def _session(model: Path, threads: int) -> InferenceSession:
-    """A CPU session on at most ``threads`` cores whose idle threads sleep instead of spinning, that gives memory
-    back after each run."""
+def _session(model: Path, threads: int, prepared: Path | None = None) -> InferenceSession:
+    """A CPU session on at most ``threads`` cores (``_options``), from the ``prepared`` copy of ``model`` when
+    one is given: made on first use, kept for the next start.
+
+    The bundled model keeps its weights in int8, each multiplied by its scale; onnxruntime turns them into
+    float32 every time it starts a session, holding both meanwhile. The prepared copy is the graph after that
+    step (and onnxruntime's portable fusions): 90 MB on disk instead of 23, but a session starts in 0.25 s
+    instead of 0.31-0.47 and peaks 55 MB lower, with the same vectors (measured, 3 alternating runs)."""
+    if prepared is not None:
+        if not prepared.is_file():
+            _prepare(model, prepared)
+        if prepared.is_file():
+            try:
+                return _new_session(prepared, threads)
+            except ModelFileError:
+                log.warning("the prepared copy of the sentence encoder %s is unusable: made again next start", prepared)
+                with contextlib.suppress(OSError):  # a read-only folder: the model's own file serves each start
+                    prepared.unlink(missing_ok=True)
+    return _new_session(model, threads)
+
+
+def _prepared_path(folder: Path, model_id: str) -> Path:
+    """Where the prepared copy of the model ``model_id`` lives: per model and onnxruntime version, as the copy
+    holds onnxruntime's own rewriting of the graph."""
+    import onnxruntime as ort
+
+    name = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{model_id}-onnxruntime-{ort.__version__}")
+    return folder / f"encoder-{name}.onnx"
+
+
+def _prepare(model: Path, prepared: Path) -> None:
+    """Write ``model`` as onnxruntime optimises it (portable rewrites only), atomically; on failure (a full
+    disk, a read-only folder) leave nothing behind: the session starts from the model itself."""
+    import onnxruntime as ort
+
+    options = _options(1)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # no hardware-specific layouts
+    partial = prepared.with_name(f".{prepared.name}.{os.getpid()}.partial")
+    options.optimized_model_filepath = str(partial)
+    try:
+        prepared.parent.mkdir(parents=True, exist_ok=True)
+        ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        os.replace(partial, prepared)
+    except Exception as exc:  # onnxruntime's errors derive from Exception only; OSError from the folder
+        log.warning(
+            "cannot keep a prepared copy of the sentence encoder in %s (%s)", prepared.parent, type(exc).__name__
+        )
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+
+
+def _new_session(model: Path, threads: int) -> InferenceSession:
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(model), sess_options=_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors derive from Exception only
+        log.debug("onnxruntime cannot load the model", exc_info=True)
+        raise ModelFileError(f"{model} is not an ONNX model onnxruntime can run") from exc
+
+
+def _options(threads: int) -> SessionOptions:
+    """At most ``threads`` cores whose idle threads sleep instead of spinning, memory given back after each run."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -315,11 +380,7 @@ def _session(model: Path, threads: int) -> InferenceSession:
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.enable_cpu_mem_arena = False  # the arena keeps a long batch's peak (~800 MB at 64 x 128 tokens) for good
     options.log_severity_level = 3  # errors only: onnxruntime's warnings are about its own graph rewrites
-    try:
-        return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's errors derive from Exception only
-        log.debug("onnxruntime cannot load the model", exc_info=True)
-        raise ModelFileError(f"{model} is not an ONNX model onnxruntime can run") from exc
+    return options
 
 
 def _choose_output(session: InferenceSession) -> str:

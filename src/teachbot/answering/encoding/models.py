@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -30,13 +31,14 @@ _INSTALL = (
 )
 
 
-def load_encoder(setting: str, *, threads: int = 2) -> Encoder | None:
+def load_encoder(setting: str, *, threads: int = 2, cache_dir: Path | None = None) -> Encoder | None:
     """The encoder the setting names (``minilm``, a folder), or None for ``none``; blocking (about 0.5 s),
-    so call it from a worker thread in async code. A missing or unusable model raises ``ConfigError``."""
+    so call it from a worker thread in async code. A missing or unusable model raises ``ConfigError``.
+    ``cache_dir``: where the bundled model's prepared copy may be kept (see ``encoder._session``)."""
     keyword = setting.strip().lower()
     if keyword == ENCODER_NONE:
         return None
-    files = bundled_files() if keyword == ENCODER_BUNDLED else folder_files(Path(setting.strip()).expanduser())
+    files = _files(setting, cache_dir)
     start = time.perf_counter()
     try:
         encoder = OnnxEncoder.load(files, threads=threads)
@@ -52,15 +54,25 @@ def load_encoder(setting: str, *, threads: int = 2) -> Encoder | None:
     return encoder
 
 
-def lazy_encoder(setting: str, *, threads: int = 2) -> LazyEncoder | None:
+def lazy_encoder(setting: str, *, threads: int = 2, cache_dir: Path | None = None) -> LazyEncoder | None:
     """The encoder the setting names, loaded on first use (or ``start()``); None for ``none``. Only finds the
-    files here (missing ones raise ``ConfigError`` at once), so building it costs nothing."""
+    files here (missing ones raise ``ConfigError`` at once), so building it costs nothing. ``cache_dir`` as
+    for ``load_encoder``."""
     keyword = setting.strip().lower()
     if keyword == ENCODER_NONE:
         return None
-    files = bundled_files() if keyword == ENCODER_BUNDLED else folder_files(Path(setting.strip()).expanduser())
+    files = _files(setting, cache_dir)
     hint = f"; {_INSTALL}" if keyword == ENCODER_BUNDLED else ""
     return LazyEncoder(files, threads=threads, describe=lambda problem: f"{_SETTING}: {problem}{hint}")
+
+
+def _files(setting: str, cache_dir: Path | None) -> ModelFiles:
+    """The files of the model a setting other than ``none`` names. Only the bundled model gets a prepared copy:
+    its int8 weights are what a prepared copy saves rebuilding at each start; a folder's model may be float32
+    already, and a copy would only double its size on disk."""
+    if setting.strip().lower() == ENCODER_BUNDLED:
+        return replace(bundled_files(), prepared_in=cache_dir)
+    return folder_files(Path(setting.strip()).expanduser())
 
 
 def bundled_files() -> ModelFiles:
