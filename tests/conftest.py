@@ -26,6 +26,9 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TEACHBOT_"):
             monkeypatch.delenv(name)
+    # a 90 MB prepared copy of the encoder in each test's data folder would write gigabytes: the tests of the
+    # copy ask for it (tests/answering/test_encoder.py, tests/test_app_start.py)
+    monkeypatch.setenv("TEACHBOT_ENCODER_PREPARED_COPY", "false")
     monkeypatch.chdir(tmp_path)
 
 
@@ -37,7 +40,7 @@ def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("teachbot-template") / "data"
 
     async def build() -> None:
-        app = await App.start(load_settings(data_dir=folder))
+        app = await App.start(load_settings(data_dir=folder, encoder_prepared_copy=False))  # copied per test
         await app.close()
 
     asyncio.run(build())

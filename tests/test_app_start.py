@@ -1,7 +1,8 @@
-"""A start that fails leaves nothing running behind it."""
+"""Starting: a start that fails leaves nothing running behind it; the encoder keeps its prepared copy."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,19 @@ async def test_a_database_that_cannot_open_waits_for_the_encoder_still_loading(t
     with pytest.raises(OSError):
         await App.start(settings, encoder=encoder)
     assert encoder.is_loaded
+
+
+async def test_the_app_keeps_the_encoders_prepared_copy_in_its_cache_unless_told_not_to(tmp_path: Path) -> None:
+    kept = load_settings(data_dir=tmp_path / "kept", encoder_prepared_copy=True)
+    app = await App.start(kept)
+    try:
+        answer = await asyncio.to_thread(app.knowledge.answer, "hello there")
+        assert answer.text
+        assert app.knowledge.encoder is not None and app.knowledge.encoder.dim == 384  # loaded, from the copy
+    finally:
+        await app.close()
+    assert [p.name.startswith("encoder-") for p in kept.cache_dir.glob("*.onnx")] == [True]
+    off = load_settings(data_dir=tmp_path / "off", encoder_prepared_copy=False)
+    app = await App.start(off)
+    await app.close()
+    assert not list(off.cache_dir.glob("*.onnx"))

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes.env import child_env
 
 from teachbot.config import Backend, load_settings
 from teachbot.errors import ConfigError
@@ -81,9 +82,8 @@ def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProc
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    import os
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     env["TEACHBOT_DATA_DIR"] = str(tmp_path / "data")
     env.update(extra)
     return env

@@ -37,6 +37,7 @@ def test_uncommented_defaults_load_as_the_defaults(tmp_path: Path, monkeypatch: 
     unset = [name for name, field in Settings.model_fields.items() if field.default is None and name not in SECRETS]
     assert len(parsed) == len(Settings.model_fields) - len(SECRETS) - len(unset)
     monkeypatch.setenv("TEACHBOT_CONFIG", str(config))
+    monkeypatch.delenv("TEACHBOT_ENCODER_PREPARED_COPY")  # the tests' own choice would win over the file
     loaded, defaults = load_settings(), Settings.model_construct()
     for name in parsed:
         assert getattr(loaded, name) == getattr(defaults, name), name

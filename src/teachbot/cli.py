@@ -147,7 +147,7 @@ def _early_encoder(settings: Settings) -> LazyEncoder | None:
     from teachbot.answering.encoding import lazy_encoder
 
     try:
-        encoder = lazy_encoder(settings.encoder, cache_dir=settings.cache_dir)
+        encoder = lazy_encoder(settings.encoder, cache_dir=settings.encoder_prepared_in)
     except ConfigError:
         return None
     if encoder is not None:
@@ -259,7 +259,7 @@ def _cached_encoder(settings: Settings) -> Any:
     from teachbot.answering.encoding import CachedEncoder, lazy_encoder
 
     try:
-        encoder = lazy_encoder(settings.encoder, cache_dir=settings.cache_dir)
+        encoder = lazy_encoder(settings.encoder, cache_dir=settings.encoder_prepared_in)
     except ConfigError as exc:
         _error(str(exc))
         raise typer.Exit(EXIT_USAGE) from None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 from fakes.discord_server import FakeDiscord, serve_fake_discord
+from fakes.env import child_env
 from fakes.talk import RunTeachbot, Talk
 
 from teachbot.transports.discord.bot import COMMANDS_HASH_FILE, TeachBot
@@ -64,7 +64,7 @@ async def test_join_without_a_reachable_voice_server_says_so(
 
 @pytest.mark.slow
 async def test_teachbot_run_connects_and_stops_cleanly(fake_discord: FakeDiscord, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     env.update(
         TEACHBOT_DATA_DIR=str(tmp_path / "run-data"),
         TEACHBOT_DISCORD_TOKEN=fake_discord.token,
@@ -134,7 +134,7 @@ def test_teachbot_run_says_in_one_line_that_discord_cannot_be_reached(tmp_path: 
     with socket.socket() as probe:  # a loopback port nobody listens on: connection refused
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     env.update(
         TEACHBOT_DATA_DIR=str(tmp_path / "data"),
         TEACHBOT_DISCORD_TOKEN="not-a-real-token",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.env import child_env
 
 from teachbot.app import App
 from teachbot.config import Settings, load_settings
@@ -40,7 +41,7 @@ def process_env() -> dict[str, str]:
     (an absolute path: the subprocess runs in a temporary folder)."""
     import teachbot
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     sources = str(Path(teachbot.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([sources, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     return env

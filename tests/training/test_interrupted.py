@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes.env import child_env
 
 from teachbot.answering.chat import Origin
 from teachbot.app import App
@@ -42,7 +43,7 @@ def run_stage(db: Path) -> str | None:
 @pytest.mark.slow
 async def test_kill_during_training_keeps_the_active_model(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")} | {"TEACHBOT_DATA_DIR": str(data_dir)}
+    env = child_env() | {"TEACHBOT_DATA_DIR": str(data_dir)}
     # A first start trains the starter version v1.
     subprocess.run([sys.executable, "-m", "teachbot", "chat"], input="", env=env, cwd=tmp_path, check=True, timeout=120)
     process = subprocess.Popen(

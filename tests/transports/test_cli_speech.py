@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fakes.env import child_env
 
 pytestmark = pytest.mark.slow  # each test starts teachbot as a process
 
 
 def teachbot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     env["TEACHBOT_DATA_DIR"] = str(tmp_path / "data")
     return subprocess.run(
         [sys.executable, "-m", "teachbot", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120

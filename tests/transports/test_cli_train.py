@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes.env import child_env
 from typer.testing import CliRunner
 
 from teachbot import cli
@@ -104,7 +105,7 @@ def test_a_bad_option_is_one_line_and_exit_2(
 
 @pytest.mark.slow  # starts teachbot in a pseudo-terminal
 def test_progress_bar_leaves_the_next_line_clean(tmp_path: Path, settings: Settings) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     env.update(TEACHBOT_DATA_DIR=str(settings.data_dir), TERM="xterm-256color", COLUMNS="100")
     data = tmp_path / "shop.csv"  # new data: the same data again would keep v1 instead of training
     data.write_text("prompt,answer\nwhen do you open,At nine.\nwhere are you,On Main Street.\n", encoding="utf-8")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fakes.env import child_env
 
 import teachbot as teachbot_package
 
@@ -23,7 +23,7 @@ def _trained(tmp_path: Path, trained_data_dir: Path) -> None:
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     env["TEACHBOT_DATA_DIR"] = str(tmp_path / "data")
     env.update(extra)
     return env

@@ -3,13 +3,13 @@ history with the arrow keys, ``exit``, Ctrl-C and Ctrl-D."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import pexpect
 import pytest
+from fakes.env import child_env
 
 pytestmark = pytest.mark.slow  # each test starts teachbot as a process
 
@@ -21,7 +21,7 @@ def spawn(tmp_path: Path, trained_data_dir: Path) -> tuple[pexpect.spawn, str]:
     data = tmp_path / "data"
     if not data.exists():
         shutil.copytree(trained_data_dir, data)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
+    env = child_env()
     env.update(TEACHBOT_DATA_DIR=str(data), TERM="xterm", COLUMNS="100", LINES="30")
     child = pexpect.spawn(
         sys.executable, ["-m", "teachbot", "chat"], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=90
