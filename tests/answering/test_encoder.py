@@ -169,7 +169,11 @@ def test_a_folder_with_another_model_works(tmp_path: Path, encoder: OnnxEncoder)
 def test_the_bundled_model_keeps_a_prepared_copy_that_gives_the_same_vectors(
     tmp_path: Path, encoder: OnnxEncoder
 ) -> None:
+    stale = tmp_path / "encoder-all-MiniLM-L6-v2-int8_0123456789ab-onnxruntime-1.0.0.onnx"
+    stale.write_bytes(b"a copy made by an earlier onnxruntime")
+    (tmp_path / "vectors.sqlite3").write_bytes(b"")  # the cache's other files stay
     first = load_encoder("minilm", cache_dir=tmp_path)
+    assert not stale.exists() and (tmp_path / "vectors.sqlite3").exists()
     (prepared,) = tmp_path.glob("encoder-*.onnx")
     assert "onnxruntime" in prepared.name and not list(tmp_path.glob(".*partial"))
     made = prepared.stat().st_mtime_ns

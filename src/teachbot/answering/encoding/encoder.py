@@ -46,6 +46,7 @@ MAX_THREADS = 2  # onnxruntime threads per encoder: the bot shares small machine
 _OUTPUTS = ("last_hidden_state", "token_embeddings", "sentence_embedding")
 _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 _FED = ("input_ids", "attention_mask", "token_type_ids")
+_PREPARED_PREFIX = "encoder-"  # the prepared copies' names: encoder-<model id>-onnxruntime-<version>.onnx
 _UNKNOWN_TOKENS = frozenset({"[UNK]", "<unk>", "<UNK>"})
 
 
@@ -333,12 +334,13 @@ def _prepared_path(folder: Path, model_id: str) -> Path:
     import onnxruntime as ort
 
     name = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{model_id}-onnxruntime-{ort.__version__}")
-    return folder / f"encoder-{name}.onnx"
+    return folder / f"{_PREPARED_PREFIX}{name}.onnx"
 
 
 def _prepare(model: Path, prepared: Path) -> None:
-    """Write ``model`` as onnxruntime optimises it (portable rewrites only), atomically; on failure (a full
-    disk, a read-only folder) leave nothing behind: the session starts from the model itself."""
+    """Write ``model`` as onnxruntime optimises it (portable rewrites only), atomically, and remove the copies
+    an earlier model or onnxruntime left (90 MB each); on failure (a full disk, a read-only folder) leave nothing
+    behind: the session starts from the model itself."""
     import onnxruntime as ort
 
     options = _options(1)
@@ -349,6 +351,9 @@ def _prepare(model: Path, prepared: Path) -> None:
         prepared.parent.mkdir(parents=True, exist_ok=True)
         ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
         os.replace(partial, prepared)
+        for stale in prepared.parent.glob(f"{_PREPARED_PREFIX}*.onnx"):  # of an earlier model or onnxruntime
+            if stale != prepared:
+                stale.unlink(missing_ok=True)
     except Exception as exc:  # onnxruntime's errors derive from Exception only; OSError from the folder
         log.warning(
             "cannot keep a prepared copy of the sentence encoder in %s (%s)", prepared.parent, type(exc).__name__
