@@ -38,30 +38,25 @@ class TfidfFeatures:
     @classmethod
     def fit_transform(cls, texts: Sequence[str]) -> tuple[TfidfFeatures, sp.csr_matrix]:
         """The vocabulary of ``texts`` and their rows, each text's n-grams computed once (they are most of
-        the cost: fitting and then transforming made them twice)."""
-        seen: tuple[dict[str, int], dict[str, int]] = ({}, {})  # every word / char gram: a provisional id
-        grams: list[tuple[np.ndarray, np.ndarray]] = []
-        for text in texts:
-            word_grams, char_grams = ngrams(normalize_text(text))
-            grams.append((_provisional(word_grams, seen[0]), _provisional(char_grams, seen[1])))
-        word_df, char_df = (
-            np.bincount(
-                np.concatenate([np.unique(g[part]) for g in grams] or [np.zeros(0, np.int32)]), minlength=len(ids)
-            )
-            for part, ids in enumerate(seen)
-        )
-        words = sorted(g for g, i in seen[0].items() if word_df[i] >= 2 or len(texts) < RARE_WORDS_FROM)
-        chars = sorted(g for g, i in seen[1].items() if char_df[i] >= 2 or len(texts) < RARE_CHARS_FROM)
-        df = np.array([word_df[seen[0][g]] for g in words] + [char_df[seen[1][g]] for g in chars], dtype=np.float64)
+        the cost: fitting and then transforming made them twice), and numbered for all texts at once."""
+        grams = [ngrams(normalize_text(text)) for text in texts]
+        # per block (words, chars): every gram's provisional id (order of first sight), each text's ids, df
+        seen = [_numbered([pair[part] for pair in grams]) for part in (0, 1)]
+        (word_ids, *_, word_df), (char_ids, *_, char_df) = seen
+        words = sorted(g for g, i in word_ids.items() if word_df[i] >= 2 or len(texts) < RARE_WORDS_FROM)
+        chars = sorted(g for g, i in char_ids.items() if char_df[i] >= 2 or len(texts) < RARE_CHARS_FROM)
+        df = np.array([word_df[word_ids[g]] for g in words] + [char_df[char_ids[g]] for g in chars], dtype=np.float64)
         features = cls(words, chars, np.log((1 + len(texts)) / (1 + df)) + 1.0)
-        final = [np.full(len(ids), -1, dtype=np.int64) for ids in seen]  # provisional id → feature (-1: dropped)
-        for part, vocab in enumerate((features.word_ids, features.char_ids)):
-            for g, i in vocab.items():
-                final[part][seen[part][g]] = i
-        chunks = []
-        for start in range(0, max(1, len(grams)), CHUNK):
-            ids = [[m[g[part]] for g in grams[start : start + CHUNK]] for part, m in enumerate(final)]
-            chunks.append(features._matrix([[a[a >= 0] for a in block] for block in ids]))
+        per_text = []
+        for (ids, codes, lengths, _), vocab in zip(seen, (features.word_ids, features.char_ids), strict=True):
+            final = np.full(len(ids), -1, dtype=np.int64)  # provisional id → feature (-1: dropped)
+            final[[ids[g] for g in vocab]] = list(vocab.values())
+            pieces = np.split(final[codes], np.cumsum(lengths)[:-1]) if len(lengths) else []
+            per_text.append([a[a >= 0] for a in pieces])
+        chunks = [
+            features._matrix([block[start : start + CHUNK] for block in per_text])
+            for start in range(0, max(1, len(grams)), CHUNK)
+        ]
         x = chunks[0] if len(chunks) == 1 else sp.csr_matrix(sp.vstack(chunks, format="csr"), dtype=np.float32)
         return features, x
 
@@ -121,6 +116,18 @@ class TfidfFeatures:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _provisional(grams: list[str], ids: dict[str, int]) -> np.ndarray:
-    """Ids of ``grams`` in order of first sight, new grams added to ``ids``."""
-    return np.fromiter((ids.setdefault(g, len(ids)) for g in grams), dtype=np.int32, count=len(grams))
+def _numbered(texts: list[list[str]]) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+    """Every gram of the texts numbered in order of first sight; all the texts' ids end to end, how many each
+    text has, and each id's document frequency. In one pass over all texts: numbering text by text was a third
+    of a CLINC150 fit's n-gram time."""
+    flat = [g for grams in texts for g in grams]
+    ids = {g: n for n, g in enumerate(dict.fromkeys(flat))}
+    codes = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
+    del flat
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    # each (text, gram) pair counted once: sorted, then the first of each run (np.unique's hashing took 30x longer)
+    pairs = np.sort(np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * max(1, len(ids)) + codes)
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    df = np.bincount(pairs[first] % max(1, len(ids)), minlength=len(ids))
+    return ids, codes, lengths, df
