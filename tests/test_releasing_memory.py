@@ -19,7 +19,11 @@ def rss_mb():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
 
-blocks = [np.ones(8_000) for _ in range(4_000)]  # 64 KB each (below glibc's mmap threshold), 256 MB in all
+blocks, kept = [], []
+for n in range(4_000):  # 64 KB each (below glibc's mmap threshold), 256 MB in all
+    blocks.append(np.ones(8_000))
+    if n % 16 == 0:
+        kept.append(np.ones(2_000))  # a small live block now and then: freed holes, not a free heap top
 del blocks
 before = rss_mb()
 released = release_free_memory()

@@ -15,7 +15,6 @@ threshold at 1 MB, so arrays above it go back to the system as soon as they are 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 from collections.abc import Callable
@@ -31,12 +30,10 @@ LARGE_BLOCK = 2**20  # bytes from which a block gets its own mapping
 
 @functools.cache
 def _libc_function(name: str, argtypes: tuple[type, ...], restype: type) -> Callable[..., int] | None:
-    """A function of glibc's malloc, or None on another C library."""
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return None
+    """A function of glibc's malloc, or None on another C library. Looked up among the symbols the process has
+    loaded already: ``ctypes.util.find_library`` runs ldconfig, 4 ms of every start."""
     try:
-        function = getattr(ctypes.CDLL(library), name)
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):  # not glibc
         return None
     function.argtypes, function.restype = list(argtypes), restype

@@ -126,8 +126,9 @@ def _numbered(texts: list[list[str]]) -> tuple[dict[str, int], np.ndarray, np.nd
     del flat
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     # each (text, gram) pair counted once: sorted, then the first of each run (np.unique's hashing took 30x longer)
-    pairs = np.sort(np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * max(1, len(ids)) + codes)
+    width = max(1, len(ids))
+    pairs = np.sort(np.repeat(np.arange(len(texts), dtype=np.int64), lengths) * width + codes)
     first = np.ones(len(pairs), dtype=bool)
     first[1:] = pairs[1:] != pairs[:-1]
-    df = np.bincount(pairs[first] % max(1, len(ids)), minlength=len(ids))
+    df = np.bincount(pairs[first] % width, minlength=len(ids))
     return ids, codes, lengths, df

@@ -351,15 +351,17 @@ def _prepare(model: Path, prepared: Path) -> None:
         prepared.parent.mkdir(parents=True, exist_ok=True)
         ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
         os.replace(partial, prepared)
-        for stale in prepared.parent.glob(f"{_PREPARED_PREFIX}*.onnx"):  # of an earlier model or onnxruntime
-            if stale != prepared:
-                stale.unlink(missing_ok=True)
     except Exception as exc:  # onnxruntime's errors derive from Exception only; OSError from the folder
         log.warning(
             "cannot keep a prepared copy of the sentence encoder in %s (%s)", prepared.parent, type(exc).__name__
         )
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+        return
+    for stale in prepared.parent.glob(f"{_PREPARED_PREFIX}*.onnx"):  # of an earlier model or onnxruntime
+        if stale != prepared:
+            with contextlib.suppress(OSError):  # the new copy is kept all the same
+                stale.unlink(missing_ok=True)
 
 
 def _new_session(model: Path, threads: int) -> InferenceSession:
