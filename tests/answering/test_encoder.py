@@ -18,7 +18,15 @@ import pytest
 from encoders import CountingEncoder
 
 import teachbot
-from teachbot.answering.encoding import MAX_TOKENS, CachedEncoder, OnnxEncoder, load_encoder, models
+from teachbot.answering.encoding import (
+    MAX_TOKENS,
+    CachedEncoder,
+    OnnxEncoder,
+    lazy_encoder,
+    load_encoder,
+    models,
+    release_model,
+)
 from teachbot.answering.encoding.cache import CACHE_FILE
 from teachbot.answering.encoding.encoder import ModelFileError
 from teachbot.answering.encoding.models import bundled_files
@@ -342,3 +350,35 @@ def test_cached_encoding_from_several_threads(tmp_path: Path, counting: Counting
         results = list(pool.map(cache.encode, batches))
     for batch, result in zip(batches, results, strict=True):
         np.testing.assert_allclose(result, encoder.encode(batch), atol=1e-5)
+
+
+def test_a_released_model_loads_again_when_next_needed(encoder: OnnxEncoder) -> None:
+    lazy = lazy_encoder("minilm")
+    assert lazy is not None
+    first = lazy.encode(TEXTS)
+    release_model(lazy)
+    assert not lazy.is_loaded
+    np.testing.assert_array_equal(lazy.encode(TEXTS), first)
+    assert lazy.is_loaded
+    np.testing.assert_allclose(first, encoder.encode(TEXTS), atol=1e-6)
+
+
+def test_stored_vectors_need_no_model_but_new_or_damaged_ones_do(tmp_path: Path) -> None:
+    lazy = lazy_encoder("minilm")
+    assert lazy is not None
+    with CachedEncoder(lazy, tmp_path / "cache") as cache:
+        first = cache.encode(TEXTS)
+        release_model(cache)  # through the cache, to the model behind it
+        assert not lazy.is_loaded
+        np.testing.assert_array_equal(cache.encode(TEXTS[::-1]), first[::-1])
+        assert not lazy.is_loaded  # every text was stored: the model was not needed
+        assert cache.encode([*TEXTS, "a new correction"]).shape == (len(TEXTS) + 1, 384)
+        assert lazy.is_loaded
+
+        release_model(cache)
+        db = sqlite3.connect(cache.path)
+        db.execute("UPDATE vectors SET vector = ?", (b"\x00" * 12,))  # every stored vector cut short
+        db.commit()
+        db.close()
+        np.testing.assert_allclose(cache.encode(TEXTS), first, atol=1e-6)  # encoded again, not read as 3 floats
+        assert lazy.is_loaded

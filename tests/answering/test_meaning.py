@@ -11,7 +11,8 @@ import pytest
 from encoders import CountingEncoder
 from faq import ANSWERS, PROMPTS
 
-from teachbot.answering.encoding import CachedEncoder, OnnxEncoder
+from teachbot.answering import local_model
+from teachbot.answering.encoding import CachedEncoder, OnnxEncoder, lazy_encoder
 from teachbot.answering.knowledge import Knowledge, LoadedVersion, build_reference
 from teachbot.answering.local_model import EncoderMismatch, LocalModel
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
@@ -161,3 +162,18 @@ def test_predictions_in_a_batch_equal_one_at_a_time(faq: LocalModel, caplog: pyt
     alone = [faq.predict(q) for q in questions]
     assert [p.answer for p in together] == [p.answer for p in alone]
     np.testing.assert_allclose([p.confidence for p in together], [p.confidence for p in alone], atol=1e-4)
+
+
+def test_a_large_fit_releases_a_lazily_loaded_encoder_until_it_is_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lazy = lazy_encoder("minilm")
+    assert lazy is not None
+    with CachedEncoder(lazy, tmp_path) as cached:
+        LocalModel.fit(PROMPTS, ANSWERS, encoder=cached)  # a small fit keeps it
+        assert lazy.is_loaded
+        monkeypatch.setattr(local_model, "RELEASE_ENCODER_FROM", len(PROMPTS))
+        model = LocalModel.fit(PROMPTS, ANSWERS, encoder=cached)
+        assert not lazy.is_loaded  # released before the SVM
+        assert model.predict("will it be sunny later").answer == "It is sunny and warm today."
+        assert lazy.is_loaded  # the question needed it

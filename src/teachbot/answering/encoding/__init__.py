@@ -7,7 +7,7 @@ its vectors on disk between runs (``uncached`` reaches the encoder behind it, fo
 
 from teachbot.answering.encoding.cache import CachedEncoder, uncached
 from teachbot.answering.encoding.encoder import MAX_TOKENS, Encoder, OnnxEncoder
-from teachbot.answering.encoding.lazy import LazyEncoder
+from teachbot.answering.encoding.lazy import LazyEncoder, release_model
 from teachbot.answering.encoding.models import lazy_encoder, load_encoder
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "OnnxEncoder",
     "lazy_encoder",
     "load_encoder",
+    "release_model",
     "uncached",
 ]

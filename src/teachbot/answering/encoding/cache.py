@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (model, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used);
+CREATE TABLE IF NOT EXISTS models (model TEXT PRIMARY KEY, dim INTEGER NOT NULL);
 """
 
 
@@ -50,6 +51,7 @@ class CachedEncoder:
         self._max_bytes = max_bytes  # in rows once the width is known: a lazy encoder is not loaded here
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._dim: int | None = None
         with self._lock:
             self._open()
 
@@ -59,7 +61,16 @@ class CachedEncoder:
 
     @property
     def dim(self) -> int:
-        return self._encoder.dim
+        """The model's width as recorded with its vectors (asking the model would load a lazily loaded one)."""
+        if self._dim is None:
+            with self._lock:
+                recorded = self._recorded_dim()
+            if recorded is None:  # a cache from before the record, or a new one: ask once, record for next time
+                recorded = self._encoder.dim
+                with self._lock:
+                    self._record_dim(recorded)
+            self._dim = recorded
+        return self._dim
 
     @property
     def path(self) -> Path:
@@ -71,14 +82,18 @@ class CachedEncoder:
         return self._encoder
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         keys = [_key(text) for text in texts]
         with self._lock:
             found = self._lookup(set(keys))
+        # every text stored: the recorded width will do, so a lazily loaded model stays unloaded (a retrain
+        # on known texts, a fit that released the model); otherwise the model is needed anyway and decides
+        dim = self.dim if all(key in found for key in keys) else self._encoder.dim
+        found = {key: blob for key, blob in found.items() if len(blob) == dim * 4}  # a damaged row is missing
+        out = np.zeros((len(texts), dim), dtype=np.float32)
         missing: dict[bytes, str] = {}
         for row, key in enumerate(keys):
             if key in found:
-                out[row] = found[key]
+                out[row] = _vector(found[key], dim)
             else:
                 missing.setdefault(key, texts[row])
         if missing:
@@ -173,10 +188,11 @@ class CachedEncoder:
         except (OSError, sqlite3.Error) as exc:
             log.warning("vector cache %s cannot be rebuilt (%s); encoding without it", self._path, exc)
 
-    def _lookup(self, keys: set[bytes]) -> dict[bytes, np.ndarray]:
+    def _lookup(self, keys: set[bytes]) -> dict[bytes, bytes]:
+        """The stored vectors of ``keys`` found, as bytes (their width is checked by the caller)."""
         if self._db is None or not keys:
             return {}
-        found: dict[bytes, np.ndarray] = {}
+        found: dict[bytes, bytes] = {}
         now = time.time_ns()
         try:
             for chunk in _chunks(sorted(keys)):
@@ -184,7 +200,7 @@ class CachedEncoder:
                 rows = self._db.execute(
                     f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})", (self.model_id, *chunk)
                 ).fetchall()
-                found.update((key, _vector(blob, self.dim)) for key, blob in rows if len(blob) == self.dim * 4)
+                found.update(rows)
                 self._db.execute(
                     f"UPDATE vectors SET used = ? WHERE model = ? AND used < ? AND key IN ({marks})",
                     (now, self.model_id, now - _TOUCH_NS, *chunk),
@@ -193,16 +209,36 @@ class CachedEncoder:
             self._failed(exc, "read")
         return found
 
+    def _recorded_dim(self) -> int | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT dim FROM models WHERE model = ?", (self.model_id,)).fetchone()
+        except sqlite3.Error as exc:
+            self._failed(exc, "read")
+            return None
+        return row[0] if row is not None and isinstance(row[0], int) and row[0] > 0 else None
+
+    def _record_dim(self, dim: int) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (self.model_id, dim))
+        except sqlite3.Error as exc:
+            self._failed(exc, "written")
+
     def _store(self, vectors: dict[bytes, np.ndarray]) -> None:
         if self._db is None:
             return
         now = time.time_ns()
+        self._dim = dim = self._encoder.dim  # loaded: it just encoded them
         rows = [(self.model_id, key, np.asarray(v, dtype="<f4").tobytes(), now) for key, v in vectors.items()]
         try:
             with _transaction(self._db):
                 self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+                self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (self.model_id, dim))
                 (count,) = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()
-                max_rows = max(1, self._max_bytes // (self.dim * 4 + _ROW_OVERHEAD))
+                max_rows = max(1, self._max_bytes // (dim * 4 + _ROW_OVERHEAD))
                 if count > max_rows:  # drop the least recently used tenth beyond the bound
                     excess = count - max_rows * 9 // 10
                     self._db.execute(

@@ -16,7 +16,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from teachbot.answering.encoding.encoder import ModelFileError, ModelFiles, OnnxEncoder, identify
+from teachbot.answering.encoding.cache import uncached
+from teachbot.answering.encoding.encoder import Encoder, ModelFileError, ModelFiles, OnnxEncoder, identify
 from teachbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,15 @@ class LazyEncoder:
         if loader is not None:
             loader.join()
 
+    def release(self) -> None:
+        """Give the loaded model's memory back (about 130 MB for the bundled one) until the next ``encode``
+        loads it again: a large fit's SVM, the process's busiest moment, needs no encoder. A call encoding
+        meanwhile keeps its own reference and finishes; a load under way is waited for, then dropped."""
+        with self._lock:
+            if self._loaded is not None:
+                self._loaded = None
+                log.info("sentence encoder released until it is needed again")
+
     def loaded(self) -> OnnxEncoder:
         """The loaded encoder, loading it now (or waiting for the background load)."""
         loaded = self._loaded
@@ -111,3 +121,10 @@ class LazyEncoder:
         except ModelFileError as exc:
             self._failure = self._describe(str(exc))
             raise ConfigError(self._failure) from None
+
+
+def release_model(encoder: Encoder) -> None:
+    """Release the model of a lazily loaded encoder, behind a cache or not; other encoders keep theirs."""
+    inner = uncached(encoder)
+    if isinstance(inner, LazyEncoder):
+        inner.release()
