@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import teachbot
 from teachbot.datasets.examples import Example
 from teachbot.datasets.formats import parse_examples, read_examples, render_examples, write_examples
 from teachbot.errors import DataFormatError, UserError
@@ -291,3 +295,19 @@ def test_unknown_export_format_and_empty_export() -> None:
         render_examples(EXAMPLES, "xml")
     with pytest.raises(UserError, match="no examples"):
         render_examples([], "csv")
+
+
+def test_pyyaml_is_imported_only_when_a_corpus_is_read() -> None:
+    """Every start of the bot imports the dataset readers; PyYAML waits for a corpus file."""
+    code = (
+        "import sys\n"
+        "from teachbot.app import App\n"
+        "from teachbot.transports.console import run_console\n"
+        "from teachbot.datasets.formats import parse_examples\n"
+        "before = 'yaml' in sys.modules\n"
+        "examples = parse_examples(b'conversations:\\n- - hi\\n  - hello\\n', source='c.yml')\n"
+        "print(before, [(e.prompt, e.answer) for e in examples], 'yaml' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(teachbot.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["False", "[('hi',", "'hello')]", "True"]

@@ -117,7 +117,9 @@ def parse_examples(
             split_lines(text, source), source, prompt_key=prompt_column, answer_key=answer_column
         )
     elif fmt == "yaml":
-        examples = readers.parse_corpus_yaml(text, source)
+        from teachbot.datasets.corpus_yaml import parse_corpus_yaml  # PyYAML only when a corpus is read
+
+        examples = parse_corpus_yaml(text, source)
     else:
         examples = readers.parse_qa_text(split_lines(text, source), source)
     if not examples:

@@ -9,8 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from teachbot.datasets.examples import Example
 from teachbot.errors import UserError
 from teachbot.paths import atomic_write_bytes
@@ -78,6 +76,8 @@ def _table(delimiter: str) -> Callable[[Sequence[Example]], str]:
 
 def _corpus(examples: Sequence[Example]) -> str:
     """A ChatterBot corpus: one two-statement conversation per example."""
+    import yaml  # only for this export: PyYAML is not imported at every start
+
     document = {"categories": ["teachbot"], "conversations": [[e.prompt, e.answer] for e in examples]}
     return str(yaml.safe_dump(document, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000))
 
