@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from fakes.env import child_env
 
+import teachbot
 from teachbot.answering.encoding import lazy_encoder
 from teachbot.app import App
 from teachbot.config import load_settings
@@ -39,3 +43,29 @@ async def test_the_app_keeps_the_encoders_prepared_copy_in_its_cache_unless_told
     app = await App.start(off)
     await app.close()
     assert not list(off.cache_dir.glob("*.onnx"))
+
+
+async def test_answering_with_a_trained_model_never_imports_scipy(tmp_path: Path) -> None:
+    """scipy.sparse takes 0.15-0.3 s to import: a chat's start loads a model and answers without it."""
+    settings = load_settings(data_dir=tmp_path / "data")
+    app = await App.start(settings)  # a new folder: the starter version is trained and saved
+    await app.close()
+    code = (
+        "import asyncio, sys\n"
+        "from teachbot.app import App\n"
+        "from teachbot.config import load_settings\n"
+        "async def main():\n"
+        f"    app = await App.start(load_settings(data_dir={str(settings.data_dir)!r}))\n"
+        "    try:\n"
+        "        before = app.knowledge.answer('hello there').text\n"
+        "        app.knowledge.teach('global', 1, 'what is the meetup password', 'It is tulip.')\n"
+        "        app.knowledge.teach('global', 2, 'hello there', 'Hi!', negative=True)\n"
+        "        print(bool(before), app.knowledge.answer('What is the meetup password?').text)\n"
+        "    finally:\n"
+        "        await app.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in ('scipy', 'sklearn') if m in sys.modules))\n"
+    )
+    env = {**child_env(), "PYTHONPATH": str(Path(teachbot.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.splitlines() == ["True It is tulip.", "[]"]

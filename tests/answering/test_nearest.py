@@ -72,3 +72,20 @@ def test_odd_queries(text: str) -> None:
     index = NearestIndex()
     index.add(1, "hello", "hi")
     assert isinstance(index.search(text), list)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("how do I reset my password", "How do I reset my password?"),
+        ("how do I reset my password", "where is the meetup"),
+        ("", "anything"),
+        ("!!!", "???"),
+        ("Какая сегодня погода?", "какая погода"),
+    ],
+)
+def test_similarity_is_the_cosine_of_the_embedded_texts(a: str, b: str) -> None:
+    vectors = nearest.embed([a, b])
+    expected = float((vectors[0] @ vectors[1].T).toarray()[0, 0])
+    assert nearest.similarity(a, b) == pytest.approx(expected, abs=1e-6)
+    assert nearest.similarity(b, a) == pytest.approx(expected, abs=1e-6)

@@ -18,7 +18,7 @@ import numpy as np
 from teachbot.answering.encoding import CachedEncoder, Encoder, uncached
 from teachbot.answering.local_model import LocalModel, Prediction
 from teachbot.answering.meaning import RETRIEVE_MEANING
-from teachbot.answering.nearest import embed
+from teachbot.answering.nearest import similarity
 from teachbot.answering.overlay import Match, Overlay, Reference
 from teachbot.answering.protocols import GLOBAL_SCOPE, Answer, TaughtExample
 
@@ -105,8 +105,7 @@ def taught_wins(text: str, match: Match, prediction: Prediction, rival_meaning: 
         return match.meaning > rival + MEANING_OVERLAY_MARGIN
     if match.wording >= SURE_OVERLAY:
         return True
-    query, matched = embed([text, prediction.matched_prompt])
-    return match.wording > float((query @ matched.T).toarray()[0, 0]) + OVERLAY_MARGIN
+    return match.wording > similarity(text, prediction.matched_prompt) + OVERLAY_MARGIN
 
 
 class Knowledge:

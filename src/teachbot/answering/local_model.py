@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
+from teachbot.answering.csr import CsrRows
 from teachbot.answering.encoding import Encoder, release_model, uncached
 from teachbot.answering.meaning import SAME_MEANING
 from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, embed
@@ -41,6 +42,9 @@ from teachbot.answering.tfidf import CHUNK, WORD_WEIGHT, TfidfFeatures
 from teachbot.errors import TeachbotError
 from teachbot.memory import release_free_memory
 from teachbot.paths import atomic_write
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +159,11 @@ class LocalModel:
         *,
         features: TfidfFeatures,
         answers: list[str],
-        examples_t: sp.csr_matrix,
+        examples_t: CsrRows,
         labels: np.ndarray,
         sources: np.ndarray,
         prompts: list[str],
-        weights: sp.csr_matrix | None,
+        weights: CsrRows | None,
         bias: np.ndarray | None,
         negatives: list[tuple[str, str]],
         threshold: float = DEFAULT_THRESHOLD,
@@ -244,6 +248,8 @@ class LocalModel:
         sample_weight[len(given) :] = _BACKGROUND_WEIGHT
         labels = np.array([class_of[answers[i]] for i in keep] + [len(classes)] * len(out_of_scope), dtype=np.int64)
         sources = np.array(keep + [-1] * len(out_of_scope), dtype=np.int64)
+        import scipy.sparse as sp  # fitting only: answering never needs scipy (see answering/csr.py)
+
         features, x = TfidfFeatures.fit_transform(texts)
         present = np.unique(labels)
         weights = bias = None
@@ -262,7 +268,7 @@ class LocalModel:
                 del vectors
                 fit_one_vs_rest(both, labels, sample_weight, seed, joint, bias, _MEANING_SVM)
                 meaning = replace(meaning, weights=joint[features.size :].copy())  # a view would keep ``joint``
-            weights = sp.csr_matrix(joint[: features.size])
+            weights = CsrRows.of(sp.csr_matrix(joint[: features.size]))
             del joint
         elif len(present) >= 2:
             log.info("%d classes × %d features: answering by nearest example", len(classes), features.size)
@@ -270,7 +276,7 @@ class LocalModel:
         return cls(
             features=features,
             answers=classes,
-            examples_t=x.T.tocsr(),
+            examples_t=CsrRows.of(x.T.tocsr()),
             labels=labels,
             sources=sources,
             prompts=list(prompts),
@@ -320,8 +326,8 @@ class LocalModel:
         if self.meaning is not None and vector is None:
             vector = self._encode([text])[0]
         meaning = self.meaning.vectors @ vector if self.meaning is not None and vector is not None else None
-        wording = np.asarray(self._examples_t[cols].T @ vals).ravel()  # long postings: scipy beats _weighted_rows
-        svm = _weighted_rows(self._weights, cols, vals) if self._weights is not None else None
+        wording = self._examples_t.weighted_sum(cols, vals)
+        svm = self._weights.weighted_sum(cols, vals) if self._weights is not None else None
         return self._scored(text, vector, wording, meaning, svm)
 
     def _scored(
@@ -373,8 +379,8 @@ class LocalModel:
         for start in range(0, len(texts), PREDICT_CHUNK):
             chunk = texts[start : start + PREDICT_CHUNK]
             rows = self.features.transform(chunk)
-            wording = (rows @ self._examples_t).toarray()
-            svm = (rows @ self._weights).toarray() if self._weights is not None else None
+            wording = (rows @ self._examples_t.scipy()).toarray()
+            svm = (rows @ self._weights.scipy()).toarray() if self._weights is not None else None
             given = vectors[start : start + len(chunk)] if vectors is not None else None
             meaning = given @ self.meaning.vectors.T if given is not None and self.meaning is not None else None
             for n, (text, known) in enumerate(zip(chunk, np.diff(rows.indptr) > 0, strict=True)):
@@ -504,31 +510,27 @@ class LocalModel:
         return model
 
 
-def _weighted_rows(weights: sp.csr_matrix, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values @ weights[rows]`` as a dense vector: scipy's row indexing costs 0.2 ms a question, this 0.05."""
-    starts, ends = weights.indptr[rows], weights.indptr[rows + 1]
-    lengths = ends - starts
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    at = offsets + np.arange(int(lengths.sum()))
-    scaled = weights.data[at] * np.repeat(values, lengths)
-    return np.bincount(weights.indices[at], weights=scaled, minlength=weights.shape[1]).astype(np.float32)
-
-
-def _stored_weights(arrays: dict[str, np.ndarray], features: int) -> sp.csr_matrix | None:
-    """The SVM's weights as saved: sparse parts (format 3) or one dense array (formats 1 and 2)."""
+def _stored_weights(arrays: dict[str, np.ndarray], features: int) -> CsrRows | None:
+    """The SVM's weights as saved: sparse parts (format 3 on) or one dense array (formats 1 and 2)."""
     if "weights_data" in arrays:
         parts = (arrays["weights_data"], arrays["weights_indices"], arrays["weights_indptr"])
-        return sp.csr_matrix(parts, shape=(features, len(arrays["bias"])))
-    return sp.csr_matrix(arrays["weights"]) if "weights" in arrays else None
+        return CsrRows(*parts, (features, len(arrays["bias"])))
+    if "weights" not in arrays:
+        return None
+    import scipy.sparse as sp  # versions saved before format 3 only
+
+    return CsrRows.of(sp.csr_matrix(arrays["weights"]))
 
 
-def _stored_rows(arrays: dict[str, np.ndarray], features: int) -> sp.csr_matrix:
+def _stored_rows(arrays: dict[str, np.ndarray], features: int) -> CsrRows:
     """The training rows' TF-IDF as held, features × rows: stored so (format 4) or as rows × features (1 to 3)."""
     rows = len(arrays["labels"])
     if "xt_data" in arrays:
-        return sp.csr_matrix((arrays["xt_data"], arrays["xt_indices"], arrays["xt_indptr"]), shape=(features, rows))
+        return CsrRows(arrays["xt_data"], arrays["xt_indices"], arrays["xt_indptr"], (features, rows))
+    import scipy.sparse as sp  # versions saved before format 4 only
+
     stored = sp.csr_matrix((arrays["x_data"], arrays["x_indices"], arrays["x_indptr"]), shape=(rows, features))
-    return stored.T.tocsr()
+    return CsrRows.of(stored.T.tocsr())
 
 
 def meaning_weight(examples_per_class: float) -> float:

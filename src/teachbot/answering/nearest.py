@@ -16,11 +16,14 @@ import logging
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from teachbot.answering.text import ngrams, normalize_text
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +77,22 @@ def embed_one(text: str) -> tuple[np.ndarray, np.ndarray]:
 
 def embed(texts: Iterable[str]) -> sp.csr_matrix:
     """Hashed, L2-normalised vectors (one row per text); stateless, so no fitting is needed."""
+    import scipy.sparse as sp  # many texts at once (fitting); one pair takes ``similarity``
+
     rows = [embed_one(t) for t in texts]
     indptr = np.cumsum([0] + [len(c) for c, _ in rows])
     cols = np.concatenate([c for c, _ in rows]) if rows else np.zeros(0, dtype=np.int64)
     vals = np.concatenate([v for _, v in rows]) if rows else np.zeros(0, dtype=np.float32)
     return sp.csr_matrix((vals, cols, indptr), shape=(len(rows), 2 * _N_FEATURES), dtype=np.float32)
+
+
+def similarity(a: str, b: str) -> float:
+    """The cosine of two texts' ``embed`` vectors, without building them (or importing scipy)."""
+    first, second = _Query.of(a), _Query.of(b)
+    shared = np.intersect1d(first.ids, second.ids, assume_unique=True)
+    chars = int(np.count_nonzero(shared >= _N_FEATURES))
+    words = len(shared) - chars
+    return words * first.word_value * second.word_value + chars * first.char_value * second.char_value
 
 
 def _gather(ptr: np.ndarray, data: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -291,6 +305,8 @@ class NearestIndex:
         """Store merged rows and build their posting lists (a CSR → CSC conversion in C)."""
         self._row_ptr, self._row_feats, self._values = ptr, feats, values
         n_rows = len(ptr) - 1
+        import scipy.sparse as sp  # from MERGE_EVERY entries on: a few taught answers stay pending
+
         ones = np.ones(len(feats), dtype=np.int8)
         by_feature = sp.csr_matrix((ones, feats, ptr), shape=(n_rows, 2 * _N_FEATURES)).tocsc()
         full_ptr = by_feature.indptr

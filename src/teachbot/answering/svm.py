@@ -11,9 +11,12 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["SvmSettings", "fit_one_vs_rest"]
 
@@ -39,6 +42,8 @@ def fit_one_vs_rest(
     settings: SvmSettings,
 ) -> None:
     """Fit into ``weights`` (features × labels) and ``bias`` the one-vs-rest SVMs of the labels present."""
+    import scipy.sparse as sp  # with sklearn, on first training: answering never imports either
+
     present = np.unique(labels)
     groups = [present] if len(present) <= GROUP else np.array_split(present, -(-len(present) // GROUP))
     x64 = sp.csr_matrix(x, dtype=np.float64)  # liblinear wants float64: convert once (unless it is), not per call

@@ -6,11 +6,14 @@ Sublinear tf, smooth idf, each block (words, characters) L2-normalised, so a row
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from teachbot.answering.text import ngrams, normalize_text
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["CHUNK", "WORD_WEIGHT", "TfidfFeatures"]
 
@@ -57,7 +60,7 @@ class TfidfFeatures:
             features._matrix([block[start : start + CHUNK] for block in per_text])
             for start in range(0, max(1, len(grams)), CHUNK)
         ]
-        x = chunks[0] if len(chunks) == 1 else sp.csr_matrix(sp.vstack(chunks, format="csr"), dtype=np.float32)
+        x = chunks[0] if len(chunks) == 1 else _stacked(chunks)
         return features, x
 
     @property
@@ -70,7 +73,7 @@ class TfidfFeatures:
             return self._transform(texts)
         # in chunks: the n-gram strings of all texts at once would take far more memory than the matrix
         chunks = [self._transform(texts[i : i + CHUNK]) for i in range(0, len(texts), CHUNK)]
-        return sp.csr_matrix(sp.vstack(chunks, format="csr"), dtype=np.float32)
+        return _stacked(chunks)
 
     def _transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         grams = [ngrams(normalize_text(t)) for t in texts]
@@ -86,6 +89,8 @@ class TfidfFeatures:
 
     def _matrix(self, ids: list[list[np.ndarray]]) -> sp.csr_matrix:
         """Rows from each text's feature ids, per block (words, chars): sublinear tf × idf, blocks L2-normalised."""
+        import scipy.sparse as sp  # many texts at once (fitting, a test file): one question takes ``row``
+
         blocks = []
         for per_text, weight in zip(ids, (WORD_WEIGHT, 1.0), strict=True):
             indptr = np.concatenate(([0], np.cumsum([len(i) for i in per_text])))
@@ -114,6 +119,12 @@ class TfidfFeatures:
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _stacked(chunks: list[sp.csr_matrix]) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(sp.vstack(chunks, format="csr"), dtype=np.float32)
 
 
 def _numbered(texts: list[list[str]]) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
