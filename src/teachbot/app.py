@@ -83,10 +83,8 @@ class App:
         the one ``settings.encoder`` names, already loading; the app closes it).
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if encoder is None:
-            encoder = lazy_encoder(
-                settings.encoder, cache_dir=settings.encoder_prepared_in
-            )  # finds the files (or refuses the setting); loads nothing yet
+        if encoder is None:  # finds the files (or refuses the setting); loads nothing yet
+            encoder = lazy_encoder(settings.encoder, cache_dir=settings.encoder_prepared_in)
         if encoder is not None:
             encoder.start()  # loads while the database opens and the models load: the first question needs it
         db: Database | None = None

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,9 +41,6 @@ from teachbot.answering.tfidf import CHUNK, WORD_WEIGHT, TfidfFeatures
 from teachbot.errors import TeachbotError
 from teachbot.memory import release_free_memory
 from teachbot.paths import atomic_write
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used);
 CREATE TABLE IF NOT EXISTS models (model TEXT PRIMARY KEY, dim INTEGER NOT NULL);
 """
+_RECORD_DIM = "INSERT OR REPLACE INTO models VALUES (?, ?)"  # each model's width, so a stored vector needs no model
 
 
 class CachedEncoder:
@@ -223,7 +224,7 @@ class CachedEncoder:
         if self._db is None:
             return
         try:
-            self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (self.model_id, dim))
+            self._db.execute(_RECORD_DIM, (self.model_id, dim))
         except sqlite3.Error as exc:
             self._failed(exc, "written")
 
@@ -236,7 +237,7 @@ class CachedEncoder:
         try:
             with _transaction(self._db):
                 self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
-                self._db.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (self.model_id, dim))
+                self._db.execute(_RECORD_DIM, (self.model_id, dim))
                 (count,) = self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()
                 max_rows = max(1, self._max_bytes // (dim * 4 + _ROW_OVERHEAD))
                 if count > max_rows:  # drop the least recently used tenth beyond the bound
