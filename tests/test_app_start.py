@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 from fakes.env import child_env
+from sqlalchemy import select
 
 import teachbot
 from teachbot.answering.encoding import lazy_encoder
 from teachbot.app import App
-from teachbot.config import load_settings
+from teachbot.config import Settings, load_settings
+from teachbot.store.artefacts import folder_sha256, stamp
+from teachbot.store.tables import ModelVersion
+from teachbot.training.versions import ARTEFACTS_DIR
 
 
 async def test_a_database_that_cannot_open_waits_for_the_encoder_still_loading(tmp_path: Path) -> None:
@@ -69,3 +73,27 @@ async def test_answering_with_a_trained_model_never_imports_scipy(tmp_path: Path
     env = {**child_env(), "PYTHONPATH": str(Path(teachbot.__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.splitlines() == ["True It is tulip.", "[]"]
+
+
+async def test_a_version_whose_cached_files_rotted_unseen_is_rebuilt_from_the_database(settings: Settings) -> None:
+    """The artefact cache trusts a folder whose stamp matches; bytes that changed in place (size and times
+    kept, simulated here by stamping the damaged folder) fail the load, and the folder is checked and rebuilt."""
+    app = await App.start(settings)
+    try:
+        before = (await asyncio.to_thread(app.knowledge.answer, "hello there")).text
+        sha = await app.db.run(lambda s: s.scalar(select(ModelVersion.artefact).where(ModelVersion.active.is_(True))))
+    finally:
+        await app.close()
+    assert sha
+    folder = settings.data_dir / "models" / ARTEFACTS_DIR / sha
+    with (folder / "model.json").open("r+b") as handle:
+        handle.write(b"#")  # the same size: the stamp cannot see it
+    stamp(folder)
+
+    app = await App.start(settings)
+    try:
+        assert app.knowledge.model_version("global") == "v1"
+        assert (await asyncio.to_thread(app.knowledge.answer, "hello there")).text == before
+    finally:
+        await app.close()
+    assert folder_sha256(folder) == sha

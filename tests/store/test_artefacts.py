@@ -13,7 +13,15 @@ import pytest
 from sqlalchemy import func, select, update
 
 from teachbot.answering.local_model import LocalModel
-from teachbot.store.artefacts import ArtefactError, archive_folder, folder_sha256, materialise, put_archive, put_folder
+from teachbot.store.artefacts import (
+    ArtefactError,
+    archive_folder,
+    folder_sha256,
+    materialise,
+    put_archive,
+    put_folder,
+    stamp,
+)
 from teachbot.store.db import Database
 from teachbot.store.tables import Artefact
 
@@ -113,6 +121,59 @@ def test_a_damaged_cached_folder_is_rebuilt(db: Database, tmp_path: Path) -> Non
     assert leftovers(cache) == []
 
 
+def test_a_verified_folder_is_trusted_by_its_stamp_until_a_rehash(db: Database, tmp_path: Path) -> None:
+    """Rot that keeps a file's inode, size and times is invisible to the stamp (simulated here by stamping the
+    damaged folder): the folder is trusted without hashing, and ``rehash`` finds and repairs it."""
+    folder = make_folder(tmp_path)
+    sha = db.call(lambda s: put_folder(s, folder))
+    cache = tmp_path / "cache"
+    restored = db.call(lambda s: materialise(s, sha, cache))
+    assert (cache / f"{sha}.verified").is_file()
+    with (restored / "arrays.npz").open("r+b") as handle:  # same size, bytes changed
+        handle.write(b"rotten")
+    stamp(restored)
+
+    trusted = db.call(lambda s: materialise(s, sha, cache))
+    assert (trusted / "arrays.npz").read_bytes().startswith(b"rotten"), "the stamp was not trusted"
+    repaired = db.call(lambda s: materialise(s, sha, cache, rehash=True))
+    assert repaired == restored and files_of(repaired) == files_of(folder)
+    assert leftovers(cache) == []
+
+
+@pytest.mark.parametrize("change", ["rewrite", "add", "remove", "touch"])
+def test_a_change_the_stamp_sees_makes_the_folder_checked_again(db: Database, tmp_path: Path, change: str) -> None:
+    folder = make_folder(tmp_path)
+    sha = db.call(lambda s: put_folder(s, folder))
+    cache = tmp_path / "cache"
+    restored = db.call(lambda s: materialise(s, sha, cache))
+    target = restored / "model.json"
+    if change == "rewrite":
+        target.write_text('{"labels": ["z"]}', encoding="utf-8")  # same size
+    elif change == "add":
+        (restored / "nested" / "stray").write_bytes(b"")
+    elif change == "remove":
+        (restored / "nested" / "zero").unlink()
+    else:
+        os.utime(target, ns=(0, 0))
+    again = db.call(lambda s: materialise(s, sha, cache))
+    assert again == restored and files_of(again) == files_of(folder)
+    assert (cache / f"{sha}.verified").is_file()
+
+
+def test_a_stamp_that_cannot_be_written_leaves_the_folder_serving(db: Database, tmp_path: Path) -> None:
+    """As in a read-only cache (tests run as root, so a folder stands where the stamp would go)."""
+    folder = make_folder(tmp_path)
+    sha = db.call(lambda s: put_folder(s, folder))
+    cache = tmp_path / "cache"
+    restored = db.call(lambda s: materialise(s, sha, cache))
+    (cache / f"{sha}.verified").unlink()
+    (cache / f"{sha}.verified").mkdir()
+    for _ in range(2):
+        assert db.call(lambda s: materialise(s, sha, cache)) == restored
+        assert files_of(restored) == files_of(folder)
+    assert leftovers(cache) == [] and (cache / f"{sha}.verified").is_dir()
+
+
 def materialise_together(dbs: list[Database], sha: str, cache: Path) -> list[Path | BaseException]:
     """Call ``materialise`` from one thread per database, released at the same moment."""
     start = threading.Barrier(len(dbs))
@@ -142,7 +203,7 @@ def test_concurrent_materialise_of_one_hash_ends_with_one_good_folder(database_u
         for attempt in range(5):
             cache = tmp_path / f"cache{attempt}"
             assert materialise_together(dbs, sha, cache) == [cache / sha, cache / sha]
-            assert [p.name for p in cache.iterdir()] == [sha]
+            assert sorted(p.name for p in cache.iterdir()) == [sha, f"{sha}.verified"]
             assert files_of(cache / sha) == files_of(folder)
     finally:
         for db in dbs:

@@ -30,7 +30,7 @@ from teachbot.answering.knowledge import Knowledge, LoadedVersion, build_referen
 from teachbot.answering.local_model import EncoderMismatch, LocalModel
 from teachbot.answering.protocols import GLOBAL_SCOPE
 from teachbot.errors import TeachbotError, UserError
-from teachbot.store.artefacts import ArtefactError, archive_folder, materialise, put_archive
+from teachbot.store.artefacts import ArtefactError, archive_folder, materialise, put_archive, stamp, verified
 from teachbot.store.changes import ChangeKind, publish
 from teachbot.store.db import Database
 from teachbot.store.tables import ModelVersion
@@ -130,12 +130,13 @@ class VersionRegistry:
             archive = archive_folder(staging)
             sha = hashlib.sha256(archive).hexdigest()
             final = cache / sha
-            if final.is_dir() and _sha_or_none(final) == sha:  # the same files again: keep the verified copy
+            if final.is_dir() and verified(final, sha):  # the same files again: keep the verified copy
                 shutil.rmtree(staging, ignore_errors=True)
             else:
                 if final.exists():
                     shutil.rmtree(final, ignore_errors=True)
                 staging.rename(final)
+                stamp(final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -221,14 +222,25 @@ class VersionRegistry:
         """Load a local version from this process's cache, unpacking its artefact from the database first
         when the cache does not hold it (or holds damaged files)."""
         path = await asyncio.to_thread(self._locate, row)
-        return await asyncio.to_thread(self._load, row.name, path)
+        try:
+            return await asyncio.to_thread(self._load, row.name, path)
+        except EncoderMismatch:
+            raise
+        except Exception:
+            if not row.artefact:
+                raise
+            # the cache's stamp trusted files that changed in place: hash them, rebuild if damaged, try again
+            log.warning("model %s did not load from its cached files; checking them against the database", row.name)
+            await asyncio.to_thread(self._locate, row, rehash=True)
+            return await asyncio.to_thread(self._load, row.name, path)
 
-    def _locate(self, row: ModelVersion) -> str:
-        """The folder (under ``models_dir``) holding ``row``'s files, verified; blocking."""
+    def _locate(self, row: ModelVersion, *, rehash: bool = False) -> str:
+        """The folder (under ``models_dir``) holding ``row``'s files, verified (by their stamp, or by hashing
+        them with ``rehash``); blocking."""
         if row.artefact:
             sha = row.artefact
             try:
-                self.db.call(lambda s: materialise(s, sha, self.models_dir / ARTEFACTS_DIR))
+                self.db.call(lambda s: materialise(s, sha, self.models_dir / ARTEFACTS_DIR, rehash=rehash))
             except ArtefactError as exc:
                 raise ArtefactError(f"model {row.name} (scope {row.scope}) cannot be loaded: {exc}") from None
             return f"{ARTEFACTS_DIR}/{sha}"
@@ -416,10 +428,3 @@ def _info(row: ModelVersion) -> VersionInfo:
         created_at=row.created_at.strftime("%Y-%m-%d %H:%M"),
         metrics=dict(row.metrics or {}),
     )
-
-
-def _sha_or_none(folder: Path) -> str | None:
-    try:
-        return hashlib.sha256(archive_folder(folder)).hexdigest()
-    except (OSError, ArtefactError):
-        return None
