@@ -323,6 +323,35 @@ async def test_a_version_of_another_encoder_is_trained_again_not_used(
         await plain.close()
 
 
+async def test_back_to_the_encoder_after_a_run_without_it_answers_by_meaning_again(
+    app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One start with encoder=none trains a wording-only version and activates it; that version answers under
+    any encoder, so without a check the bot stayed on wording after the setting went back. At start it is
+    recognised and its data trained again, which finds the version trained with meaning and activates it."""
+    from teachbot.config import load_settings
+
+    await app.datasets.import_file("global", write_csv(tmp_path / "faq.csv", TOPICS), author="t")
+    trained = (await app.training.train("global", author="t")).version.name
+    await app.close()
+    plain = await App.start(load_settings(data_dir=app.settings.data_dir, encoder="none"))
+    wording = plain.knowledge.model_version("global")
+    await plain.close()
+    assert wording not in (None, trained)
+
+    again = await App.start(load_settings(data_dir=app.settings.data_dir))
+    try:
+        assert f"model {wording} of scope global was trained without a sentence encoder" in caplog.text
+        assert again.knowledge.model_version("global") == trained, "the version trained with meaning is back"
+        assert await ask(again, "At what hour does the shop open?") == "The shop opens at nine."  # by meaning
+        names = [row.name for row in await again.versions.in_scope("global")]
+        assert names[-1] == wording, "nothing was trained again: the stored version with the same inputs served"
+        with pytest.raises(UserError, match="trained without a sentence encoder"):
+            await again.versions.activate("global", wording, author="t")
+    finally:
+        await again.close()
+
+
 async def test_another_encoder_beside_a_running_process_trains_nothing(
     app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -305,9 +305,26 @@ class VersionRegistry:
                 continue
             self.knowledge.set_model(row.scope, active)
             loaded += 1
+            if self._by_wording_only(active):  # it answers meanwhile, and its data is trained again with meaning
+                log.warning(
+                    "model %s of scope %s was trained without a sentence encoder, and the bot now runs with %s",
+                    row.name,
+                    row.scope,
+                    self._encoder_name(),
+                )
+                stale.append(row.scope)
             if row.artefact is None:
                 await self._store_legacy(row)
         return loaded, stale
+
+    def _by_wording_only(self, version: LoadedVersion) -> bool:
+        """Whether ``version`` was trained without a sentence encoder while this bot runs with one: it answers,
+        but by wording alone (after a run with encoder=none, say), so it is not what the setting asks for."""
+        return version.model.encoder_id is None and self.knowledge.encoder is not None
+
+    def _encoder_name(self) -> str:
+        encoder = self.knowledge.encoder
+        return f"the encoder {encoder.model_id}" if encoder is not None else "no encoder"
 
     async def _store_legacy(self, row: ModelVersion) -> None:
         """Store the files of a version trained before artefacts existed, so other processes can load it."""
@@ -360,6 +377,13 @@ class VersionRegistry:
             log.info("activated fine-tuned %s (%s) scope=%s author=%s", name, row.remote_model, scope, author)
             return row.remote_model or ""
         active = await self.load(scope, name)
+        if self._by_wording_only(active):
+            raise UserError(
+                f"Model version `{name}` was trained without a sentence encoder, and this bot runs with "
+                f"{self._encoder_name()}: it would answer by wording only. Train a new version, or set `encoder` "
+                "to none.",
+                see="train",
+            )
         await self.db.run(lambda s: _mark_active(s, scope, name))
         self.knowledge.set_model(scope, active)
         log.info("activated %s scope=%s author=%s", name, scope, author)
