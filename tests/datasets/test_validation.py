@@ -153,6 +153,30 @@ def test_token_limits_and_stats() -> None:
     }
 
 
+def test_the_local_backend_counts_no_tokens_but_still_finds_long_examples() -> None:
+    """No tokens are spent on the local backend: its report has no token figures, and o200k_base's tables
+    (67 MB, never given back) load only for an example whose UTF-8 bytes could pass the warning limit."""
+    from teachbot import tokens
+
+    tokens._encoding.cache_clear()
+    tokens._fast_count.cache_clear()
+    short = [Example(f"question {i}", f"answer {i} ✓") for i in range(10)]
+    report = validate_examples(short, backend=Backend.LOCAL, warn_tokens=40, max_tokens=1000)
+    assert report.counts == {} and report.tokens is None and report.stats["tokens"] is None
+    assert "tokens" not in report.to_text() and "10 examples" in report.to_text()
+    assert tokens._fast_count.cache_info().currsize == tokens._encoding.cache_info().currsize == 0, "tables loaded"
+
+    long = [*short, Example("q", "word " * 50), Example("q2", "😀" * 20)]  # 80 bytes but few tokens
+    found = validate_examples(long, backend=Backend.LOCAL, warn_tokens=40, max_tokens=1000)
+    assert found.counts == {"long_example": 1} and found.issues[0].line == 11
+    over = validate_examples(long, backend=Backend.LOCAL, warn_tokens=20, max_tokens=40)
+    assert over.counts == {"too_many_tokens": 1, "long_example": 1}  # 59 and 29 tokens
+    for local, warn, limit in ((found, 40, 1000), (over, 20, 40)):
+        assert (
+            validate_examples(long, backend=Backend.OPENAI, warn_tokens=warn, max_tokens=limit).counts == local.counts
+        )
+
+
 def test_validation_overlap(tmp_path: Path) -> None:
     held_out = jsonl(tmp_path, [chat("Question number 4", "whatever")], name="valid.jsonl")
     report = validate_file(jsonl(tmp_path, clean_lines()), validation=held_out)

@@ -142,7 +142,7 @@ class ValidationReport:
     counts: dict[str, int] = field(default_factory=dict)
     examples: int = 0
     records: int = 0
-    tokens: TokenStats = field(default_factory=TokenStats)
+    tokens: TokenStats | None = field(default_factory=TokenStats)  # None: not counted (the local backend)
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     @property
@@ -164,17 +164,17 @@ class ValidationReport:
         return {
             "examples": self.examples,
             "records": self.records,
-            "tokens": {"total": t.total, "min": t.min, "max": t.max, "mean": round(t.mean, 1)},
+            "tokens": None if t is None else {"total": t.total, "min": t.min, "max": t.max, "mean": round(t.mean, 1)},
         }
 
     def to_text(self, limit: int = 5) -> str:
         """A short human report: a summary line, then issues grouped by code, ``limit`` lines each."""
         t = self.tokens
+        tokens = "" if t is None else f", {t.total:,} tokens (min {t.min:,}, mean {t.mean:,.0f}, max {t.max:,})"
         lines = [
             f"{self.source}: {_plural(self.error_count, 'error')}, "
             f"{_plural(self.warning_count, 'warning')} — "
-            f"{_plural(self.examples, 'example')}, {t.total:,} tokens (min {t.min:,}, mean {t.mean:,.0f}, "
-            f"max {t.max:,})"
+            f"{_plural(self.examples, 'example')}{tokens}"
         ]
         for level, title in (("error", "Errors (these block training):"), ("warning", "Warnings:")):
             codes = [code for code in CHECKS if CHECKS[code][0] == level and self.counts.get(code)]
@@ -301,6 +301,10 @@ class _Checker:
         self.backend = backend
         self.meaning = _MeaningCheck(encoder) if encoder is not None else None
         self.max_tokens, self.warn_tokens = max_tokens, warn_tokens
+        # Tokens are spent on OpenAI-compatible servers only. On the local backend the report counts none,
+        # and the long-example checks count only what could be long: o200k_base's tables take 67 MB that
+        # the process never gets back.
+        self.counted = backend is not Backend.LOCAL
         self.count = count_tokens
         self.exact: dict[int, int] = {}
         self.near: dict[int, int] = {}
@@ -323,7 +327,7 @@ class _Checker:
         report = self.report
         report.records += 1
         report.examples += len(examples)
-        tokens = 3 + sum(3 + self.count(text) for text in texts)
+        tokens = self._tokens(texts)
         if report.records == 1 or tokens < self.token_min:
             self.token_min = tokens
         self.token_max = max(self.token_max, tokens)
@@ -336,6 +340,15 @@ class _Checker:
             self._scan_secrets(text, line)
         for e in examples:
             self._compare(e, line)
+
+    def _tokens(self, texts: list[str]) -> int:
+        """The record's tokens with OpenAI's chat framing. Uncounted, a record is as many tokens as UTF-8
+        bytes at most (every o200k_base token covers a byte or more): counted only when that bound is long."""
+        if not self.counted:
+            bound = 3 + sum(3 + len(text.encode("utf-8", "surrogatepass")) for text in texts)
+            if bound <= self.warn_tokens:
+                return bound
+        return 3 + sum(3 + self.count(text) for text in texts)
 
     def _compare(self, e: Example, line: int | None) -> None:
         """Duplicate, near-duplicate, contradiction and overlap checks on hashes only (no O(n²))."""
@@ -379,7 +392,9 @@ class _Checker:
             self.issue("few_examples", f"only {report.examples}; OpenAI's fine-tuning asks for at least {MIN_EXAMPLES}")
         if self.meaning is not None:
             self.meaning.compare(self)
-        if report.records:
+        if not self.counted:
+            report.tokens = None
+        elif report.records:
             report.tokens = TokenStats(
                 self.token_total, self.token_min, self.token_max, self.token_total / report.records
             )

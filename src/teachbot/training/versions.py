@@ -282,7 +282,8 @@ class VersionRegistry:
 
     async def load_active(self) -> tuple[int, list[str]]:
         """Put every scope's active version to work (at start). Returns how many local ones loaded, and the
-        scopes whose active version was trained with another sentence encoder (to train again).
+        scopes whose active version was trained with another sentence encoder, or without the one the bot runs
+        with (to train again; such a version answers by wording until then).
 
         A version that cannot be loaded is reported (what is missing, and where it was looked for) and
         skipped: nothing is trained to replace it.
@@ -304,7 +305,6 @@ class VersionRegistry:
                 log.error("cannot load the active model %s of scope %s: %s", row.name, row.scope, exc)
                 continue
             self.knowledge.set_model(row.scope, active)
-            loaded += 1
             if self._by_wording_only(active):  # it answers meanwhile, and its data is trained again with meaning
                 log.warning(
                     "model %s of scope %s was trained without a sentence encoder, and the bot now runs with %s",
@@ -313,6 +313,8 @@ class VersionRegistry:
                     self._encoder_name(),
                 )
                 stale.append(row.scope)
+            else:
+                loaded += 1
             if row.artefact is None:
                 await self._store_legacy(row)
         return loaded, stale
