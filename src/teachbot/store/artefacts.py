@@ -39,6 +39,7 @@ __all__ = [
     "materialise",
     "put_archive",
     "put_folder",
+    "stamp",
     "verified",
 ]
 
@@ -153,8 +154,10 @@ def materialise(session: Session, sha256: str, cache_dir: Path, *, rehash: bool 
 def verified(folder: Path, sha256: str, *, rehash: bool = False) -> bool:
     """Whether ``folder`` holds the files archived as ``sha256``: its stamp says so (unless ``rehash``), or
     hashing them does, and then it is stamped for next time."""
-    if not rehash and _stamp_path(folder).is_file() and _read_stamp(folder) == _listing(folder):
-        return True
+    if not rehash:
+        recorded = _read_stamp(folder)
+        if recorded is not None and recorded == _listing(folder):
+            return True
     try:
         if folder_sha256(folder) != sha256:
             return False
