@@ -6,7 +6,8 @@ On CLINC150, through ``Knowledge`` (the overlay rule the bot uses), with the ``e
 1. Corrections: a model trained on ``train`` (with ``oos_train``); 200 test questions it gets wrong are taught
    (their intent as the answer). Reported: (a) the taught questions, (b) other questions of the same intents
    that were wrong before (does a correction reach other ways of asking?), (c) the rest of the test set (is
-   anything stolen?), (d) out-of-scope questions still refused.
+   anything stolen?), (d) out-of-scope questions still refused; at once (the overlay) and after the next
+   training run (the model learns the taught questions beside ``train``; the overlay keeps them).
 2. One correction per intent: a new bot (the starter model) is taught one ``train`` question of each intent;
    every test question is asked: the share answered with its own intent's taught answer, the share given
    another intent's taught answer, and the share of out-of-scope questions given a taught answer.
@@ -211,31 +212,35 @@ def tune_margin(model: LocalModel, encoder: Encoder | None, data: dict[str, Rows
 
 
 def corrections(model: LocalModel, encoder: Encoder | None, data: dict[str, Rows], chosen: tuple[float, float]) -> None:
+    """The taught questions through the overlay at once, and again after the next training run (``!train``): the
+    model then learned them beside ``train``, and the overlay still holds them, as in the bot."""
     name = "MEANING_OVERLAY_MARGIN" if encoder is not None else "OVERLAY_MARGIN"
     margin, guard = chosen
     test, k = corrections_on(model, encoder, data["test"], data["oos_test"])
+    texts = [t for t, _ in test.rows]
+    taught = [(n, *test.rows[n]) for n in test.taught]
+    retrained = LocalModel.fit(
+        [t for t, _ in data["train"]] + [t for _, t, _ in taught],
+        [i for _, i in data["train"]] + [i for _, _, i in taught],
+        out_of_scope=[t for t, _ in data["oos_train"]],
+        encoder=encoder,
+    )
     with constants(**{name: margin, "CONFIDENT_MEANING": guard}):
-        after = answers_of(k, [t for t, _ in test.rows])
+        after = answers_of(k, texts)
+        trained = answers_of(knowledge_with(retrained, encoder, taught), texts)
+    answers = (test.before, after, trained)
     table(
         f"corrections through the overlay on test ({name} {margin}, CONFIDENT_MEANING {guard}; chosen on train)",
-        ["questions", "n", "before", "after"],
+        ["questions", "n", "before", "after (overlay)", "after the next training run"],
         [
-            [
-                "(a) taught questions",
-                len(test.taught),
-                *(f"{test.right(test.taught, a):.1%}" for a in (test.before, after)),
-            ],
+            ["(a) taught questions", len(test.taught), *(f"{test.right(test.taught, a):.1%}" for a in answers)],
             [
                 "(b) same intent, wrong before",
                 len(test.siblings),
-                *(f"{test.right(test.siblings, a):.1%}" for a in (test.before, after)),
+                *(f"{test.right(test.siblings, a):.1%}" for a in answers),
             ],
-            [
-                "(c) the rest of the test set",
-                len(test.rest),
-                *(f"{test.right(test.rest, a):.2%}" for a in (test.before, after)),
-            ],
-            ["(d) out-of-scope rejected", len(test.oos), *(f"{test.rejected(a):.1%}" for a in (test.before, after))],
+            ["(c) the rest of the test set", len(test.rest), *(f"{test.right(test.rest, a):.2%}" for a in answers)],
+            ["(d) out-of-scope rejected", len(test.oos), *(f"{test.rejected(a):.1%}" for a in answers)],
         ],
     )
 
