@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from teachbot.config import Settings, load_settings
 from teachbot.errors import ConfigError, TeachbotError, UserError, file_error
@@ -21,6 +21,7 @@ from teachbot.logs import configure_logging
 from teachbot.memory import map_large_blocks
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
     from teachbot.answering.encoding import LazyEncoder
@@ -38,7 +39,15 @@ models_app = typer.Typer(help="List, activate and roll back model versions.", **
 app.add_typer(models_app, name="models")
 datasets_app = typer.Typer(help="Datasets: list, show, diff, export, delete, select, validate.", **_PLAIN)
 app.add_typer(datasets_app, name="datasets")
-err = Console(stderr=True)
+
+
+@functools.cache
+def _stderr() -> Console:
+    """rich's console on stderr, made when first needed: importing rich costs a chat's start about 40 ms."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
 
 ScopeOption = Annotated[str | None, typer.Option("--scope", help="Knowledge scope (default: the `scope` setting).")]
 
@@ -197,7 +206,9 @@ def _progress() -> Progress:
     """A progress bar on stderr that clears itself when done, so what follows starts on a clean line."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # chat starts without it
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True)
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=_stderr(), transient=True
+    )
 
 
 @app.command()
@@ -222,7 +233,7 @@ def train(
     for path in paths:
         report = _validate(settings, path, fmt, prompt_column, answer_column)
         if not report.ok:
-            err.print(report.to_text(limit=3), markup=False, highlight=False, soft_wrap=True)
+            _stderr().print(report.to_text(limit=3), markup=False, highlight=False, soft_wrap=True)
             _error(f"nothing was imported; run `teachbot datasets validate {path}` for details.")
             raise typer.Exit(EXIT_USAGE)
         if report.warning_count:

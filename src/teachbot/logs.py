@@ -16,9 +16,6 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from rich.console import Console
-from rich.logging import RichHandler
-
 SECRET_PATTERNS = re.compile(
     r"(?:[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,40})"  # Discord bot token
     r"|(?:sk-[A-Za-z0-9_-]{16,})"  # OpenAI-style keys
@@ -95,6 +92,9 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
 def _console_handler() -> logging.Handler:
     """Rich output for a person at a terminal; plain lines otherwise (rich costs ~4 ms a line)."""
     if sys.stderr.isatty():
+        from rich.console import Console  # imported here: a start with no terminal (a service, a pipe) skips it
+        from rich.logging import RichHandler
+
         handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:

@@ -168,3 +168,25 @@ def test_interactive_flag_offers_answers_and_a_choice_applies_at_once(tmp_path: 
     assert out[2].startswith("Learned")
     assert out[3] == "Zorbopolis is the capital."
     assert out[4].startswith("  1. Zorbopolis is the capital.") and out[4].endswith("← my answer")
+
+
+def test_a_piped_chat_never_imports_rich(tmp_path: Path) -> None:
+    """rich renders for a person at a terminal (log lines, progress bars, Markdown); importing it cost a piped
+    chat's first answer about 40 ms, so it waits until something is rendered."""
+    code = (
+        "import sys\n"
+        "from teachbot.cli import main\n"
+        "sys.argv = ['teachbot', 'chat']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'scipy', 'sklearn', 'yaml'}))\n"
+    )
+    env = env_for(tmp_path)
+    env["PYTHONPATH"] = str(Path(teachbot_package.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code], input="!hi\n", capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["HI!", "[]"]
