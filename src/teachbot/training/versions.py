@@ -305,12 +305,14 @@ class VersionRegistry:
                 log.error("cannot load the active model %s of scope %s: %s", row.name, row.scope, exc)
                 continue
             self.knowledge.set_model(row.scope, active)
-            if self._by_wording_only(active):  # it answers meanwhile, and its data is trained again with meaning
+            running = self._encoder_missing_from(active)
+            if running is not None:  # it answers meanwhile, and its data is trained again with meaning
                 log.warning(
-                    "model %s of scope %s was trained without a sentence encoder, and the bot now runs with %s",
+                    "model %s of scope %s was trained without a sentence encoder, and the bot now runs with "
+                    "the encoder %s",
                     row.name,
                     row.scope,
-                    self._encoder_name(),
+                    running,
                 )
                 stale.append(row.scope)
             else:
@@ -319,14 +321,11 @@ class VersionRegistry:
                 await self._store_legacy(row)
         return loaded, stale
 
-    def _by_wording_only(self, version: LoadedVersion) -> bool:
-        """Whether ``version`` was trained without a sentence encoder while this bot runs with one: it answers,
-        but by wording alone (after a run with encoder=none, say), so it is not what the setting asks for."""
-        return version.model.encoder_id is None and self.knowledge.encoder is not None
-
-    def _encoder_name(self) -> str:
+    def _encoder_missing_from(self, version: LoadedVersion) -> str | None:
+        """The id of the bot's sentence encoder when ``version`` was trained without one (after a run with
+        encoder=none, say): it answers, but by wording alone, which is not what the setting asks for."""
         encoder = self.knowledge.encoder
-        return f"the encoder {encoder.model_id}" if encoder is not None else "no encoder"
+        return encoder.model_id if encoder is not None and version.model.encoder_id is None else None
 
     async def _store_legacy(self, row: ModelVersion) -> None:
         """Store the files of a version trained before artefacts existed, so other processes can load it."""
@@ -379,10 +378,11 @@ class VersionRegistry:
             log.info("activated fine-tuned %s (%s) scope=%s author=%s", name, row.remote_model, scope, author)
             return row.remote_model or ""
         active = await self.load(scope, name)
-        if self._by_wording_only(active):
+        running = self._encoder_missing_from(active)
+        if running is not None:
             raise UserError(
-                f"Model version `{name}` was trained without a sentence encoder, and this bot runs with "
-                f"{self._encoder_name()}: it would answer by wording only. Train a new version, or set `encoder` "
+                f"Model version `{name}` was trained without a sentence encoder, and this bot runs with the "
+                f"encoder {running}: it would answer by wording only. Train a new version, or set `encoder` "
                 "to none.",
                 see="train",
             )
