@@ -99,9 +99,14 @@ def remember_predictions(model: LocalModel) -> None:
     model.predict_many = predict_many  # type: ignore[method-assign]
 
 
-def knowledge_with(model: LocalModel, encoder: Encoder | None, taught: list[tuple[int, str, str]]) -> Knowledge:
+def knowledge_with(
+    model: LocalModel, encoder: Encoder | None, taught: list[tuple[int, str, str]], learned: bool = False
+) -> Knowledge:
+    """A bot with ``model`` and the ``taught`` (key, question, answer) examples; ``learned``: the model was
+    trained on them after its own training rows, as after the next training run."""
     k = Knowledge(threshold=model.threshold, taught_threshold=TAUGHT_THRESHOLD, fallback="?", encoder=encoder)
-    k.set_model("global", LoadedVersion("bench", model, ()))
+    ids = (*[None] * (len(model.prompts) - len(taught)), *(key for key, _, _ in taught)) if learned else ()
+    k.set_model("global", LoadedVersion("bench", model, ids))
     for key, prompt, answer in taught:
         k.teach("global", key, prompt, answer)
     return k
@@ -227,7 +232,7 @@ def corrections(model: LocalModel, encoder: Encoder | None, data: dict[str, Rows
     )
     with constants(**{name: margin, "CONFIDENT_MEANING": guard}):
         after = answers_of(k, texts)
-        trained = answers_of(knowledge_with(retrained, encoder, taught), texts)
+        trained = answers_of(knowledge_with(retrained, encoder, taught, learned=True), texts)
     answers = (test.before, after, trained)
     table(
         f"corrections through the overlay on test ({name} {margin}, CONFIDENT_MEANING {guard}; chosen on train)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ from faq import ANSWERS, PROMPTS
 
 from teachbot.answering import local_model
 from teachbot.answering.encoding import OnnxEncoder
-from teachbot.answering.knowledge import Knowledge, LoadedVersion
+from teachbot.answering.knowledge import Knowledge, LoadedVersion, taught_wins
 from teachbot.answering.local_model import DEFAULT_THRESHOLD, LocalModel, Prediction
 from teachbot.answering.nearest import TAUGHT_THRESHOLD
+from teachbot.answering.overlay import Match
 from teachbot.errors import TeachbotError
 
 OUT_OF_SCOPE = ["how do i change a tyre", "play some jazz music", "book a flight to rome"]
@@ -272,3 +274,27 @@ def test_candidates_offer_the_taught_answer_and_the_models_likeliest(model: Loca
     assert "My name is Teachbot." in {c.answer for c in after}
     knowledge.teach("global", 2, "what is your name", "My name is Teachbot.", negative=True)
     assert "My name is Teachbot." not in {c.answer for c in knowledge.candidates("what is your name", k=3)}
+
+
+def test_a_learned_correction_overrides_the_model_only_for_a_near_copy() -> None:
+    # the model was trained after the correction: it weighed it against everything else, so the overlay
+    # keeps the taught question itself but no longer pulls paraphrases away from the model's answer
+    taught = Match(1, "how do I reset my password", "Use the reset link.", score=0.8, wording=0.3, meaning=0.8)
+    model = Prediction("Restart the router.", 0.6, 0, "how do I reset my router", meaning=0.6)
+    assert taught_wins("how can I reset my password", taught, model)
+    assert not taught_wins("how can I reset my password", taught, model, learned=True)
+    copy = replace(taught, score=0.97, meaning=0.97)
+    assert taught_wins("how do I reset my password?", copy, model, learned=True)
+    for agrees in (replace(model, answer=taught.answer), Prediction(None, 0.2)):
+        assert taught_wins("how can I reset my password", taught, agrees, learned=True)
+    # without an encoder, a near-copy in wording
+    worded = replace(taught, meaning=None, wording=0.95)
+    assert taught_wins("how do i reset my password", worded, replace(model, meaning=None), learned=True)
+    assert not taught_wins("reset password", replace(worded, wording=0.5), replace(model, meaning=None), learned=True)
+
+
+def test_a_version_knows_which_stored_examples_it_learned(model: LocalModel) -> None:
+    version = LoadedVersion("v2", model, (None, 7, None, 12))
+    assert version.learned(7) and version.learned(12)
+    assert not version.learned(8)
+    assert replace(version, version="v3").learned(7)  # renamed when stored: still the same examples

@@ -146,3 +146,24 @@ async def test_review_ids_the_database_cannot_hold_are_unknown(app: App, item_id
 async def test_forgetting_an_id_the_database_cannot_hold(app: App, example_id: int) -> None:
     with pytest.raises(UserError, match="There is no learned answer with that number here"):
         await app.teaching.forget("global", example_id, author="trainer")
+
+
+async def test_the_next_training_run_learns_a_correction(app: App) -> None:
+    reply = await app.chat.ask(QUESTION, where())
+    target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+    await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+    taught = (await app.chat.ask(QUESTION, where())).answer.matched_example_id
+    assert taught is not None
+    active = app.knowledge.active("global")
+    assert active is None or not active.learned(taught)
+    await app.training.train("global", author="t")
+    active = app.knowledge.active("global")
+    assert active is not None and active.learned(taught)
+    # the model now carries the correction; the overlay still answers the taught question itself
+    assert await ask(app, QUESTION) == "Zorbopolis"
+    again = await App.start(app.settings)
+    try:
+        restarted = again.knowledge.active("global")
+        assert restarted is not None and restarted.learned(taught)
+    finally:
+        await again.close()
