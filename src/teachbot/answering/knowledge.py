@@ -111,8 +111,8 @@ def taught_wins(
 
     Once the model has been trained on the taught example (``learned``), it weighed that example against
     everything else it knows, so only a near-copy overrides it: the overlay bridges a correction until the
-    next training run (bench/teach.py, CLINC150 train halves: the rest lost 0.34 instead of 0.41 point, the
-    same questions of the taught intents reached)."""
+    next training run (CLINC150 train halves cross-fitted, about 260 taught, two runs: the rest lost 0.34 and
+    0.36 point instead of 0.41 and 0.45, for 0 and 1 fewer of about 175 other questions of the taught intents)."""
     if prediction.answer in (None, match.answer) or prediction.matched_prompt is None:
         return True
     if learned:
@@ -328,8 +328,9 @@ class Knowledge:
                 continue
             if prediction is None:
                 prediction = self._predict(active, text, vector) if active else Prediction(None, 0.0)
-            rival = self._rival_meaning(match, prediction, meaning)
-            if taught_wins(text, match, prediction, rival, learned=active is not None and active.learned(match.key)):
+            learned = active is not None and active.learned(match.key)
+            rival = None if learned else self._rival_meaning(match, prediction, meaning)  # unused once learned
+            if taught_wins(text, match, prediction, rival, learned=learned):
                 return Answer(
                     text=match.answer,
                     confidence=float(match.score),
