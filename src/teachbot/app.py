@@ -266,10 +266,10 @@ class App:
         loaded, stale = await self.versions.load_active()
         assert self.trainer is not None  # here, not through the queue: a bot must not wait for a worker
         others = await self._other_processes() if stale else 0
-        for scope in stale:  # trained with another sentence encoder: the same data, trained again
+        for scope in stale:  # trained with another sentence encoder (or none): the same data, trained again
             if others:  # they may run with the other encoder: two settings would retrain each other's versions
                 log.error(
-                    "scope %s: the active version was trained with another sentence encoder, and %d other "
+                    "scope %s: the active version was trained with another sentence encoder (or none), and %d other "
                     "process(es) share this database, so it is not trained again here; give every process the "
                     "same `encoder` setting",
                     scope,
@@ -277,8 +277,9 @@ class App:
                 )
                 continue
             log.warning("the sentence encoder changed since scope %s was trained: training it again", scope)
+            serving = self.knowledge.has_model(scope)  # a wording-only version serves until then
             await self.trainer.train(scope, author="teachbot", activation=ActivationPolicy.ALWAYS)
-            loaded += 1
+            loaded += not serving
         if self.settings.starter_examples and await self._needs_starter():
             log.info("no trained model yet: training the starter version")
             await self.trainer.train(GLOBAL_SCOPE, author="teachbot")

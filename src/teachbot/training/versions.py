@@ -281,7 +281,7 @@ class VersionRegistry:
         return await self.db.run(lambda s: list(s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))))
 
     async def load_active(self) -> tuple[int, list[str]]:
-        """Put every scope's active version to work (at start). Returns how many local ones loaded, and the
+        """Put every scope's active version to work (at start). Returns how many local ones serve, and the
         scopes whose active version was trained with another sentence encoder, or without the one the bot runs
         with (to train again; such a version answers by wording until then).
 
@@ -315,8 +315,7 @@ class VersionRegistry:
                     running,
                 )
                 stale.append(row.scope)
-            else:
-                loaded += 1
+            loaded += 1
             if row.artefact is None:
                 await self._store_legacy(row)
         return loaded, stale
