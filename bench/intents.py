@@ -25,7 +25,6 @@ import gc
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -176,19 +175,26 @@ def model_rows(data: dict[str, Rows], setting: str) -> None:
     print(f"peak memory of the process (teachbot alone): {peak:.0f} MB")
 
 
-def run_teachbot(data_dir: Path, setting: str, *args: str, stdin: str = "") -> tuple[float, str]:
-    """Run ``teachbot ARGS`` on a data folder as a user would; its wall time and standard output."""
+def run_teachbot(data_dir: Path, setting: str, *args: str, stdin: str = "") -> tuple[float, str, float]:
+    """Run ``teachbot ARGS`` on a data folder as a user would; its wall time, standard output and peak memory (MB)."""
     source = str(Path(teachbot_source()).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEACHBOT_")}
     env |= {"TEACHBOT_DATA_DIR": str(data_dir), "TEACHBOT_ENCODER": setting, "TEACHBOT_LOG_LEVEL": "WARNING"}
     env["PYTHONPATH"] = os.pathsep.join([source, env.get("PYTHONPATH", "")])
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "teachbot", *args], input=stdin, env=env, capture_output=True, text=True, check=False
-    )
-    if done.returncode:
-        sys.exit(f"teachbot {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return time.perf_counter() - start, done.stdout
+    command = [sys.executable, "-m", "teachbot", *args]
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out, tempfile.TemporaryFile("w+", encoding="utf-8") as err:
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, text=True)
+        assert child.stdin is not None
+        child.stdin.write(stdin)
+        child.stdin.close()
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children
+        child.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        if child.returncode:
+            sys.exit(f"teachbot {' '.join(args)} failed ({child.returncode}):\n{err.read()[-2000:]}")
+        return elapsed, out.read(), usage.ru_maxrss / 1024
 
 
 def first_answer_s(data_dir: Path, setting: str, runs: int = 5) -> tuple[float, float]:
@@ -231,17 +237,16 @@ def pipeline_rows(data: dict[str, Rows], setting: str) -> None:
         train = write_jsonl(folder / "train.jsonl", data["train"])
         test = write_jsonl(folder / "test.jsonl", data["test"])
         oos = write_jsonl(folder / "oos.jsonl", [(t, "(out of scope)") for t, _ in data["oos_test"]])
-        first_s, _ = run_teachbot(data_dir, setting, "chat")  # the first start trains the starter version
-        train_s, _ = run_teachbot(data_dir, setting, "train", str(train))
-        test_s, out = run_teachbot(data_dir, setting, "test", str(test), "--json")
+        first_s, _, first_mb = run_teachbot(data_dir, setting, "chat")  # the first start trains the starter version
+        train_s, _, train_mb = run_teachbot(data_dir, setting, "train", str(train))
+        test_s, out, test_mb = run_teachbot(data_dir, setting, "test", str(test), "--json")
         accuracy = json.loads(out.splitlines()[0])["accuracy"]
-        _, out = run_teachbot(data_dir, setting, "test", str(oos), "--json")
+        _, out, _ = run_teachbot(data_dir, setting, "test", str(oos), "--json")
         recall = json.loads(out.splitlines()[0])["fallback_rate"]
         picked = random.Random(1).sample(data["val"], 10)
         lines = "".join(f"{text}\n!correct {intent}\n" for text, intent in picked)
-        run_teachbot(data_dir, setting, "chat", stdin=lines)
-        retrain_s, _ = run_teachbot(data_dir, setting, "train")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        _, _, chat_mb = run_teachbot(data_dir, setting, "chat", stdin=lines)
+        retrain_s, _, retrain_mb = run_teachbot(data_dir, setting, "train")
         answer_s, best_answer_s = first_answer_s(data_dir, setting)
     table(
         f"CLINC150 through `teachbot train` / `teachbot test --json`, encoder {setting} (processes, wall time; "
@@ -253,7 +258,7 @@ def pipeline_rows(data: dict[str, Rows], setting: str) -> None:
             "train s",
             "test s",
             "retrain after 10 corrections s",
-            "peak MB",
+            "peak MB: first start / train / test / chat / retrain",
             "chat: first answer s (median, best of 5)",
         ],
         [
@@ -264,7 +269,7 @@ def pipeline_rows(data: dict[str, Rows], setting: str) -> None:
                 f"{train_s:.1f}",
                 f"{test_s:.1f}",
                 f"{retrain_s:.1f}",
-                f"{peak:.0f}",
+                f"{first_mb:.0f} / {train_mb:.0f} / {test_mb:.0f} / {chat_mb:.0f} / {retrain_mb:.0f}",
                 f"{answer_s:.2f} ({best_answer_s:.2f})",
             ]
         ],

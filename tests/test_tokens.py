@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import bpe_openai
 import pytest
 
@@ -26,3 +30,28 @@ def test_truncate_keeps_a_prefix_within_the_limit() -> None:
 def test_chat_tokens_count_framing() -> None:
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     assert count_chat_tokens(messages) == 3 + 3 + count_tokens("hi") + 3 + count_tokens("hello")
+
+
+# In a fresh interpreter: this test process imported bpe-openai above.
+LAZY_SCRIPT = """
+import sys
+from teachbot.datasets.examples import Example
+from teachbot.datasets.validation import validate_examples
+from teachbot.config import Backend
+
+report = validate_examples([Example("what time is it", "noon")] * 3, backend=Backend.LOCAL)
+print("bpe_openai" in sys.modules, report.tokens is None)
+from teachbot.tokens import count_tokens
+print(count_tokens("hello world"), "bpe_openai" in sys.modules)
+"""
+
+
+def test_bpe_openai_loads_only_when_tokens_are_counted() -> None:
+    """Its import reads three encodings' tables (68 MB, never given back): a local-backend run that checks a
+    dataset counts no tokens and must not pay for them."""
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_SCRIPT], capture_output=True, text=True, timeout=120, check=True,
+        env={"PYTHONPATH": source, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.stdout.split() == ["False", "True", "2", "True"], done.stdout + done.stderr

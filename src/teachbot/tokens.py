@@ -1,4 +1,9 @@
-"""Token counting in OpenAI's o200k_base encoding, offline (bpe-openai ships the encoding)."""
+"""Token counting in OpenAI's o200k_base encoding, offline (bpe-openai ships the encoding).
+
+bpe-openai is imported on the first count, not with this module: its import alone reads three encodings'
+tables (68 MB that the process never gets back, 0.85 s), which a run that counts no tokens (the local
+backend's training and dataset checks) should not pay.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, cast
 
-import bpe_openai
-
 ENCODING = "o200k_base"
 
 
 @cache
 def _encoding() -> Any:
+    import bpe_openai
+
     return bpe_openai.get_encoding(ENCODING)
 
 
