@@ -255,6 +255,8 @@ def train(
                 max_bytes=settings.max_upload_bytes,
             )
             typer.echo(wording.dataset_info(info, imported=True, prefix="teachbot "))
+        if application.trainer is not None:
+            application.trainer.one_shot = True  # this process answers nothing: see TrainingService.one_shot
         with _progress() as bar:
             task = bar.add_task("training", total=1.0)
             outcome = await application.training.train(

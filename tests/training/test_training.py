@@ -259,7 +259,13 @@ async def test_the_version_that_serves_learned_the_held_out_questions(app: App, 
     assert set(hidden) <= set(loaded.model.prompts)
 
 
-async def test_retraining_on_the_same_data_compares_fairly_and_activates(app: App, tmp_path: Path) -> None:
+@pytest.mark.parametrize("one_shot", [False, True])
+async def test_retraining_on_the_same_data_compares_fairly_and_activates(
+    app: App, tmp_path: Path, one_shot: bool
+) -> None:
+    """Also as the train command runs (``one_shot``: the active version leaves memory once scored)."""
+    assert app.trainer is not None
+    app.trainer.one_shot = one_shot
     rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(6)}
     rows["The secret word is plover."] = held_out_prompts(3, "what is the secret word {}")
     await app.datasets.import_file("global", write_csv(tmp_path / "many.csv", rows), author="t")
