@@ -103,8 +103,8 @@ class TrainingService:
         self.activation = activation
         self.starter = starter  # False: a project's own data only, without the built-in small talk
         #: True in a process that trains once and answers nothing (the train command): the scope's active
-        #: version leaves memory once the candidate is scored against it, before the final fit, the run's
-        #: peak (CLINC150: 50 MB). A process that answers or trains again keeps it: the next run compares with it.
+        #: version leaves memory once it has answered the held-out questions, before the fits, the run's peaks
+        #: (CLINC150: 50 MB). A process that answers or trains again keeps it: the next run compares with it.
         self.one_shot = False
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -184,6 +184,11 @@ class TrainingService:
             if progress is not None:
                 progress("done", 1.0)
             return outcome
+        current = self.knowledge.active(scope)  # already in memory: no reload from disk
+        theirs = await self._unseen_outcomes(scope, current, held) if current is not None and held else {}
+        previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
+        if self.one_shot and current is not None:
+            self.knowledge.set_model(scope, None)  # compared with already: see ``one_shot``
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(
             lambda: LocalModel.fit(
@@ -194,16 +199,15 @@ class TrainingService:
             )
         )
         name = await self.registry.next_name(scope)
-        evaluation, compared = await self._score(scope, LoadedVersion(name, model, tuple(split.train_ids)), held, stage)
+        gate = LoadedVersion(name, model, tuple(split.train_ids))
+        evaluation, compared = await self._score(gate, held, current.version if current else None, theirs, stage)
+        del current, gate  # scored: not held through the final fit (peak memory)
         crossval = None
         if len(held) < FEW_HELD_OUT and counts.yours >= MIN_CV_EXAMPLES:
             crossval = await self._cross_validate(training.positives, starter, stage)
-        previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
         activate = policy is ActivationPolicy.ALWAYS or (
             policy is ActivationPolicy.IF_NOT_WORSE and (compared is None or compared[0] >= compared[1])
         )
-        if self.one_shot and self.knowledge.active(scope) is not None:
-            self.knowledge.set_model(scope, None)
         if held:
             del model  # scored: free the gate model before the second fit (peak memory)
             candidate = await self._fit_final(name, split, training.negatives, evaluation, stage)
@@ -261,24 +265,26 @@ class TrainingService:
         )
 
     async def _score(
-        self, scope: str, gate: LoadedVersion, held: Sequence[Example], stage: StageCallback
+        self,
+        gate: LoadedVersion,
+        held: Sequence[Example],
+        current: str | None,
+        theirs: dict[str, bool],
+        stage: StageCallback,
     ) -> tuple[EvaluationReport | None, tuple[float, float] | None]:
-        """The gate model's report on the held-out split, and its accuracy next to the active version's
-        on the same questions (None without a held-out split or an active version to compare with)."""
+        """The gate model's report on the held-out split, and its accuracy next to that of the active version
+        ``current`` on the same questions (``theirs``, from ``_unseen_outcomes``; None without a held-out
+        split or an active version to compare with)."""
         if not held:
             return None, None
         await stage(f"evaluating on {len(held)} held-out examples", 0.5)
         evaluation = await self.testing.score(gate, held)
-        current = self.knowledge.active(scope)  # already in memory: no reload from disk
-        if current is None:
-            return evaluation, None
-        theirs = await self._unseen_outcomes(scope, current, held)
-        if not theirs:
+        if current is None or not theirs:
             return evaluation, None
         mine = {question_key(o.prompt, o.expected): o.correct for o in evaluation.outcomes}
         candidate = sum(mine[k] for k in theirs) / len(theirs)
         before = sum(theirs.values()) / len(theirs)
-        evaluation.previous = {"model_version": current.version, "accuracy": before, "questions": len(theirs)}
+        evaluation.previous = {"model_version": current, "accuracy": before, "questions": len(theirs)}
         return evaluation, (candidate, before)
 
     async def _unseen_outcomes(self, scope: str, current: LoadedVersion, held: Sequence[Example]) -> dict[str, bool]:
