@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -75,17 +76,21 @@ class App:
         return self.settings.data_dir
 
     @classmethod
-    async def start(cls, settings: Settings, *, role: str = "cli", encoder: LazyEncoder | None = None) -> App:
+    async def start(
+        cls, settings: Settings, *, role: str = "cli", encoder: LazyEncoder | None = None, preload_encoder: bool = True
+    ) -> App:
         """Open the database (migrating it), load the active models and taught answers.
 
         ``role`` (bot, worker, chat, cli) is what ``teachbot status`` shows for this process. The sentence
         encoder loads in the background meanwhile, so the first question does not wait for it (``encoder``:
-        the one ``settings.encoder`` names, already loading; the app closes it).
+        the one ``settings.encoder`` names, already loading; the app closes it). ``preload_encoder=False`` leaves
+        it to load on its first uncached text: a process that answers nothing (the train command) and finds
+        every vector cached never loads it (CLINC150 retrain: 34 MB less at the peak).
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if encoder is None:  # finds the files (or refuses the setting); loads nothing yet
             encoder = lazy_encoder(settings.encoder, cache_dir=settings.encoder_prepared_in)
-        if encoder is not None:
+        if encoder is not None and preload_encoder:
             encoder.start()  # loads while the database opens and the models load: the first question needs it
         db: Database | None = None
         cached: CachedEncoder | None = None
@@ -310,8 +315,17 @@ class App:
         if close is not None:
             await close()
         if self.encoder is not None:
+            await self._settle_taught()
             self.encoder.close()
         self.db.close()
+
+    async def _settle_taught(self) -> None:
+        """Encode what was taught and never asked after (a correction is encoded by the next question), so
+        its vector is in the cache for the next training run, which then need not load the encoder at all."""
+        try:
+            await asyncio.to_thread(self.knowledge.settle)
+        except Exception:  # closing goes on: the next run encodes it instead
+            log.warning("could not encode the last taught prompts before closing", exc_info=True)
 
 
 def build_chat_model(

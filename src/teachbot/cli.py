@@ -71,15 +71,16 @@ def _with_app(
     *,
     console_logs: bool = False,
     encoder: LazyEncoder | None = None,
+    preload_encoder: bool = True,
 ) -> T:
     """Start the app, run ``work(app)``, close it; a ``UserError`` becomes one line and exit 2. ``encoder``:
-    the one these settings name, already loading (``_early_encoder``)."""
+    the one these settings name, already loading (``_early_encoder``); ``preload_encoder``: see ``App.start``."""
     from teachbot.app import App
 
     configure_logging(settings.log_level, settings.data_dir, settings.secret_values(), console=console_logs)
 
     async def main() -> T:
-        application = await App.start(settings, encoder=encoder)
+        application = await App.start(settings, encoder=encoder, preload_encoder=preload_encoder)
         try:
             return await work(application)
         finally:
@@ -264,7 +265,7 @@ def train(
             )
         typer.echo(wording.train_outcome(outcome, settings.command_prefix))
 
-    _with_app(settings, work)
+    _with_app(settings, work, preload_encoder=False)  # a retrain with every vector cached never needs the encoder
 
 
 def _cached_encoder(settings: Settings) -> Any:

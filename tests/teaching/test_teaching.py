@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from teachbot.answering.chat import Origin
+from teachbot.answering.encoding import CachedEncoder, lazy_encoder
 from teachbot.app import App
+from teachbot.config import Settings
 from teachbot.errors import UserError
 from teachbot.teaching.service import FeedbackKind, TeachStatus
 
@@ -167,3 +169,20 @@ async def test_the_next_training_run_learns_a_correction(app: App) -> None:
         assert restarted is not None and restarted.learned(taught)
     finally:
         await again.close()
+
+
+async def test_a_correction_never_asked_after_is_encoded_before_the_app_closes(settings: Settings) -> None:
+    """Its vector is then in the cache for the next training run, which need not load the encoder at all."""
+    app = await App.start(settings)
+    try:
+        reply = await app.chat.ask(QUESTION, where())  # questions are not kept in the cache
+        target = await app.chat.find_answer("global", answer_id=reply.answer_id)
+        await app.teaching.correct(where(), target, "Zorbopolis", trusted=True)
+        assert app.encoder is not None and app.encoder.known(QUESTION) is None  # encoded by the next question
+    finally:
+        await app.close()
+    cache = CachedEncoder(lazy_encoder(settings.encoder), settings.cache_dir)
+    try:
+        assert cache.known(QUESTION) is not None
+    finally:
+        cache.close()
