@@ -35,7 +35,7 @@ from teachbot.answering.csr import CsrRows
 from teachbot.answering.encoding import Encoder, release_model, uncached
 from teachbot.answering.meaning import SAME_MEANING
 from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, embed
-from teachbot.answering.svm import SvmSettings, fit_one_vs_rest
+from teachbot.answering.svm import LabelWeights, SvmSettings, fit_one_vs_rest
 from teachbot.answering.text import normalize_text
 from teachbot.answering.tfidf import CHUNK, WORD_WEIGHT, TfidfFeatures
 from teachbot.errors import TeachbotError
@@ -251,21 +251,22 @@ class LocalModel:
         weights = bias = None
         if len(present) >= 2 and (len(classes) + 1) * features.size <= _MAX_WEIGHTS:
             width = features.size + (meaning.inputs(meaning.vectors[:1]).shape[1] if meaning is not None else 0)
-            joint = np.zeros((width, len(classes) + 1), dtype=np.float32)
-            bias = np.full(len(classes) + 1, -10.0, dtype=np.float32)  # labels never seen: never chosen
+            learned = LabelWeights(features.size, width, len(classes) + 1, unseen_bias=-10.0)  # unseen: never chosen
             release_free_memory()  # encoding and n-grams churned through the heap: the SVM's peak comes next
             if meaning is None:
-                fit_one_vs_rest(x, labels, sample_weight, seed, joint, bias, _SVM)
+                fit_one_vs_rest(x, labels, sample_weight, seed, learned, _SVM)
             else:
                 # float64 from the start: liblinear's type, so the SVM needs no converted copy of its own; two
                 # CSR blocks join without scipy's detour through COO triplets (CLINC150: 9 MB less at the peak)
                 vectors = sp.csr_matrix(meaning.inputs(meaning.vectors))
                 both = sp.hstack([x, vectors], format="csr", dtype=np.float64)
-                del vectors
-                fit_one_vs_rest(both, labels, sample_weight, seed, joint, bias, _MEANING_SVM)
-                meaning = replace(meaning, weights=joint[features.size :].copy())  # a view would keep ``joint``
-            weights = CsrRows.of(sp.csr_matrix(joint[: features.size]))
-            del joint
+                del vectors, x  # ``both`` holds the n-grams exactly (float32 in float64): taken back after the fit
+                fit_one_vs_rest(both, labels, sample_weight, seed, learned, _MEANING_SVM)
+                x = both[:, : features.size].astype(np.float32)
+                del both
+                meaning = replace(meaning, weights=learned.dense)
+            weights, bias = CsrRows.of(learned.sparse()), learned.bias
+            del learned
         elif len(present) >= 2:
             log.info("%d classes × %d features: answering by nearest example", len(classes), features.size)
         release_free_memory()  # the SVM's copies of the training matrix are gone: give their memory back
