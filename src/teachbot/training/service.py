@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from teachbot import __version__
-from teachbot.answering.encoding import CachedEncoder
 from teachbot.answering.knowledge import Knowledge, LoadedVersion
 from teachbot.answering.local_model import LocalModel
 from teachbot.config import ActivationPolicy
@@ -191,7 +190,14 @@ class TrainingService:
         if self.one_shot and current is not None:
             self.knowledge.set_model(scope, None)  # compared with already: see ``one_shot``
         await stage(f"training on {len(train)} examples", 0.2)
-        model = await asyncio.to_thread(self._fit_gate, train, held, training.negatives)
+        model = await asyncio.to_thread(
+            lambda: LocalModel.fit(
+                [e.prompt for e in train],
+                [e.answer for e in train],
+                negatives=training.negatives,
+                encoder=self.knowledge.encoder,  # cached: a retrain encodes only new prompts
+            )
+        )
         name = await self.registry.next_name(scope)
         gate = LoadedVersion(name, model, tuple(split.train_ids))
         evaluation, compared = await self._score(gate, held, current.version if current else None, theirs, stage)
@@ -256,22 +262,6 @@ class TrainingService:
                 source="your examples",
                 encoder=self.knowledge.encoder,
             )
-        )
-
-    def _fit_gate(
-        self, train: Sequence[Example], held: Sequence[Example], negatives: Sequence[tuple[str, str]]
-    ) -> LocalModel:
-        """The gate model, on the training split. The held-out prompts are encoded first, into the cache, in the
-        same stretch of the encoder: the gate's scoring and the final fit then find every vector cached, and a
-        large fit's released encoder never loads again (CLINC150 from scratch: N MB lower peak)."""
-        encoder = self.knowledge.encoder
-        if isinstance(encoder, CachedEncoder) and held:
-            encoder.encode([e.prompt for e in held])
-        return LocalModel.fit(
-            [e.prompt for e in train],
-            [e.answer for e in train],
-            negatives=negatives,
-            encoder=encoder,  # cached: a retrain encodes only new prompts
         )
 
     async def _score(
