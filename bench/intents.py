@@ -9,7 +9,7 @@ Modes (several may be given; the default is ``--model``):
   ``teachbot test test.jsonl --json`` (in-scope accuracy) and ``teachbot test oos.jsonl --json`` (its fallback
   rate is the out-of-scope recall: no out-of-scope examples are given here, the background stands in), then
   10 corrections through ``teachbot chat`` and ``teachbot train`` again (cached vectors); then the time from
-  starting ``teachbot chat`` on that folder to its first answer.
+  starting ``teachbot chat`` on that folder to its first answer. Each process's own peak memory is reported.
 - ``--tune``: the calibration choices on ``val`` / ``oos_val`` only (never on test): threshold sweep.
 - ``--starter``: the starter set (what a new user meets) on CLINC150: the share of greeting / goodbye /
   thank_you / are_you_a_bot / what_is_your_name / what_can_i_ask_you questions it answers right, and the
