@@ -197,3 +197,21 @@ def test_whisper_hears_short_and_long_clips_alike(tmp_path: Path) -> None:
         assert heard.confidence is not None and 0 < heard.confidence <= 1
     silence = engine.transcribe(bytes(2 * 16000 * 2), "en")  # two seconds of nothing: no invented speech
     assert len(normalise_words(silence.text)) <= 2, silence.text
+
+
+@pytest.mark.parametrize(
+    ("text", "loop"),
+    [
+        ("10 of clubs 10 of clubs", True),  # whisper tiny.en on a 1.1 s voice message, read "10 of clubs." in full
+        ("Ten of clubs. Ten of clubs!", True),
+        ("yes, yes, yes", True),
+        ("10 of clubs.", False),
+        ("one two one", False),
+        ("", False),
+    ],
+)
+def test_a_short_decode_that_says_one_phrase_over_and_over_is_redone(text: str, loop: bool) -> None:
+    """Too short for the compression test to catch; the clip is then decoded the normal way (30 s window)."""
+    from teachbot.speech.stt_whisper import _said_twice
+
+    assert _said_twice(text) is loop
