@@ -186,7 +186,7 @@ class TrainingService:
             return outcome
         current = self.knowledge.active(scope)  # already in memory: no reload from disk
         theirs = await self._unseen_outcomes(scope, current, held) if current is not None and held else {}
-        previous = self.knowledge.model_version(scope) if self.knowledge.has_model(scope) else None
+        previous = current.version if current is not None else None
         if self.one_shot and current is not None:
             self.knowledge.set_model(scope, None)  # compared with already: see ``one_shot``
         await stage(f"training on {len(train)} examples", 0.2)
@@ -200,7 +200,7 @@ class TrainingService:
         )
         name = await self.registry.next_name(scope)
         gate = LoadedVersion(name, model, tuple(split.train_ids))
-        evaluation, compared = await self._score(gate, held, current.version if current else None, theirs, stage)
+        evaluation, compared = await self._score(gate, held, previous, theirs, stage)
         del current, gate  # scored: not held through the final fit (peak memory)
         crossval = None
         if len(held) < FEW_HELD_OUT and counts.yours >= MIN_CV_EXAMPLES:
