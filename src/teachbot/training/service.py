@@ -30,6 +30,7 @@ from teachbot.training.data import Split, split_training_set, starter_examples
 from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.runs import Progress, RunCancelled, RunLedger, RunState
 from teachbot.training.testing import TestingService
+from teachbot.training.updates import UPDATE, UPDATE_FROM, UpdateCheck, learned_pairs, update_budget, update_size
 from teachbot.training.versions import VersionInfo, VersionRegistry
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class TrainOutcome:
     data: DataCounts | None = None
     crossval: CrossValidation | None = None
     reused: bool = False
+    update: UpdateCheck | None = None  # the run only added a few examples: fitted once (``training/updates.py``)
 
     @property
     def few_held_out(self) -> bool:
@@ -106,6 +108,7 @@ class TrainingService:
         #: version leaves memory once it has answered the held-out questions, before the fits, the run's peaks
         #: (CLINC150: 50 MB). A process that answers or trains again keeps it: the next run compares with it.
         self.one_shot = False
+        self.update_from = UPDATE_FROM  # the fewest learned examples a run may update (``training/updates.py``)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def train(
@@ -185,10 +188,62 @@ class TrainingService:
                 progress("done", 1.0)
             return outcome
         current = self.knowledge.active(scope)  # already in memory: no reload from disk
+        previous = current.version if current is not None else None
+        update = await self._update_size(scope, current, split, training.negatives) if current is not None else None
+        del current  # each path looks it up, and lets it go before fitting (``one_shot``)
+        if update is not None:
+            candidate, check, carried = await self._update(scope, split, training.negatives, update, stage)
+            evaluation, crossval = None, None
+            compared: tuple[float, float] | None = (check.right, check.base_right)
+        else:
+            candidate, evaluation, compared, crossval = await self._gated(
+                scope, split, training, starter, counts, stage
+            )
+            check, carried = None, {}
+        name = candidate.version
+        activate = policy is ActivationPolicy.ALWAYS or (
+            policy is ActivationPolicy.IF_NOT_WORSE and (compared is None or compared[0] >= compared[1])
+        )
+        await stage("saving the new version", 0.9)
+        path = await asyncio.to_thread(self.registry.write, candidate.model, name, candidate.prompt_ids)
+        examples = len(candidate.prompt_ids)
+        answers = len({e.answer for e in (*train, *held)})
+        version = await self.registry.add_local(name, scope, path, examples=examples, answers=answers, author=author)
+        if version.name != name:  # another process took the name meanwhile: the row has the next free one
+            name = version.name
+            candidate = replace(candidate, version=name)
+        if check is None:
+            metrics = {**_metrics(evaluation), INPUTS: inputs}
+        else:  # the last gate's held-out figures stay this version's estimate of them (``training/updates.py``)
+            metrics = {**carried, UPDATE: check.to_json(), INPUTS: inputs}
+        await self.registry.store_metrics(name, metrics)
+        if activate:
+            await self.registry.activate_trained(scope, candidate)
+        if progress is not None:
+            progress("done", 1.0)
+        log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, examples, activate, author)
+        info = replace(version, active=activate, metrics=metrics)
+        return TrainOutcome(info, activate, evaluation, previous, counts, crossval, update=check)
+
+    async def _gated(
+        self,
+        scope: str,
+        split: Split,
+        training: TrainingSet,
+        starter: Sequence[Example],
+        counts: DataCounts,
+        stage: StageCallback,
+    ) -> tuple[LoadedVersion, EvaluationReport | None, tuple[float, float] | None, CrossValidation | None]:
+        """A full run: the gate model, fitted without the held-out split and scored there (next to the active
+        version), then the version that serves, fitted on everything; with few held-out questions, the
+        cross-validation of the user's examples too."""
+        train, held = split.train, split.held
+        current = self.knowledge.active(scope)
         theirs = await self._unseen_outcomes(scope, current, held) if current is not None and held else {}
         previous = current.version if current is not None else None
         if self.one_shot and current is not None:
             self.knowledge.set_model(scope, None)  # compared with already: see ``one_shot``
+        del current  # not held through the fits (peak memory)
         await stage(f"training on {len(train)} examples", 0.2)
         model = await asyncio.to_thread(
             lambda: LocalModel.fit(
@@ -201,35 +256,74 @@ class TrainingService:
         name = await self.registry.next_name(scope)
         gate = LoadedVersion(name, model, tuple(split.train_ids))
         evaluation, compared = await self._score(gate, held, previous, theirs, stage)
-        del current, gate  # scored: not held through the final fit (peak memory)
+        del gate  # scored: not held through the final fit (peak memory)
         crossval = None
         if len(held) < FEW_HELD_OUT and counts.yours >= MIN_CV_EXAMPLES:
             crossval = await self._cross_validate(training.positives, starter, stage)
-        activate = policy is ActivationPolicy.ALWAYS or (
-            policy is ActivationPolicy.IF_NOT_WORSE and (compared is None or compared[0] >= compared[1])
+        if not held:
+            return LoadedVersion(name, model, tuple(split.train_ids)), evaluation, compared, crossval
+        del model  # scored: free the gate model before the second fit (peak memory)
+        candidate = await self._fit_final(name, split, training.negatives, evaluation, stage)
+        return candidate, evaluation, compared, crossval
+
+    async def _update_size(
+        self, scope: str, current: LoadedVersion, split: Split, negatives: Sequence[tuple[str, str]]
+    ) -> tuple[int, int] | None:
+        """(examples added to ``current``'s, examples added since the last gated version) when this run is an
+        update (``training/updates.py``), else None: it then fits a gate model as usual."""
+        encoder_id = self.knowledge.encoder.model_id if self.knowledge.encoder is not None else None
+        if not split.held or current.model.encoder_id != encoder_id:
+            return None
+        size = update_size(current.model, [*split.train, *split.held], negatives)
+        if size is None or not size[0]:
+            return None
+        added, learned = size
+        base = await self.registry.find(scope, current.version)
+        since_gate = update_budget(base.metrics, learned, added, self.update_from)
+        return None if since_gate is None else (added, since_gate)
+
+    async def _update(
+        self,
+        scope: str,
+        split: Split,
+        negatives: Sequence[tuple[str, str]],
+        size: tuple[int, int],
+        stage: StageCallback,
+    ) -> tuple[LoadedVersion, UpdateCheck, dict[str, object]]:
+        """An update's one fit, on every selected example; its check against the active version on the held-out
+        questions, which both learned (did the new examples break answers it gave?); and the active version's
+        stored held-out figures, the last gate's, which the update carries."""
+        added, since_gate = size
+        current = self.knowledge.active(scope)
+        if current is None:
+            raise UserError("The active version was switched off as training began; nothing changed: train again.")
+        learned = learned_pairs(current.model)
+        held = [e for e in split.held if (e.prompt, e.answer) in learned]  # new ones: only the update learned them
+        await stage(f"{added} new examples: asking {current.version} the {len(held)} held-out questions", 0.2)
+        before = await self.testing.score(current, held) if held else None
+        base = await self.registry.find(scope, current.version)
+        last = UpdateCheck.from_json(base.metrics.get(UPDATE))  # the active version is an update itself
+        gate_version = last.gate_version if last is not None else current.version
+        gate_accuracy = base.metrics.get("accuracy")
+        base_name = current.version
+        if self.one_shot:
+            self.knowledge.set_model(scope, None)  # asked already: see ``one_shot``
+        del current
+        name = await self.registry.next_name(scope)
+        candidate = await self._fit_final(name, split, negatives, None, stage)
+        after = await self.testing.score(candidate, held) if held else None
+        check = UpdateCheck(
+            base=base_name,
+            added=added,
+            added_since_gate=since_gate,
+            questions=len(held),
+            right=sum(o.correct for o in after.outcomes) if after else 0,
+            base_right=sum(o.correct for o in before.outcomes) if before else 0,
+            gate_version=gate_version,
+            gate_accuracy=float(gate_accuracy) if isinstance(gate_accuracy, int | float) else None,
         )
-        if held:
-            del model  # scored: free the gate model before the second fit (peak memory)
-            candidate = await self._fit_final(name, split, training.negatives, evaluation, stage)
-        else:
-            candidate = LoadedVersion(name, model, tuple(split.train_ids))
-        await stage("saving the new version", 0.9)
-        path = await asyncio.to_thread(self.registry.write, candidate.model, name, candidate.prompt_ids)
-        examples = len(candidate.prompt_ids)
-        answers = len({e.answer for e in (*train, *held)})
-        version = await self.registry.add_local(name, scope, path, examples=examples, answers=answers, author=author)
-        if version.name != name:  # another process took the name meanwhile: the row has the next free one
-            name = version.name
-            candidate = replace(candidate, version=name)
-        metrics = {**_metrics(evaluation), INPUTS: inputs}
-        await self.registry.store_metrics(name, metrics)
-        if activate:
-            await self.registry.activate_trained(scope, candidate)
-        if progress is not None:
-            progress("done", 1.0)
-        log.info("trained %s scope=%s examples=%s activated=%s author=%s", name, scope, examples, activate, author)
-        info = replace(version, active=activate, metrics=metrics)
-        return TrainOutcome(info, activate, evaluation, previous, counts, crossval)
+        carried = {k: v for k, v in base.metrics.items() if k not in (UPDATE, INPUTS)}
+        return candidate, check, carried
 
     async def _reuse(
         self, scope: str, same: VersionInfo, policy: ActivationPolicy, author: str, counts: DataCounts

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from teachbot.teaching.service import TeachStatus
 from teachbot.training.runs import RunState
+from teachbot.training.updates import UPDATE_SHARE
 
 if TYPE_CHECKING:  # only types: importing the fine-tuning side here would load the openai SDK at start-up
     from collections.abc import Sequence
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # only types: importing the fine-tuning side here would load 
     from teachbot.training.remote import RemoteOutcome
     from teachbot.training.runs import RunInfo
     from teachbot.training.service import TrainOutcome
+    from teachbot.training.updates import UpdateCheck
     from teachbot.training.versions import VersionInfo
 
 GENERIC_ERROR = "Something went wrong on my side; it has been logged."
@@ -182,7 +184,9 @@ def train_outcome(outcome: TrainOutcome, prefix: str) -> str:
         )
     lines = [f"Trained {version.name} on {_learned_from(outcome)}."]
     report = outcome.report
-    if report is not None and not outcome.few_held_out:
+    if outcome.update is not None:
+        lines.extend(_update_lines(version.name, outcome.update))
+    elif report is not None and not outcome.few_held_out:
         lines.append(report.summary(max_lines=3))
     elif report is not None:
         right = round(report.accuracy * report.examples)
@@ -207,6 +211,21 @@ def train_outcome(outcome: TrainOutcome, prefix: str) -> str:
         else f"Kept {outcome.previous} active; `{prefix}models activate {version.name}` switches."
     )
     return "\n".join(lines)
+
+
+def _update_lines(name: str, check: UpdateCheck) -> list[str]:
+    """What an update (a run that only added a few examples, fitted once) checked, and the figures it carries."""
+    lines = [
+        f"{check.added} new examples since {check.base}, so it was fitted once, on everything, without a gate model.",
+        f"Held-out check, on {check.questions} questions both versions learned: {name} answers {check.right} right, "
+        f"{check.base} {check.base_right}.",
+    ]
+    if check.gate_accuracy is not None and check.gate_version is not None:
+        lines.append(
+            f"Accuracy on them before they were learned: {check.gate_accuracy:.1%} ({check.gate_version}'s gate; "
+            f"a run measures it again once updates add up to {UPDATE_SHARE:.0%} of the examples)."
+        )
+    return lines
 
 
 def remote_outcome(outcome: RemoteOutcome, prefix: str) -> str:

@@ -19,6 +19,7 @@ from teachbot.store.processes import alive_processes
 from teachbot.training.evaluation import AnswerScore, EvaluationReport, Outcome
 from teachbot.training.runs import Progress, RunCancelled, RunLedger, RunState
 from teachbot.training.service import TrainingService, TrainOutcome
+from teachbot.training.updates import UPDATE, UpdateCheck
 from teachbot.training.versions import VersionRegistry
 from teachbot.worker.queue import TrainingQueue
 
@@ -85,7 +86,8 @@ class QueuedTraining:
         previous = None if info.active else self.knowledge.model_version(scope)
         if progress is not None:
             progress("done", 1.0)
-        return TrainOutcome(info, info.active, report, previous)
+        update = UpdateCheck.from_json(info.metrics.get(UPDATE))  # its report is the last gate's, carried
+        return TrainOutcome(info, info.active, None if update else report, previous, update=update)
 
     async def cancel(self, scope: str, run_id: int) -> None:
         """Ask a queued or running run to stop (the worker sees the request at its next step)."""
