@@ -200,7 +200,7 @@ def train_outcome(outcome: TrainOutcome, prefix: str) -> str:
             f"Cross-validation: each of your {cv.report.examples} examples answered by a model that had not "
             f"learned it ({cv.folds} folds): accuracy {cv.mean:.0%} ± {cv.spread:.0%}."
         )
-    elif report is None and outcome.data is not None and outcome.data.yours:
+    elif report is None and outcome.update is None and outcome.data is not None and outcome.data.yours:
         lines.append(
             f"Too few of your examples ({outcome.data.yours}) to measure accuracy: ask it, or "
             f"`{prefix}test` it with a test file."
