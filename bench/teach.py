@@ -45,6 +45,7 @@ from teachbot.answering.encoding import CachedEncoder, Encoder, load_encoder
 from teachbot.answering.knowledge import Knowledge, LoadedVersion, build_reference
 from teachbot.answering.local_model import LocalModel, Prediction
 from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex
+from teachbot.training.data import TAUGHT_WEIGHT
 
 Rows = list[tuple[str, str]]
 N_CORRECTIONS = 200
@@ -229,6 +230,7 @@ def corrections(model: LocalModel, encoder: Encoder | None, data: dict[str, Rows
         [i for _, i in data["train"]] + [i for _, _, i in taught],
         out_of_scope=[t for t, _ in data["oos_train"]],
         encoder=encoder,
+        weights=[1.0] * len(data["train"]) + [TAUGHT_WEIGHT] * len(taught),  # as a training run weighs them
     )
     with constants(**{name: margin, "CONFIDENT_MEANING": guard}):
         after = answers_of(k, texts)

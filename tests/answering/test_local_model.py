@@ -298,3 +298,17 @@ def test_a_version_knows_which_stored_examples_it_learned(model: LocalModel) -> 
     assert version.learned(7) and version.learned(12)
     assert not version.learned(8)
     assert replace(version, version="v3").learned(7)  # renamed when stored: still the same examples
+
+
+def test_a_heavier_example_wins_a_question_taught_two_ways() -> None:
+    question = "who looks after the garden on sundays"
+    prompts, answers = [*PROMPTS, question, question], [*ANSWERS, "Anna does.", "Ben does."]
+    for heavier, expected in ((-1, "Ben does."), (-2, "Anna does.")):
+        weights = [1.0] * len(prompts)
+        weights[heavier] = 3.0
+        assert LocalModel.fit(prompts, answers, weights=weights).predict(question).answer == expected
+
+
+def test_weights_must_match_the_prompts() -> None:
+    with pytest.raises(TeachbotError, match="weights"):
+        LocalModel.fit(PROMPTS, ANSWERS, weights=[1.0])

@@ -123,3 +123,17 @@ async def test_an_update_that_breaks_answers_is_not_activated(app: App, tmp_path
     assert outcome.update is not None and outcome.update.right < outcome.update.base_right
     assert not outcome.activated and app.knowledge.model_version("global") == first.version.name
     assert f"Kept {first.version.name} active" in wording.train_outcome(outcome, "!")
+
+
+def test_what_members_taught_weighs_more_than_imported_examples() -> None:
+    from teachbot.datasets.service import TrainingSet
+    from teachbot.training.data import TAUGHT_WEIGHT, split_training_set
+
+    imported = [Example(f"imported question {n}", "a") for n in range(30)]
+    taught = Example("a taught question", "b")
+    training = TrainingSet([*imported, taught], [*range(30), 99], [], [True] * 30 + [False])
+    split = split_training_set(training, [Example("hi", "Hello!")], 0.1)
+    weights = dict(zip([e.prompt for e in split.train], split.train_weights, strict=True))
+    assert weights["a taught question"] == TAUGHT_WEIGHT > 1.0
+    assert weights["hi"] == 1.0 and all(weights[e.prompt] == 1.0 for e in split.train if e in imported)
+    assert split.held and split.weights() == [*split.train_weights, *[1.0] * len(split.held)]

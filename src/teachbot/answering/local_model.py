@@ -206,13 +206,15 @@ class LocalModel:
         seed: int = 0,
         threshold: float = DEFAULT_THRESHOLD,
         encoder: Encoder | None = None,
+        weights: Sequence[float] | None = None,
     ) -> LocalModel:
         """Learn prompt → answer; ``negatives`` are answers never to give, ``out_of_scope`` prompts to refuse.
 
         With an ``encoder`` (a ``CachedEncoder`` makes retraining encode only what is new) the model
-        also learns from meaning, and answers only with that encoder."""
-        if len(prompts) != len(answers):
-            raise TeachbotError(f"{len(prompts)} prompts but {len(answers)} answers")
+        also learns from meaning, and answers only with that encoder. ``weights`` (default 1 each) say how
+        much each example counts in the SVM: a taught correction more than an imported example."""
+        if len(prompts) != len(answers) or (weights is not None and len(weights) != len(prompts)):
+            raise TeachbotError(f"{len(prompts)} prompts but {len(answers)} answers and {len(weights or ())} weights")
         refused = {(normalize_text(p), a) for p, a in negatives}
         pairs = enumerate(zip(prompts, answers, strict=True))
         keep = [i for i, (p, a) in pairs if not refused or (normalize_text(p), a) not in refused]
@@ -241,6 +243,8 @@ class LocalModel:
         texts = given + lines
         out_of_scope = texts[len(kept) :]
         sample_weight = np.ones(len(texts))
+        if weights is not None:
+            sample_weight[: len(kept)] = [weights[i] for i in keep]
         sample_weight[len(given) :] = _BACKGROUND_WEIGHT
         labels = np.array([class_of[answers[i]] for i in keep] + [len(classes)] * len(out_of_scope), dtype=np.int64)
         sources = np.array(keep + [-1] * len(out_of_scope), dtype=np.int64)
@@ -248,7 +252,7 @@ class LocalModel:
 
         features, x = TfidfFeatures.fit_transform(texts)
         present = np.unique(labels)
-        weights = bias = None
+        svm_weights = bias = None
         if len(present) >= 2 and (len(classes) + 1) * features.size <= _MAX_WEIGHTS:
             width = features.size + (meaning.inputs(meaning.vectors[:1]).shape[1] if meaning is not None else 0)
             learned = LabelWeights(features.size, width, len(classes) + 1, unseen_bias=-10.0)  # unseen: never chosen
@@ -265,7 +269,7 @@ class LocalModel:
                 x = both[:, : features.size].astype(np.float32)
                 del both
                 meaning = replace(meaning, weights=learned.dense)
-            weights, bias = CsrRows.of(learned.sparse()), learned.bias
+            svm_weights, bias = CsrRows.of(learned.sparse()), learned.bias
             del learned
         elif len(present) >= 2:
             log.info("%d classes × %d features: answering by nearest example", len(classes), features.size)
@@ -277,7 +281,7 @@ class LocalModel:
             labels=labels,
             sources=sources,
             prompts=list(prompts),
-            weights=weights,
+            weights=svm_weights,
             bias=bias,
             negatives=[(str(p), str(a)) for p, a in negatives],
             threshold=threshold,

@@ -17,6 +17,11 @@ from teachbot.errors import UserError
 
 #: With fewer selected examples that may be held out, a local run holds none out (too few to score).
 MIN_HOLDOUT_EXAMPLES = 20
+#: The weight in a fit of what members taught (corrections, feedback) next to an imported example's 1: a
+#: correction is a deliberate statement about one question. CLINC150 train halves, 200 wrong questions taught
+#: per half: weight 1 → 24.7 % of the other wrong questions of the same intents answered right after the
+#: next run, 2 → 27.2 %, 3 → 28.4 %; the rest lost 0.23 / 0.27 / 0.33 points.
+TAUGHT_WEIGHT = 2.0
 
 
 def starter_examples() -> list[Example]:
@@ -41,12 +46,18 @@ class Split:
     train_ids: list[int | None]  # None: a starter example
     held: list[Example]
     held_ids: list[int | None]  # the stored example id of each held-out example
+    train_weights: list[float]  # each training example's weight in a fit (``TAUGHT_WEIGHT``); held-out ones 1
+
+    def weights(self) -> list[float]:
+        """The weight of each example of ``train`` then ``held``, as the version that serves learns them."""
+        return [*self.train_weights, *[1.0] * len(self.held)]
 
 
 def split_training_set(training: TrainingSet, starter: list[Example], fraction: float) -> Split:
     """``starter`` plus the selected examples, less the held-out ones; refuses an empty training set."""
     train: list[Example] = list(starter)
     ids: list[int | None] = [None] * len(starter)
+    weights = [1.0] * len(starter)
     held: list[Example] = []
     held_ids: list[int | None] = []
     candidates = sum(training.holdout_candidates)
@@ -60,6 +71,7 @@ def split_training_set(training: TrainingSet, starter: list[Example], fraction: 
         else:
             train.append(example)
             ids.append(example_id)
+            weights.append(1.0 if may_hold else TAUGHT_WEIGHT)  # only imported examples may be held out
     if not train:
         raise UserError("There is nothing to train on: import a dataset or teach me something first.")
-    return Split(train, ids, held, held_ids)
+    return Split(train, ids, held, held_ids, weights)

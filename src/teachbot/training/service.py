@@ -251,6 +251,7 @@ class TrainingService:
                 [e.answer for e in train],
                 negatives=training.negatives,
                 encoder=self.knowledge.encoder,  # cached: a retrain encodes only new prompts
+                weights=split.train_weights,
             )
         )
         name = await self.registry.next_name(scope)
@@ -424,6 +425,7 @@ class TrainingService:
                 [e.answer for e in examples],
                 negatives=negatives,
                 encoder=self.knowledge.encoder,  # the gate's vectors are cached: only the held-out ones are new
+                weights=split.weights(),
             )
         )
         if evaluation is not None:
