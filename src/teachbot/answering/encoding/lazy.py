@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,10 +21,14 @@ import numpy as np
 from teachbot.answering.encoding.cache import uncached
 from teachbot.answering.encoding.encoder import Encoder, ModelFileError, ModelFiles, OnnxEncoder, identify
 from teachbot.errors import ConfigError
+from teachbot.memory import page_out_files
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+#: The packages whose native code runs only while a model is loaded: paged out when it is released.
+_MODEL_PACKAGES = ("onnxruntime", "tokenizers")
 
 
 class LazyEncoder:
@@ -80,12 +86,16 @@ class LazyEncoder:
 
     def release(self) -> None:
         """Give the loaded model's memory back (about 130 MB for the bundled one) until the next ``encode``
-        loads it again: a large fit's SVM, the process's busiest moment, needs no encoder. A call encoding
-        meanwhile keeps its own reference and finishes; a load under way is waited for, then dropped."""
+        loads it again: a large fit's SVM, the process's busiest moment, needs no encoder. onnxruntime's and
+        tokenizers' code is paged out too (``memory.page_out_files``), read back from disk by the next load.
+        A call encoding meanwhile keeps its own reference and finishes; a load under way is waited for, then
+        dropped."""
         with self._lock:
-            if self._loaded is not None:
-                self._loaded = None
-                log.info("sentence encoder released until it is needed again")
+            if self._loaded is None:
+                return
+            self._loaded = None
+        page_out_files(_library_folders())
+        log.info("sentence encoder released until it is needed again")
 
     def loaded(self) -> OnnxEncoder:
         """The loaded encoder, loading it now (or waiting for the background load)."""
@@ -121,6 +131,18 @@ class LazyEncoder:
         except ModelFileError as exc:
             self._failure = self._describe(str(exc))
             raise ConfigError(self._failure) from None
+
+
+def _library_folders() -> list[str]:
+    """The folders of the model packages' native libraries: each package's own, and the one beside it where
+    a manylinux wheel keeps the libraries it bundles (``onnxruntime.libs``). Only packages already imported."""
+    folders = []
+    for name in _MODEL_PACKAGES:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file is not None:
+            package = os.path.dirname(file)
+            folders += [package, package + ".libs"]
+    return folders
 
 
 def release_model(encoder: Encoder) -> None:
