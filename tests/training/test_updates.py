@@ -10,6 +10,7 @@ from teachbot.app import App
 from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
 from teachbot.training.data import is_held_out
+from teachbot.training.service import SERVED
 from teachbot.training.updates import UPDATE, UPDATE_SHARE, UpdateCheck, update_budget, update_size
 from teachbot.transports import wording
 
@@ -87,6 +88,7 @@ async def test_a_few_new_examples_are_fitted_once_and_checked_against_the_active
     check = second.update
     assert check is not None and check.base == first.version.name and check.added == 2
     assert not any(s.startswith("training on") for s in stages)  # no gate model was fitted
+    assert not any(s.startswith("asking") for s in stages)  # the active version's answers were recorded
     assert any(s.startswith("training the final version on all") for s in stages)
     held = await app.testing.holdout_examples("global")
     assert check.questions == len(held) and check.right >= check.base_right
@@ -112,14 +114,27 @@ async def test_a_few_new_examples_are_fitted_once_and_checked_against_the_active
 async def test_an_update_that_breaks_answers_is_not_activated(app: App, tmp_path: Path) -> None:
     assert app.trainer is not None
     app.trainer.update_from = 200
-    await app.datasets.import_file("global", write_csv(tmp_path / "faq.csv", ROWS), author="t")
+    # 60 answers × 12 questions + 22: 1 % of them is 7.4 examples
+    rows = {f"answer {a}": [f"question about thing {a} number {v}" for v in range(12)] for a in range(60)}
+    await app.datasets.import_file("global", write_csv(tmp_path / "faq.csv", rows), author="t")
     first = await app.training.train("global", author="t")
+    # a version made before its own held-out answers were recorded is asked them
+    metrics = dict(first.version.metrics)
+    assert metrics.pop(SERVED)["right"]
+    await app.versions.store_metrics(first.version.name, metrics)
     held = await app.testing.holdout_examples("global")
     victim = next(e for e in held if e.answer == "answer 3")
-    # the same held-out question, taught twice with another answer: the active version answered it right
-    wrong = {"answer 5": [victim.prompt, victim.prompt]}
+    # the same held-out question, taught 7 times with another answer: the active version answered it right
+    wrong = {"answer 5": [victim.prompt] * 7}
     await app.datasets.import_file("global", write_csv(tmp_path / "bad.csv", wrong), author="t")
-    outcome = await app.training.train("global", author="t", activation=ActivationPolicy.IF_NOT_WORSE)
+    stages: list[str] = []
+    outcome = await app.training.train(
+        "global",
+        author="t",
+        activation=ActivationPolicy.IF_NOT_WORSE,
+        progress=lambda stage, _done: stages.append(stage),
+    )
+    assert f"asking {first.version.name} {len(held)} held-out questions" in stages
     assert outcome.update is not None and outcome.update.right < outcome.update.base_right
     assert not outcome.activated and app.knowledge.model_version("global") == first.version.name
     assert f"Kept {first.version.name} active" in wording.train_outcome(outcome, "!")

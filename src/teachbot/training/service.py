@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: Key of a version's stored metrics listing the held-out questions its gate answered right and wrong.
 HELD_OUT = "held_out"
+#: Key of a version's stored metrics listing the held-out questions the version itself, which learned them,
+#: answered right and wrong: an update compares with it there without asking it again (``training/updates.py``).
+SERVED = "held_out_learned"
 #: Key of a version's stored metrics holding the hash of what it was trained from (``inputs_hash``).
 INPUTS = "inputs"
 #: A held-out split smaller than this is too few questions to judge a version by (one question moves
@@ -192,11 +195,11 @@ class TrainingService:
         update = await self._update_size(scope, current, split, training.negatives) if current is not None else None
         del current  # each path looks it up, and lets it go before fitting (``one_shot``)
         if update is not None:
-            candidate, check, carried = await self._update(scope, split, training.negatives, update, stage)
+            candidate, served, check, carried = await self._update(scope, split, training.negatives, update, stage)
             evaluation, crossval = None, None
             compared: tuple[float, float] | None = (check.right, check.base_right)
         else:
-            candidate, evaluation, compared, crossval = await self._gated(
+            candidate, served, evaluation, compared, crossval = await self._gated(
                 scope, split, training, starter, counts, stage
             )
             check, carried = None, {}
@@ -216,6 +219,8 @@ class TrainingService:
             metrics = {**_metrics(evaluation), INPUTS: inputs}
         else:  # the last gate's held-out figures stay this version's estimate of them (``training/updates.py``)
             metrics = {**carried, UPDATE: check.to_json(), INPUTS: inputs}
+        if served:
+            metrics[SERVED] = _keys(served)
         await self.registry.store_metrics(name, metrics)
         if activate:
             await self.registry.activate_trained(scope, candidate)
@@ -233,10 +238,12 @@ class TrainingService:
         starter: Sequence[Example],
         counts: DataCounts,
         stage: StageCallback,
-    ) -> tuple[LoadedVersion, EvaluationReport | None, tuple[float, float] | None, CrossValidation | None]:
+    ) -> tuple[
+        LoadedVersion, dict[str, bool], EvaluationReport | None, tuple[float, float] | None, CrossValidation | None
+    ]:
         """A full run: the gate model, fitted without the held-out split and scored there (next to the active
-        version), then the version that serves, fitted on everything; with few held-out questions, the
-        cross-validation of the user's examples too."""
+        version), then the version that serves, fitted on everything, with its own held-out outcomes (see
+        ``_fit_final``); with few held-out questions, the cross-validation of the user's examples too."""
         train, held = split.train, split.held
         current = self.knowledge.active(scope)
         theirs = await self._unseen_outcomes(scope, current, held) if current is not None and held else {}
@@ -262,10 +269,10 @@ class TrainingService:
         if len(held) < FEW_HELD_OUT and counts.yours >= MIN_CV_EXAMPLES:
             crossval = await self._cross_validate(training.positives, starter, stage)
         if not held:
-            return LoadedVersion(name, model, tuple(split.train_ids)), evaluation, compared, crossval
+            return LoadedVersion(name, model, tuple(split.train_ids)), {}, evaluation, compared, crossval
         del model  # scored: free the gate model before the second fit (peak memory)
-        candidate = await self._fit_final(name, split, training.negatives, evaluation, stage)
-        return candidate, evaluation, compared, crossval
+        candidate, served = await self._fit_final(name, split, training.negatives, evaluation, stage)
+        return candidate, served, evaluation, compared, crossval
 
     async def _update_size(
         self, scope: str, current: LoadedVersion, split: Split, negatives: Sequence[tuple[str, str]]
@@ -290,19 +297,23 @@ class TrainingService:
         negatives: Sequence[tuple[str, str]],
         size: tuple[int, int],
         stage: StageCallback,
-    ) -> tuple[LoadedVersion, UpdateCheck, dict[str, object]]:
-        """An update's one fit, on every selected example; its check against the active version on the held-out
-        questions, which both learned (did the new examples break answers it gave?); and the active version's
-        stored held-out figures, the last gate's, which the update carries."""
+    ) -> tuple[LoadedVersion, dict[str, bool], UpdateCheck, dict[str, object]]:
+        """An update's one fit, on every selected example, with its held-out outcomes; its check against the
+        active version on the held-out questions both learned (did the new examples break answers it gave?); and
+        the active version's stored held-out figures, the last gate's, which the update carries."""
         added, since_gate = size
         current = self.knowledge.active(scope)
         if current is None:
             raise UserError("The active version was switched off as training began; nothing changed: train again.")
         learned = learned_pairs(current.model)
         held = [e for e in split.held if (e.prompt, e.answer) in learned]  # new ones: only the update learned them
-        await stage(f"{added} new examples: asking {current.version} the {len(held)} held-out questions", 0.2)
-        before = await self.testing.score(current, held) if held else None
         base = await self.registry.find(scope, current.version)
+        before = _recorded(base.metrics, SERVED)  # what it answered when it was made: the same model, the same answers
+        unasked = [e for e in held if question_key(e.prompt, e.answer) not in before]
+        if unasked:  # a version made before they were recorded
+            await stage(f"asking {current.version} {len(unasked)} held-out questions", 0.2)
+            report = await self.testing.score(current, unasked)
+            before.update((question_key(o.prompt, o.expected), o.correct) for o in report.outcomes)
         last = UpdateCheck.from_json(base.metrics.get(UPDATE))  # the active version is an update itself
         gate_version = last.gate_version if last is not None else current.version
         gate_accuracy = base.metrics.get("accuracy")
@@ -311,20 +322,20 @@ class TrainingService:
             self.knowledge.set_model(scope, None)  # asked already: see ``one_shot``
         del current
         name = await self.registry.next_name(scope)
-        candidate = await self._fit_final(name, split, negatives, None, stage)
-        after = await self.testing.score(candidate, held) if held else None
+        candidate, after = await self._fit_final(name, split, negatives, None, stage)
+        keys = [question_key(e.prompt, e.answer) for e in held]
         check = UpdateCheck(
             base=base_name,
             added=added,
             added_since_gate=since_gate,
             questions=len(held),
-            right=sum(o.correct for o in after.outcomes) if after else 0,
-            base_right=sum(o.correct for o in before.outcomes) if before else 0,
+            right=sum(after[k] for k in keys),
+            base_right=sum(before[k] for k in keys),
             gate_version=gate_version,
             gate_accuracy=float(gate_accuracy) if isinstance(gate_accuracy, int | float) else None,
         )
-        carried = {k: v for k, v in base.metrics.items() if k not in (UPDATE, INPUTS)}
-        return candidate, check, carried
+        carried = {k: v for k, v in base.metrics.items() if k not in (UPDATE, INPUTS, SERVED)}
+        return candidate, after, check, carried
 
     async def _reuse(
         self, scope: str, same: VersionInfo, policy: ActivationPolicy, author: str, counts: DataCounts
@@ -410,8 +421,9 @@ class TrainingService:
         negatives: Sequence[tuple[str, str]],
         evaluation: EvaluationReport | None,
         stage: StageCallback,
-    ) -> LoadedVersion:
-        """The version that serves: fitted on every selected example, the held-out ones included.
+    ) -> tuple[LoadedVersion, dict[str, bool]]:
+        """The version that serves: fitted on every selected example, the held-out ones included; and whether
+        it answers each held-out question right (by ``question_key``), which the next update compares with.
 
         The gate model (fitted without them) was scored on the held-out split and decided
         activation; what users get should also know those questions, a tenth of the data.
@@ -433,7 +445,9 @@ class TrainingService:
                 f"Scored before learning these {len(split.held)} held-out questions; "
                 f"{name} then learned from all {len(examples)} examples."
             )
-        return LoadedVersion(name, model, (*split.train_ids, *split.held_ids))
+        candidate = LoadedVersion(name, model, (*split.train_ids, *split.held_ids))
+        report = await self.testing.score(candidate, split.held)
+        return candidate, {question_key(o.prompt, o.expected): o.correct for o in report.outcomes}
 
 
 def inputs_hash(
@@ -469,15 +483,19 @@ def _metrics(evaluation: EvaluationReport | None) -> dict[str, object]:
     if evaluation is None:
         return {}
     metrics = evaluation.to_json()
-    right = sorted({question_key(o.prompt, o.expected) for o in evaluation.outcomes if o.correct})
-    wrong = sorted({question_key(o.prompt, o.expected) for o in evaluation.outcomes if not o.correct} - set(right))
-    metrics[HELD_OUT] = {"right": right, "wrong": wrong}
+    metrics[HELD_OUT] = _keys({question_key(o.prompt, o.expected): o.correct for o in evaluation.outcomes})
     return metrics
 
 
-def _recorded(metrics: Mapping[str, object]) -> dict[str, bool]:
-    """The held-out outcomes a version's metrics recorded (none for versions trained before they were)."""
-    held = metrics.get(HELD_OUT)
+def _keys(outcomes: Mapping[str, bool]) -> dict[str, list[str]]:
+    """Outcomes by question key as a version's metrics store them: the keys answered right, and the others."""
+    right = sorted(k for k, correct in outcomes.items() if correct)
+    return {"right": right, "wrong": sorted(k for k, correct in outcomes.items() if not correct)}
+
+
+def _recorded(metrics: Mapping[str, object], key: str = HELD_OUT) -> dict[str, bool]:
+    """The held-out outcomes a version's metrics recorded under ``key`` (none for versions made before)."""
+    held = metrics.get(key)
     if not isinstance(held, dict):
         return {}
     outcomes = {str(k): False for k in held.get("wrong", [])}
