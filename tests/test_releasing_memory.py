@@ -11,6 +11,17 @@ import pytest
 
 from teachbot import memory
 
+
+def fresh_process(script: str, *args: str) -> list[str]:
+    """What ``script`` prints, run in a fresh interpreter with teachbot's sources, split into words."""
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120, check=True,
+        env={"PYTHONPATH": source, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    return done.stdout.split()
+
+
 # In a fresh interpreter, so the heap holds nothing but what the script frees (a long test run's heap is
 # fragmented by everything before it).
 SCRIPT = """
@@ -36,14 +47,10 @@ print(released, before, rss_mb())
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and needs glibc")
 def test_freed_heap_is_returned() -> None:
-    source = str(Path(__file__).resolve().parents[1] / "src")
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, check=True,
-        env={"PYTHONPATH": source, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    released, before, after = done.stdout.split()
+    printed = fresh_process(SCRIPT)
+    released, before, after = printed
     assert released == "True"
-    assert float(after) < float(before) - 100, done.stdout
+    assert float(after) < float(before) - 100, printed
 
 
 LARGE_SCRIPT = """
@@ -71,14 +78,8 @@ print(mapped, rss_mb() - before)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and needs glibc")
 def test_large_blocks_go_back_when_freed() -> None:
-    source = str(Path(__file__).resolve().parents[1] / "src")
-
     def kept_mb(mode: str) -> tuple[str, float]:
-        done = subprocess.run(
-            [sys.executable, "-c", LARGE_SCRIPT, mode], capture_output=True, text=True, timeout=120, check=True,
-            env={"PYTHONPATH": source, "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
-        mapped, kept = done.stdout.split()
+        mapped, kept = fresh_process(LARGE_SCRIPT, mode)
         return mapped, float(kept)
 
     mapped, kept = kept_mb("map")
@@ -156,18 +157,14 @@ def test_read_only_file_pages_are_paged_out(tmp_path: Path) -> None:
     folder = tmp_path.resolve()
     if _filesystem(folder) in ("tmpfs", "ramfs"):
         pytest.skip("the temporary folder is in memory: its pages have no file to go back to")
-    source = str(Path(__file__).resolve().parents[1] / "src")
-    done = subprocess.run(
-        [sys.executable, "-c", PAGE_OUT_SCRIPT, str(folder)], capture_output=True, text=True, timeout=120,
-        check=True, env={"PYTHONPATH": source, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    supported, advised, read_before, private_before, read_after, private_after, same = done.stdout.split()
+    printed = fresh_process(PAGE_OUT_SCRIPT, str(folder))
+    supported, advised, read_before, private_before, read_after, private_after, same = printed
     if supported != "True":
         pytest.skip("the kernel refuses MADV_PAGEOUT (Linux before 5.4?)")
     assert int(advised) == 16 * 2**20  # the read-only mapping only
-    assert int(read_before) >= 15 * 1024, done.stdout
-    assert int(read_after) < 1024, done.stdout  # 16 MB left memory
-    assert int(private_after) == int(private_before), done.stdout  # the writable mapping kept its pages
+    assert int(read_before) >= 15 * 1024, printed
+    assert int(read_after) < 1024, printed  # 16 MB left memory
+    assert int(private_after) == int(private_before), printed  # the writable mapping kept its pages
     assert same == "True"
 
 
@@ -194,12 +191,7 @@ print(pages_out(), page_out_files(_library_folders()), np.array_equal(first, aga
 def test_a_released_encoder_encodes_the_same_after_its_code_was_paged_out() -> None:
     # a fresh process, whose libraries are those the encoder loaded; how much left memory is not asserted:
     # Linux leaves the pages another process maps too (a test run or bot using onnxruntime meanwhile)
-    source = str(Path(__file__).resolve().parents[1] / "src")
-    done = subprocess.run(
-        [sys.executable, "-c", ENCODER_SCRIPT], capture_output=True, text=True, timeout=120, check=True,
-        env={"PYTHONPATH": source, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    supported, advised, same = done.stdout.split()
+    supported, advised, same = fresh_process(ENCODER_SCRIPT)
     assert same == "True"
     if supported == "True":
         assert int(advised) > 20 * 2**20  # the release path names the folders of the libraries' mapped files

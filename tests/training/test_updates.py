@@ -10,7 +10,7 @@ from teachbot.app import App
 from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
 from teachbot.training.data import is_held_out
-from teachbot.training.service import SERVED
+from teachbot.training.service import SERVED, TrainOutcome
 from teachbot.training.updates import UPDATE, UPDATE_SHARE, UpdateCheck, update_budget, update_size
 from teachbot.transports import wording
 
@@ -67,6 +67,18 @@ def not_held_out(template: str, count: int) -> list[str]:
     return [p for p in (template.format(n) for n in range(1000)) if not is_held_out(p, 0.1)][:count]
 
 
+async def train_if_not_worse(app: App) -> tuple[TrainOutcome, list[str]]:
+    """A run that activates its version only if it is not worse; its outcome and the stages it went through."""
+    stages: list[str] = []
+    outcome = await app.training.train(
+        "global",
+        author="t",
+        activation=ActivationPolicy.IF_NOT_WORSE,
+        progress=lambda stage, _done: stages.append(stage),
+    )
+    return outcome, stages
+
+
 async def test_a_few_new_examples_are_fitted_once_and_checked_against_the_active_version(
     app: App, tmp_path: Path
 ) -> None:
@@ -78,13 +90,7 @@ async def test_a_few_new_examples_are_fitted_once_and_checked_against_the_active
 
     new = not_held_out("where can I find thing number {}", 3)
     await app.datasets.import_file("global", write_csv(tmp_path / "one.csv", {"answer 7": new[:2]}), author="t")
-    stages: list[str] = []
-    second = await app.training.train(
-        "global",
-        author="t",
-        activation=ActivationPolicy.IF_NOT_WORSE,
-        progress=lambda stage, _done: stages.append(stage),
-    )
+    second, stages = await train_if_not_worse(app)
     check = second.update
     assert check is not None and check.base == first.version.name and check.added == 2
     assert not any(s.startswith("training on") for s in stages)  # no gate model was fitted
@@ -127,13 +133,7 @@ async def test_an_update_that_breaks_answers_is_not_activated(app: App, tmp_path
     # the same held-out question, taught 7 times with another answer: the active version answered it right
     wrong = {"answer 5": [victim.prompt] * 7}
     await app.datasets.import_file("global", write_csv(tmp_path / "bad.csv", wrong), author="t")
-    stages: list[str] = []
-    outcome = await app.training.train(
-        "global",
-        author="t",
-        activation=ActivationPolicy.IF_NOT_WORSE,
-        progress=lambda stage, _done: stages.append(stage),
-    )
+    outcome, stages = await train_if_not_worse(app)
     assert f"asking {first.version.name} {len(held)} held-out questions" in stages
     assert outcome.update is not None and outcome.update.right < outcome.update.base_right
     assert not outcome.activated and app.knowledge.model_version("global") == first.version.name
