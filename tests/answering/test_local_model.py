@@ -312,3 +312,26 @@ def test_a_heavier_example_wins_a_question_taught_two_ways() -> None:
 def test_weights_must_match_the_prompts() -> None:
     with pytest.raises(TeachbotError, match="weights"):
         LocalModel.fit(PROMPTS, ANSWERS, weights=[1.0])
+
+
+def test_an_extended_model_learns_new_examples_and_answers_as_before(tmp_path: Path) -> None:
+    model = LocalModel.fit(PROMPTS, ANSWERS, out_of_scope=OUT_OF_SCOPE)
+    new = ["where do i park my bike", "where can bicycles be parked", "what is your name"]
+    answers = ["Bikes go in the yard.", "Bikes go in the yard.", "My name is Teachbot."]
+    extended = model.extended(new, answers, [2.0, 2.0, 1.0])
+    assert extended is not None
+    assert extended.predict("where can I park a bike").answer == "Bikes go in the yard."  # a new answer
+    assert extended.answers == [*model.answers, "Bikes go in the yard."]
+    assert [p.answer for p in extended.predict_many(PROMPTS)] == [p.answer for p in model.predict_many(PROMPTS)]
+    assert extended.predict("book a flight to rome").answer is None  # "none of these" moved up a label
+    assert extended.row_weights is not None and list(extended.row_weights[-3:]) == [2.0, 2.0, 1.0]
+    extended.save(tmp_path / "v")
+    loaded = LocalModel.load(tmp_path / "v")
+    assert loaded.predict("where can I park a bike").answer == "Bikes go in the yard."
+    assert loaded.extended(["is there bike parking"], ["Bikes go in the yard."], [1.0]) is not None
+
+
+def test_a_model_without_its_rows_weights_is_not_extended() -> None:
+    model = LocalModel.fit(PROMPTS, ANSWERS)
+    model.row_weights = None  # as a model saved before they were kept
+    assert model.extended(["where do i park my bike"], ["Bikes go in the yard."], [1.0]) is None

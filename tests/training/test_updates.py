@@ -95,7 +95,7 @@ async def test_a_few_new_examples_are_fitted_once_and_checked_against_the_active
     assert check is not None and check.base == first.version.name and check.added == 2
     assert not any(s.startswith("training on") for s in stages)  # no gate model was fitted
     assert not any(s.startswith("asking") for s in stages)  # the active version's answers were recorded
-    assert any(s.startswith("training the final version on all") for s in stages)
+    assert "learning 2 new examples beside 262" in stages  # the active version, extended
     held = await app.testing.holdout_examples("global")
     assert check.questions == len(held) and check.right >= check.base_right
     assert check.gate_version == first.version.name and check.gate_accuracy == first.report.accuracy

@@ -165,6 +165,7 @@ class LocalModel:
         threshold: float = DEFAULT_THRESHOLD,
         meaning: _Meaning | None = None,
         encoder: Encoder | None = None,
+        row_weights: np.ndarray | None = None,
     ) -> None:
         self.features = features
         self.answers = answers  # class i's answer; label len(answers) is the reject class
@@ -172,6 +173,7 @@ class LocalModel:
         self.labels = labels  # class of each vector row (rows of dropped examples are absent)
         self.sources = sources  # each row's index into ``prompts``; -1 for out-of-scope rows
         self.negatives = negatives
+        self.row_weights = row_weights  # each row's weight in the SVM (None: a model saved before they were kept)
         self.threshold = threshold
         self.meaning = meaning
         self.encoder = encoder  # encodes questions when the caller gives no vector
@@ -287,7 +289,86 @@ class LocalModel:
             threshold=threshold,
             meaning=meaning,
             encoder=encoder,
+            row_weights=sample_weight.astype(np.float32),
         )
+
+    def extended(self, prompts: Sequence[str], answers: Sequence[str], weights: Sequence[float]) -> LocalModel | None:
+        """This model having learned some more examples too: the vocabulary, the vectors' directions and every
+        row stay; only the labels whose SVM the new rows fall inside the margin of (each new example's own
+        label, and any other that scores it above -1) are fitted again, on every row. A label the new rows
+        leave outside its margin has the same optimum with them as without (their loss and its gradient are
+        zero). None when this model cannot be extended (no SVM, a model saved before its rows' weights were
+        kept, or every new example is refused): fit from scratch then. See ``training/updates.py``."""
+        if self._weights is None or self._bias is None or self.row_weights is None:
+            return None
+        if self.meaning is not None and (self.encoder is None or self.meaning.weights is None):
+            return None
+        refused = {(normalize_text(p), a) for p, a in self.negatives}
+        pairs = enumerate(zip(prompts, answers, strict=True))
+        keep = [i for i, (p, a) in pairs if (normalize_text(p), a) not in refused]
+        if not keep:
+            return None
+        import scipy.sparse as sp  # fitting only: answering never needs scipy (see answering/csr.py)
+
+        known = len(self.answers)
+        classes = [*self.answers, *sorted({answers[i] for i in keep} - set(self.answers))]
+        added = len(classes) - known  # new answers: labels before "none of these", which moves up
+        class_of = {a: n for n, a in enumerate(classes)}
+        new_labels = np.array([class_of[answers[i]] for i in keep], dtype=np.int64)
+        labels = np.concatenate([np.where(self.labels == known, len(classes), self.labels), new_labels])
+        texts = [prompts[i] for i in keep]
+        new_rows = self.features.transform(texts).astype(np.float32)
+        old = self._weights.scipy()
+        zeros = sp.csr_matrix((old.shape[0], added), dtype=np.float32)
+        svm = sp.hstack([old[:, :known], zeros, old[:, known:]], format="csr")
+        bias = np.insert(self._bias, known, np.zeros(added, np.float32))
+        scores = (new_rows @ svm).toarray() + bias
+        meaning = self.meaning
+        if meaning is not None and meaning.weights is not None and self.encoder is not None:
+            new_vectors = self.encoder.encode(texts)
+            dense = np.insert(meaning.weights, [known] * added, 0.0, axis=1)
+            meaning = replace(meaning, vectors=np.vstack([meaning.vectors, new_vectors]), weights=dense)
+            scores += meaning.inputs(new_vectors) @ dense
+        own = np.arange(len(classes) + 1)[None, :] == new_labels[:, None]
+        inside = (np.where(own, scores, -scores) < 1.0).any(axis=0)
+        inside[known : known + added] = True
+        refit = np.flatnonzero(inside)
+        row_weights = np.concatenate([self.row_weights, np.array([weights[i] for i in keep], dtype=np.float32)])
+        x = sp.vstack([self._examples_t.scipy().T.tocsr(), new_rows], format="csr")
+        blocks = [x] if meaning is None else [x, sp.csr_matrix(meaning.inputs(meaning.vectors))]
+        both = sp.hstack(blocks, format="csr", dtype=np.float64)
+        learned = LabelWeights(self.features.size, both.shape[1], len(classes) + 1, unseen_bias=-10.0)
+        settings = _SVM if meaning is None else _MEANING_SVM
+        fit_one_vs_rest(both, labels, row_weights.astype(np.float64), 0, learned, settings, only=refit)
+        del both
+        others = np.ones(len(classes) + 1, dtype=np.float32)
+        others[refit] = 0.0
+        svm = (svm @ sp.diags(others, format="csr") + learned.sparse()).tocsr()
+        svm.eliminate_zeros()
+        svm.sort_indices()
+        bias[refit] = learned.bias[refit]
+        if meaning is not None and meaning.weights is not None:
+            dense = meaning.weights.copy()
+            dense[:, refit] = learned.dense[:, refit]
+            meaning = replace(meaning, weights=dense)
+        log.info("extended by %d examples: %d of %d labels fitted again", len(keep), len(refit), len(classes) + 1)
+        model = LocalModel(
+            features=self.features,
+            answers=classes,
+            examples_t=CsrRows.of(x.T.tocsr()),
+            labels=labels,
+            sources=np.concatenate([self.sources, np.array(keep, dtype=np.int64) + len(self.prompts)]),
+            prompts=[*self.prompts, *prompts],
+            weights=CsrRows.of(svm.astype(np.float32)),
+            bias=bias.astype(np.float32),
+            negatives=self.negatives,
+            threshold=self.threshold,
+            meaning=meaning,
+            encoder=self.encoder,
+            row_weights=row_weights,
+        )
+        release_free_memory()
+        return model
 
     # -- answering
     def predict(self, text: str, vector: np.ndarray | None = None) -> Prediction:
@@ -451,6 +532,8 @@ class LocalModel:
             "xt_indices": self._examples_t.indices,
             "xt_indptr": self._examples_t.indptr,
         }
+        if self.row_weights is not None:
+            arrays["row_weights"] = self.row_weights
         if self._weights is not None and self._bias is not None:
             arrays["weights_data"], arrays["weights_indices"] = self._weights.data, self._weights.indices
             arrays["weights_indptr"], arrays["bias"] = self._weights.indptr, self._bias
@@ -504,6 +587,7 @@ class LocalModel:
                 threshold=float(meta["threshold"]),
                 meaning=meaning,
                 encoder=encoder if meaning is not None else None,
+                row_weights=arrays.get("row_weights"),
             )
         except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, EOFError) as exc:
             raise TeachbotError(f"cannot load the local model from {directory}: {exc}") from None

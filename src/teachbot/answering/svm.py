@@ -88,20 +88,25 @@ def fit_one_vs_rest(
     seed: int,
     keep: LabelSink,
     settings: SvmSettings,
+    only: np.ndarray | None = None,
 ) -> None:
-    """Fit the one-vs-rest SVMs of the labels present and hand each label's weights to ``keep``: the caller
-    stores them as it needs (mostly zero: sparse), so no dense labels × features matrix is ever built."""
+    """Fit the one-vs-rest SVMs of the labels present (or of the labels ``only``, each still against every
+    other row) and hand each label's weights to ``keep``: the caller stores them as it needs (mostly zero:
+    sparse), so no dense labels × features matrix is ever built."""
     import scipy.sparse as sp  # with sklearn, on first training: answering never imports either
 
-    present = np.unique(labels)
+    present = np.unique(labels) if only is None else np.intersect1d(only, labels)
+    if not len(present):
+        return
     groups = [present] if len(present) <= GROUP else np.array_split(present, -(-len(present) // GROUP))
+    grouped = len(groups) > 1 or only is not None
     x64 = sp.csr_matrix(x, dtype=np.float64)  # liblinear wants float64: convert once (unless it is), not per call
     threads = max(1, min(settings.threads, len(groups), os.cpu_count() or 1))
 
     from sklearn.exceptions import ConvergenceWarning  # imported on first training: answering never needs it
 
     def fit(group: np.ndarray) -> None:
-        _fit_group(x64, labels, group, len(groups) > 1, sample_weight, seed, settings, keep)
+        _fit_group(x64, labels, group, grouped, sample_weight, seed, settings, keep)
 
     # warning filters are global to the process: set them here, once, not in each worker thread
     with warnings.catch_warnings():

@@ -30,7 +30,15 @@ from teachbot.training.data import Split, split_training_set, starter_examples
 from teachbot.training.evaluation import EvaluationReport
 from teachbot.training.runs import Progress, RunCancelled, RunLedger, RunState
 from teachbot.training.testing import TestingService
-from teachbot.training.updates import UPDATE, UPDATE_FROM, UpdateCheck, learned_pairs, update_budget, update_size
+from teachbot.training.updates import (
+    UPDATE,
+    UPDATE_FROM,
+    UpdateCheck,
+    learned_pairs,
+    new_examples,
+    update_budget,
+    update_size,
+)
 from teachbot.training.versions import VersionInfo, VersionRegistry
 
 log = logging.getLogger(__name__)
@@ -318,11 +326,20 @@ class TrainingService:
         gate_version = last.gate_version if last is not None else current.version
         gate_accuracy = base.metrics.get("accuracy")
         base_name = current.version
+        name = await self.registry.next_name(scope)
+        adding = new_examples(current.model, split)
+        await stage(f"learning {len(adding)} new examples beside {sum(learned.values())}", 0.4)
+        prompts, answers = [e.prompt for e, _, _ in adding], [e.answer for e, _, _ in adding]
+        model = await asyncio.to_thread(current.model.extended, prompts, answers, [w for *_, w in adding])
+        ids = (*current.prompt_ids, *(i for _, i, _ in adding))
         if self.one_shot:
             self.knowledge.set_model(scope, None)  # asked already: see ``one_shot``
         del current
-        name = await self.registry.next_name(scope)
-        candidate, after = await self._fit_final(name, split, negatives, None, stage)
+        if model is None:  # a version saved before its rows' weights were kept: fitted from scratch
+            candidate, after = await self._fit_final(name, split, negatives, None, stage)
+        else:
+            candidate = LoadedVersion(name, model, ids)
+            after = await self._served(candidate, split.held)
         keys = [question_key(e.prompt, e.answer) for e in held]
         check = UpdateCheck(
             base=base_name,
@@ -446,8 +463,12 @@ class TrainingService:
                 f"{name} then learned from all {len(examples)} examples."
             )
         candidate = LoadedVersion(name, model, (*split.train_ids, *split.held_ids))
-        report = await self.testing.score(candidate, split.held)
-        return candidate, {question_key(o.prompt, o.expected): o.correct for o in report.outcomes}
+        return candidate, await self._served(candidate, split.held)
+
+    async def _served(self, candidate: LoadedVersion, held: Sequence[Example]) -> dict[str, bool]:
+        """Whether the version that serves answers each held-out question right, by ``question_key``."""
+        report = await self.testing.score(candidate, held)
+        return {question_key(o.prompt, o.expected): o.correct for o in report.outcomes}
 
 
 def inputs_hash(

@@ -22,8 +22,18 @@ from teachbot.answering.text import normalize_text
 if TYPE_CHECKING:  # types only: the replies' wording imports this module at start-up
     from teachbot.answering.local_model import LocalModel
     from teachbot.datasets.examples import Example
+    from teachbot.training.data import Split
 
-__all__ = ["UPDATE", "UPDATE_FROM", "UPDATE_SHARE", "UpdateCheck", "learned_pairs", "update_budget", "update_size"]
+__all__ = [
+    "UPDATE",
+    "UPDATE_FROM",
+    "UPDATE_SHARE",
+    "UpdateCheck",
+    "learned_pairs",
+    "new_examples",
+    "update_budget",
+    "update_size",
+]
 
 #: Key of a version's stored metrics describing the update that made it (absent: a gated run made it).
 UPDATE = "update"
@@ -94,6 +104,23 @@ def update_size(
     if before - now:  # something learned is no longer selected
         return None
     return sum((now - before).values()), sum(before.values())
+
+
+def new_examples(model: LocalModel, split: Split) -> list[tuple[Example, int | None, float]]:
+    """The examples of ``split`` (with their ids and weights, training ones first) beyond those ``model``
+    learned: what an update adds."""
+    learned = learned_pairs(model)
+    weights = [*split.train_weights, *[1.0] * len(split.held)]
+    out = []
+    for example, example_id, weight in zip(
+        [*split.train, *split.held], [*split.train_ids, *split.held_ids], weights, strict=True
+    ):
+        pair = (example.prompt, example.answer)
+        if learned[pair] > 0:
+            learned[pair] -= 1
+        else:
+            out.append((example, example_id, weight))
+    return out
 
 
 def learned_pairs(model: LocalModel) -> Counter[tuple[str, str]]:
