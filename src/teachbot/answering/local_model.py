@@ -323,20 +323,23 @@ class LocalModel:
         svm = sp.hstack([old[:, :known], zeros, old[:, known:]], format="csr")
         bias = np.insert(self._bias, known, np.zeros(added, np.float32))
         scores = (new_rows @ svm).toarray() + bias
-        meaning = self.meaning
+        meaning, new_vectors = self.meaning, None
+        blocks = [sp.vstack([self._examples_t.scipy().T.tocsr(), new_rows], format="csr")]
         if meaning is not None and meaning.weights is not None and self.encoder is not None:
             new_vectors = self.encoder.encode(texts)
+            new_inputs = meaning.inputs(new_vectors)
             dense = np.insert(meaning.weights, [known] * added, 0.0, axis=1)
-            meaning = replace(meaning, vectors=np.vstack([meaning.vectors, new_vectors]), weights=dense)
-            scores += meaning.inputs(new_vectors) @ dense
+            meaning = replace(meaning, weights=dense)  # its vectors grow after the fit (peak memory)
+            scores += new_inputs @ dense
+            blocks.append(sp.csr_matrix(np.vstack([meaning.inputs(meaning.vectors), new_inputs])))
         own = np.arange(len(classes) + 1)[None, :] == new_labels[:, None]
         inside = (np.where(own, scores, -scores) < 1.0).any(axis=0)
         inside[known : known + added] = True
         refit = np.flatnonzero(inside)
         row_weights = np.concatenate([self.row_weights, np.array([weights[i] for i in keep], dtype=np.float32)])
-        x = sp.vstack([self._examples_t.scipy().T.tocsr(), new_rows], format="csr")
-        blocks = [x] if meaning is None else [x, sp.csr_matrix(meaning.inputs(meaning.vectors))]
+        x = blocks[0]
         both = sp.hstack(blocks, format="csr", dtype=np.float64)
+        del blocks
         learned = LabelWeights(self.features.size, both.shape[1], len(classes) + 1, unseen_bias=-10.0)
         settings = _SVM if meaning is None else _MEANING_SVM
         fit_one_vs_rest(both, labels, row_weights.astype(np.float64), 0, learned, settings, only=refit)
@@ -347,10 +350,10 @@ class LocalModel:
         svm.eliminate_zeros()
         svm.sort_indices()
         bias[refit] = learned.bias[refit]
-        if meaning is not None and meaning.weights is not None:
+        if meaning is not None and meaning.weights is not None and new_vectors is not None:
             dense = meaning.weights.copy()
             dense[:, refit] = learned.dense[:, refit]
-            meaning = replace(meaning, weights=dense)
+            meaning = replace(meaning, vectors=np.vstack([meaning.vectors, new_vectors]), weights=dense)
         log.info("extended by %d examples: %d of %d labels fitted again", len(keep), len(refit), len(classes) + 1)
         model = LocalModel(
             features=self.features,
