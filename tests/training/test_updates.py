@@ -109,6 +109,8 @@ async def test_a_few_new_examples_are_fitted_once_and_checked_against_the_active
     assert f"2 new examples since {first.version.name}" in text
     assert f"{second.version.name} answers {check.right} right" in text and "is now active" in text
     assert "Too few" not in text
+    listed = wording.version_info(row)
+    assert f"holdout accuracy {first.report.accuracy:.1%} ({first.version.name}'s, +2 examples since)" in listed
 
     # one more would make 3 since the last gate, over 1 % of 262: a full run measures again
     await app.datasets.import_file("global", write_csv(tmp_path / "two.csv", {"answer 7": new[2:]}), author="t")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from teachbot.teaching.service import TeachStatus
 from teachbot.training.runs import RunState
-from teachbot.training.updates import UPDATE_SHARE
+from teachbot.training.updates import UPDATE, UPDATE_SHARE, UpdateCheck
 
 if TYPE_CHECKING:  # only types: importing the fine-tuning side here would load the openai SDK at start-up
     from collections.abc import Sequence
@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # only types: importing the fine-tuning side here would load 
     from teachbot.training.remote import RemoteOutcome
     from teachbot.training.runs import RunInfo
     from teachbot.training.service import TrainOutcome
-    from teachbot.training.updates import UpdateCheck
     from teachbot.training.versions import VersionInfo
 
 GENERIC_ERROR = "Something went wrong on my side; it has been logged."
@@ -146,6 +145,9 @@ def dataset_diff(diff: DatasetDiff, limit: int = 10) -> str:
 def version_info(version: VersionInfo) -> str:
     accuracy = version.metrics.get("accuracy")
     score = f", holdout accuracy {float(accuracy):.1%}" if isinstance(accuracy, int | float) else ""
+    update = UpdateCheck.from_json(version.metrics.get(UPDATE))
+    if score and update is not None:  # an update carries the last gate's figure
+        score += f" ({update.gate_version}'s, +{update.added_since_gate} examples since)"
     mark = " (active)" if version.active else ""
     made = f"{version.created_at} by {version.created_by}"
     return f"{version.name}{mark}: {version.examples} examples, {version.answers} answers{score}, {made}"
