@@ -82,7 +82,7 @@ class TrainOutcome:
     data: DataCounts | None = None
     crossval: CrossValidation | None = None
     reused: bool = False
-    update: UpdateCheck | None = None  # the run only added a few examples: fitted once (``training/updates.py``)
+    update: UpdateCheck | None = None  # the run only added a few examples: an update (``training/updates.py``)
 
     @property
     def few_held_out(self) -> bool:

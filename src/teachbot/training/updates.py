@@ -4,8 +4,10 @@ A full run fits twice: a gate model without the held-out split, scored there, th
 everything (``training/service.py``). After a handful of corrections to a large model that doubles the wait for
 little: the gate model of the active version's data plus 1 % more would score its held-out questions within
 a question or two of the last gate. So a run that adds at most ``UPDATE_SHARE`` of the active version's examples
-since the last gated version, removes none and keeps the same refusals and encoder, fits once, on everything,
-and is checked against the active version on the held-out questions: both learned them, so the check says
+since the last gated version, removes none and keeps the same refusals and encoder, extends the active version
+(``LocalModel.extended``: only the labels the new rows fall inside the margin of are fitted again, on every row;
+a version saved before it kept its rows' weights is fitted from scratch, once, on everything), and is checked
+against the active version on the held-out questions: both learned them, so the check says
 whether the new examples broke answers the active version gave (it decides activation as the gate would), and
 the held-out accuracy on unseen questions is the last gate's, carried with its name.
 """

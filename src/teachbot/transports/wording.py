@@ -216,9 +216,10 @@ def train_outcome(outcome: TrainOutcome, prefix: str) -> str:
 
 
 def _update_lines(name: str, check: UpdateCheck) -> list[str]:
-    """What an update (a run that only added a few examples, fitted once) checked, and the figures it carries."""
+    """What an update (a run that only added a few examples to the active version) checked, and what it carries."""
     lines = [
-        f"{check.added} new examples since {check.base}, so it was fitted once, on everything, without a gate model.",
+        f"{check.added} new examples since {check.base}: it learned them beside what {check.base} knew, without a "
+        "gate model.",
         f"Held-out check, on {check.questions} questions both versions learned: {name} answers {check.right} right, "
         f"{check.base} {check.base_right}.",
     ]
