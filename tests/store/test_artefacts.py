@@ -19,8 +19,10 @@ from teachbot.store.artefacts import (
     folder_sha256,
     materialise,
     put_archive,
+    put_archive_file,
     put_folder,
     stamp,
+    write_archive,
 )
 from teachbot.store.db import Database
 from teachbot.store.tables import Artefact
@@ -278,3 +280,17 @@ def test_archives_are_deterministic(tmp_path: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     assert archive_folder(restored) == archive_folder(folder)
+
+
+def test_an_archive_written_to_a_file_is_stored_from_it_piece_by_piece(db: Database, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    (folder / "big.bin").write_bytes(bytes(range(256)) * 20_000)  # 5 MB: several of the copy's pieces
+    archive = tmp_path / "v.tar"
+    with archive.open("wb") as file:
+        sha = write_archive(folder, file)
+    assert archive.read_bytes() == archive_folder(folder) and sha == folder_sha256(folder)
+    assert db.call(lambda s: put_archive_file(s, archive, sha)) == sha
+    assert db.call(lambda s: put_archive_file(s, archive, sha)) == sha  # the same files: stored once
+    assert db.call(lambda s: s.scalar(select(func.count()).select_from(Artefact))) == 1
+    restored = db.call(lambda s: materialise(s, sha, tmp_path / "cache"))
+    assert files_of(restored) == files_of(folder)

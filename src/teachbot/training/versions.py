@@ -11,7 +11,6 @@ feed (``store/changes.py``), and ``sync_active`` lets every other process follow
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import shutil
@@ -30,7 +29,16 @@ from teachbot.answering.knowledge import Knowledge, LoadedVersion, build_referen
 from teachbot.answering.local_model import EncoderMismatch, LocalModel
 from teachbot.answering.protocols import GLOBAL_SCOPE
 from teachbot.errors import TeachbotError, UserError
-from teachbot.store.artefacts import ArtefactError, archive_folder, materialise, put_archive, stamp, verified
+from teachbot.store.artefacts import (
+    ArtefactError,
+    archive_folder,
+    materialise,
+    put_archive,
+    put_archive_file,
+    stamp,
+    verified,
+    write_archive,
+)
 from teachbot.store.changes import ChangeKind, publish
 from teachbot.store.db import Database
 from teachbot.store.tables import ModelVersion
@@ -76,7 +84,8 @@ class VersionRegistry:
         self.models_dir = models_dir
         self.remote_models = remote_models
         self.with_reference = with_reference  # LLM backends show training examples in their prompts
-        self._archives: dict[str, bytes] = {}  # archives ``write`` made, until ``add_local`` stores them
+        #: archives ``write`` made (file, sha256), until ``add_local`` stores them
+        self._archives: dict[str, tuple[Path, str]] = {}
 
     # -- lookups
     async def find(self, scope: str, name: str) -> ModelVersion:
@@ -124,11 +133,12 @@ class VersionRegistry:
         cache = self.models_dir / ARTEFACTS_DIR
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=cache))
+        archive = staging.with_name(staging.name + ".tar")  # stored by ``add_local``, then deleted
         try:
             model.save(staging)
             (staging / EXAMPLE_IDS_FILE).write_text(json.dumps(list(example_ids)), encoding="utf-8")
-            archive = archive_folder(staging)
-            sha = hashlib.sha256(archive).hexdigest()
+            with archive.open("wb") as file:
+                sha = write_archive(staging, file)
             final = cache / sha
             if final.is_dir() and verified(final, sha):  # the same files again: keep the verified copy
                 shutil.rmtree(staging, ignore_errors=True)
@@ -139,9 +149,10 @@ class VersionRegistry:
                 stamp(final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            archive.unlink(missing_ok=True)
             raise
         path = f"{ARTEFACTS_DIR}/{sha}"
-        self._archives[path] = archive
+        self._archives[path] = (archive, sha)
         return path
 
     async def add_local(
@@ -149,12 +160,16 @@ class VersionRegistry:
     ) -> VersionInfo:
         """Record a version ``write`` saved, with its archive, under ``name`` or (when another process took
         that name meanwhile) the scope's next free one; the returned info names the version."""
-        archive = self._archives.pop(path, None)
-        if archive is None and path.startswith(f"{ARTEFACTS_DIR}/"):
+        written = self._archives.pop(path, None)
+        archive = None
+        if written is None and path.startswith(f"{ARTEFACTS_DIR}/"):
             archive = await asyncio.to_thread(archive_folder, self.models_dir / path)
 
         def add(wanted: str | None, s: Session) -> VersionInfo:
-            sha = put_archive(s, archive) if archive is not None else None
+            if written is not None:
+                sha: str | None = put_archive_file(s, *written)
+            else:
+                sha = put_archive(s, archive) if archive is not None else None
             row = ModelVersion(
                 name=wanted or _free_name(s, scope),
                 scope=scope,
@@ -168,7 +183,11 @@ class VersionRegistry:
             s.flush()
             return _info(row)
 
-        return await self._with_free_name(add, name)
+        try:
+            return await self._with_free_name(add, name)
+        finally:
+            if written is not None:
+                written[0].unlink(missing_ok=True)
 
     async def _with_free_name(self, add: Callable[[str | None, Session], T], first: str | None) -> T:
         """Run ``add`` (which inserts a version row) with ``first`` as its name, then with free names
