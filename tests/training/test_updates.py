@@ -11,7 +11,7 @@ from teachbot.config import ActivationPolicy
 from teachbot.datasets.examples import Example
 from teachbot.training.data import is_held_out
 from teachbot.training.service import SERVED, TrainOutcome
-from teachbot.training.updates import UPDATE, UPDATE_SHARE, UpdateCheck, update_budget, update_size
+from teachbot.training.updates import UPDATE, UPDATE_SHARE, UpdateCheck, learned_pairs, update_budget, update_size
 from teachbot.transports import wording
 
 # 20 answers × 12 questions + the 22 built-in small-talk examples: 1 % of them is 2.6 examples
@@ -35,21 +35,28 @@ def examples(pairs: list[tuple[str, str]]) -> list[Example]:
 PAIRS = [(f"question {n} about {topic}", topic) for topic in ("cats", "dogs", "birds") for n in range(4)]
 
 
+def sized(model: LocalModel, given: list[Example], negatives: list[tuple[str, str]]) -> tuple[int, int] | None:
+    """(examples added, examples the model learned), or None when the run would not be an update."""
+    learned = learned_pairs(model)
+    added = update_size(model, learned, given, negatives)
+    return None if added is None else (added, sum(learned.values()))
+
+
 def test_update_size_counts_what_was_added_and_refuses_other_changes() -> None:
     model = trained_on(PAIRS)
-    assert update_size(model, examples(PAIRS), []) == (0, len(PAIRS))
+    assert sized(model, examples(PAIRS), []) == (0, len(PAIRS))
     more = [*PAIRS, ("what do parrots eat", "birds"), ("what do parrots eat", "birds")]
-    assert update_size(model, examples(more), []) == (2, len(PAIRS))  # a copy is one more example too
-    assert update_size(model, examples(PAIRS[1:]), []) is None  # an example it learned is gone
+    assert sized(model, examples(more), []) == (2, len(PAIRS))  # a copy is one more example too
+    assert sized(model, examples(PAIRS[1:]), []) is None  # an example it learned is gone
     changed = [(PAIRS[0][0], "dogs"), *PAIRS[1:]]
-    assert update_size(model, examples(changed), []) is None  # an answer changed: one gone, one added
-    assert update_size(model, examples(PAIRS), [("question 0 about cats", "dogs")]) is None  # refusals changed
+    assert sized(model, examples(changed), []) is None  # an answer changed: one gone, one added
+    assert sized(model, examples(PAIRS), [("question 0 about cats", "dogs")]) is None  # refusals changed
 
 
 def test_refused_examples_are_left_out_as_the_model_leaves_them_out() -> None:
     refusal = [("Question 0 about CATS", "cats")]
     model = trained_on(PAIRS, refusal)
-    assert update_size(model, examples(PAIRS), refusal) == (0, len(PAIRS) - 1)
+    assert sized(model, examples(PAIRS), refusal) == (0, len(PAIRS) - 1)
 
 
 def test_update_budget_adds_up_since_the_last_gate_and_needs_a_large_enough_model() -> None:

@@ -36,7 +36,7 @@ from teachbot.answering.encoding import Encoder, release_model, uncached
 from teachbot.answering.meaning import SAME_MEANING
 from teachbot.answering.nearest import TAUGHT_THRESHOLD, NearestIndex, embed
 from teachbot.answering.svm import LabelWeights, SvmSettings, fit_one_vs_rest
-from teachbot.answering.text import normalize_text
+from teachbot.answering.text import learnable
 from teachbot.answering.tfidf import CHUNK, WORD_WEIGHT, TfidfFeatures
 from teachbot.errors import TeachbotError
 from teachbot.memory import release_free_memory
@@ -217,9 +217,7 @@ class LocalModel:
         much each example counts in the SVM: a taught correction more than an imported example."""
         if len(prompts) != len(answers) or (weights is not None and len(weights) != len(prompts)):
             raise TeachbotError(f"{len(prompts)} prompts but {len(answers)} answers and {len(weights or ())} weights")
-        refused = {(normalize_text(p), a) for p, a in negatives}
-        pairs = enumerate(zip(prompts, answers, strict=True))
-        keep = [i for i, (p, a) in pairs if not refused or (normalize_text(p), a) not in refused]
+        keep = learnable(prompts, answers, negatives)
         if not keep:
             raise TeachbotError("nothing to learn: no examples (or every one is marked as a wrong answer)")
         classes = sorted({answers[i] for i in keep})
@@ -303,9 +301,7 @@ class LocalModel:
             return None
         if self.meaning is not None and (self.encoder is None or self.meaning.weights is None):
             return None
-        refused = {(normalize_text(p), a) for p, a in self.negatives}
-        pairs = enumerate(zip(prompts, answers, strict=True))
-        keep = [i for i, (p, a) in pairs if (normalize_text(p), a) not in refused]
+        keep = learnable(prompts, answers, self.negatives)
         if not keep:
             return None
         import scipy.sparse as sp  # fitting only: answering never needs scipy (see answering/csr.py)
@@ -323,13 +319,12 @@ class LocalModel:
         svm = sp.hstack([old[:, :known], zeros, old[:, known:]], format="csr")
         bias = np.insert(self._bias, known, np.zeros(added, np.float32))
         scores = (new_rows @ svm).toarray() + bias
-        meaning, new_vectors = self.meaning, None
+        meaning, new_vectors, dense = self.meaning, None, None
         blocks = [sp.vstack([self._examples_t.scipy().T.tocsr(), new_rows], format="csr")]
-        if meaning is not None and meaning.weights is not None and self.encoder is not None:
+        if meaning is not None and meaning.weights is not None and self.encoder is not None:  # checked above
             new_vectors = self.encoder.encode(texts)
             new_inputs = meaning.inputs(new_vectors)
-            dense = np.insert(meaning.weights, [known] * added, 0.0, axis=1)
-            meaning = replace(meaning, weights=dense)  # its vectors grow after the fit (peak memory)
+            dense = np.insert(meaning.weights, [known] * added, 0.0, axis=1)  # a new array: refitted in place
             scores += new_inputs @ dense
             blocks.append(sp.csr_matrix(np.vstack([meaning.inputs(meaning.vectors), new_inputs])))
         own = np.arange(len(classes) + 1)[None, :] == new_labels[:, None]
@@ -350,8 +345,7 @@ class LocalModel:
         svm.eliminate_zeros()
         svm.sort_indices()
         bias[refit] = learned.bias[refit]
-        if meaning is not None and meaning.weights is not None and new_vectors is not None:
-            dense = meaning.weights.copy()
+        if meaning is not None and new_vectors is not None and dense is not None:  # vectors grow after the fit
             dense[:, refit] = learned.dense[:, refit]
             meaning = replace(meaning, vectors=np.vstack([meaning.vectors, new_vectors]), weights=dense)
         log.info("extended by %d examples: %d of %d labels fitted again", len(keep), len(refit), len(classes) + 1)

@@ -10,8 +10,9 @@ import functools
 import itertools
 import re
 import unicodedata
+from collections.abc import Sequence
 
-__all__ = ["CHAR_SIZES", "MAX_TEXT_CHARS", "ngrams", "normalize_text"]
+__all__ = ["CHAR_SIZES", "MAX_TEXT_CHARS", "learnable", "ngrams", "normalize_text"]
 
 #: Longer inputs are cut to this many characters before matching: a question is never longer,
 #: and it bounds the time one message can cost.
@@ -64,3 +65,11 @@ def _char_grams(word: str) -> tuple[str, ...]:
     """A word's character n-grams; cached, as the same words come back all the time."""
     padded = f" {word} "
     return tuple(padded[i : i + n] for n in CHAR_SIZES for i in range(max(1, len(padded) - n + 1)))
+
+
+def learnable(prompts: Sequence[str], answers: Sequence[str], negatives: Sequence[tuple[str, str]]) -> list[int]:
+    """The indices of the examples a model learns: all but those its ``negatives`` refuse (the same question,
+    as normalised, with the same answer)."""
+    refused = {(normalize_text(p), a) for p, a in negatives}
+    pairs = enumerate(zip(prompts, answers, strict=True))
+    return [i for i, (p, a) in pairs if not refused or (normalize_text(p), a) not in refused]

@@ -34,6 +34,7 @@ from teachbot.training.updates import (
     UPDATE,
     UPDATE_FROM,
     UpdateCheck,
+    UpdatePlan,
     learned_pairs,
     new_examples,
     update_budget,
@@ -200,7 +201,7 @@ class TrainingService:
             return outcome
         current = self.knowledge.active(scope)  # already in memory: no reload from disk
         previous = current.version if current is not None else None
-        update = await self._update_size(scope, current, split, training.negatives) if current is not None else None
+        update = await self._plan_update(scope, current, split, training.negatives) if current is not None else None
         del current  # each path looks it up, and lets it go before fitting (``one_shot``)
         if update is not None:
             candidate, served, check, carried = await self._update(scope, split, training.negatives, update, stage)
@@ -282,53 +283,52 @@ class TrainingService:
         candidate, served = await self._fit_final(name, split, training.negatives, evaluation, stage)
         return candidate, served, evaluation, compared, crossval
 
-    async def _update_size(
+    async def _plan_update(
         self, scope: str, current: LoadedVersion, split: Split, negatives: Sequence[tuple[str, str]]
-    ) -> tuple[int, int] | None:
-        """(examples added to ``current``'s, examples added since the last gated version) when this run is an
-        update (``training/updates.py``), else None: it then fits a gate model as usual."""
+    ) -> UpdatePlan | None:
+        """What this run adds to ``current`` when it is an update (``training/updates.py``), else None: it then
+        fits a gate model as usual."""
         encoder_id = self.knowledge.encoder.model_id if self.knowledge.encoder is not None else None
         if not split.held or current.model.encoder_id != encoder_id:
             return None
-        size = update_size(current.model, [*split.train, *split.held], negatives)
-        if size is None or not size[0]:
+        learned = learned_pairs(current.model)
+        added = update_size(current.model, learned, [*split.train, *split.held], negatives)
+        if not added:
             return None
-        added, learned = size
         base = await self.registry.find(scope, current.version)
-        since_gate = update_budget(base.metrics, learned, added, self.update_from)
-        return None if since_gate is None else (added, since_gate)
+        since_gate = update_budget(base.metrics, sum(learned.values()), added, self.update_from)
+        return None if since_gate is None else UpdatePlan(added, since_gate, learned, base.metrics)
 
     async def _update(
         self,
         scope: str,
         split: Split,
         negatives: Sequence[tuple[str, str]],
-        size: tuple[int, int],
+        plan: UpdatePlan,
         stage: StageCallback,
     ) -> tuple[LoadedVersion, dict[str, bool], UpdateCheck, dict[str, object]]:
         """An update's one fit, on every selected example, with its held-out outcomes; its check against the
         active version on the held-out questions both learned (did the new examples break answers it gave?); and
         the active version's stored held-out figures, the last gate's, which the update carries."""
-        added, since_gate = size
         current = self.knowledge.active(scope)
         if current is None:
             raise UserError("The active version was switched off as training began; nothing changed: train again.")
-        learned = learned_pairs(current.model)
-        held = [e for e in split.held if (e.prompt, e.answer) in learned]  # new ones: only the update learned them
-        base = await self.registry.find(scope, current.version)
-        before = _recorded(base.metrics, SERVED)  # what it answered when it was made: the same model, the same answers
+        held = [e for e in split.held if (e.prompt, e.answer) in plan.learned]  # new ones: only the update's
+        before = _recorded(
+            plan.base_metrics, SERVED
+        )  # what it answered when it was made: the same model, the same answers
         unasked = [e for e in held if question_key(e.prompt, e.answer) not in before]
         if unasked:  # a version made before they were recorded
             await stage(f"asking {current.version} {len(unasked)} held-out questions", 0.2)
             report = await self.testing.score(current, unasked)
             before.update((question_key(o.prompt, o.expected), o.correct) for o in report.outcomes)
-        last = UpdateCheck.from_json(base.metrics.get(UPDATE))  # the active version is an update itself
+        last = UpdateCheck.from_json(plan.base_metrics.get(UPDATE))  # the active version is an update itself
         gate_version = last.gate_version if last is not None else current.version
-        gate_accuracy = base.metrics.get("accuracy")
+        gate_accuracy = plan.base_metrics.get("accuracy")
         base_name = current.version
         name = await self.registry.next_name(scope)
-        adding = new_examples(current.model, split)
-        await stage(f"learning {len(adding)} new examples beside {sum(learned.values())}", 0.4)
+        adding = new_examples(plan.learned, split)
+        await stage(f"learning {len(adding)} new examples beside {sum(plan.learned.values())}", 0.4)
         prompts, answers = [e.prompt for e, _, _ in adding], [e.answer for e, _, _ in adding]
         model = await asyncio.to_thread(current.model.extended, prompts, answers, [w for *_, w in adding])
         ids = (*current.prompt_ids, *(i for _, i, _ in adding))
@@ -343,15 +343,15 @@ class TrainingService:
         keys = [question_key(e.prompt, e.answer) for e in held]
         check = UpdateCheck(
             base=base_name,
-            added=added,
-            added_since_gate=since_gate,
+            added=plan.added,
+            added_since_gate=plan.since_gate,
             questions=len(held),
             right=sum(after[k] for k in keys),
             base_right=sum(before[k] for k in keys),
             gate_version=gate_version,
             gate_accuracy=float(gate_accuracy) if isinstance(gate_accuracy, int | float) else None,
         )
-        carried = {k: v for k, v in base.metrics.items() if k not in (UPDATE, INPUTS, SERVED)}
+        carried = {k: v for k, v in plan.base_metrics.items() if k not in (UPDATE, INPUTS, SERVED)}
         return candidate, after, check, carried
 
     async def _reuse(

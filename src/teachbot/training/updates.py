@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from teachbot.answering.text import normalize_text
+from teachbot.answering.text import learnable
 
 if TYPE_CHECKING:  # types only: the replies' wording imports this module at start-up
     from teachbot.answering.local_model import LocalModel
@@ -31,6 +31,7 @@ __all__ = [
     "UPDATE_FROM",
     "UPDATE_SHARE",
     "UpdateCheck",
+    "UpdatePlan",
     "learned_pairs",
     "new_examples",
     "update_budget",
@@ -93,33 +94,44 @@ class UpdateCheck:
             return None
 
 
+@dataclass(frozen=True, slots=True)
+class UpdatePlan:
+    """A run found to be an update: what it adds, what the active version learned, and that version's metrics."""
+
+    added: int  # examples beyond the active version's
+    since_gate: int  # examples beyond the last gated version's, these included
+    learned: Counter[tuple[str, str]]  # the active version's examples (``learned_pairs``)
+    base_metrics: Mapping[str, object]
+
+
 def update_size(
-    model: LocalModel, examples: Sequence[Example], negatives: Sequence[tuple[str, str]]
-) -> tuple[int, int] | None:
-    """How many of ``examples`` ``model`` did not learn, and how many it learned, when adding those is all
+    model: LocalModel,
+    learned: Counter[tuple[str, str]],
+    examples: Sequence[Example],
+    negatives: Sequence[tuple[str, str]],
+) -> int | None:
+    """How many of ``examples`` ``model`` (which learned ``learned``) did not learn, when adding those is all
     that changed: None when it learned an example that is gone, or refusals changed (not an update)."""
     if sorted(model.negatives) != sorted((str(p), str(a)) for p, a in negatives):
         return None
-    refused = {(normalize_text(p), a) for p, a in negatives}  # as ``LocalModel.fit`` leaves them out
-    now = Counter((e.prompt, e.answer) for e in examples if (normalize_text(e.prompt), e.answer) not in refused)
-    before = learned_pairs(model)
-    if before - now:  # something learned is no longer selected
+    kept = learnable([e.prompt for e in examples], [e.answer for e in examples], negatives)
+    now = Counter((examples[i].prompt, examples[i].answer) for i in kept)
+    if learned - now:  # something learned is no longer selected
         return None
-    return sum((now - before).values()), sum(before.values())
+    return sum((now - learned).values())
 
 
-def new_examples(model: LocalModel, split: Split) -> list[tuple[Example, int | None, float]]:
-    """The examples of ``split`` (with their ids and weights, training ones first) beyond those ``model``
-    learned: what an update adds."""
-    learned = learned_pairs(model)
-    weights = [*split.train_weights, *[1.0] * len(split.held)]
+def new_examples(learned: Counter[tuple[str, str]], split: Split) -> list[tuple[Example, int | None, float]]:
+    """The examples of ``split`` (with their ids and weights, training ones first) beyond ``learned``, the
+    active version's: what an update adds."""
+    left = Counter(learned)
     out = []
     for example, example_id, weight in zip(
-        [*split.train, *split.held], [*split.train_ids, *split.held_ids], weights, strict=True
+        [*split.train, *split.held], [*split.train_ids, *split.held_ids], split.weights(), strict=True
     ):
         pair = (example.prompt, example.answer)
-        if learned[pair] > 0:
-            learned[pair] -= 1
+        if left[pair] > 0:
+            left[pair] -= 1
         else:
             out.append((example, example_id, weight))
     return out
